@@ -1,0 +1,221 @@
+"""Structured-config schemas, registered with Hydra's ConfigStore.
+
+Every YAML file of a config group starts from the group's schema (``defaults: [schema]``), so
+a typo in a key or a value of the wrong type fails at composition, and ``validate`` refuses
+values that are well-typed but meaningless (``rounds=-1``) before any work starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+RATIONALE_FORMATS = ("pot", "cot")
+LOADERS = ("synthetic", "gsm8k", "svamp", "asdiv", "multiarith", "local")
+ARCHS = ("causal", "seq2seq")
+TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf")
+AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
+
+
+class ConfigError(ValueError):
+    """A configuration value that composes but cannot be run."""
+
+
+@dataclass
+class SourceConfig:
+    """Where one set of problems comes from."""
+
+    loader: str = MISSING  # one of LOADERS
+    split: str = "train"
+    path: Optional[str] = None  # original file, or a folder holding it; None = the Hugging Face Hub
+    hub_name: Optional[str] = None  # overrides the loader's default hub id
+    hub_config: Optional[str] = None
+    limit: Optional[int] = None  # first N problems (after a seeded shuffle when shuffle=true)
+    shuffle: bool = False
+    n: int = 0  # synthetic: how many problems to generate
+    min_steps: int = 1  # synthetic: reasoning steps of the generated problems
+    max_steps: int = 3
+    # local: field names and format
+    format: Optional[str] = None  # jsonl | json | csv; None = from the file suffix
+    id_field: Optional[str] = None
+    question_field: str = "question"
+    answer_field: str = "answer"
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # root folder of original files (e.g. ../shared/data)
+    train: SourceConfig = field(default_factory=SourceConfig)
+    eval: Dict[str, SourceConfig] = field(default_factory=dict)
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: Optional[List[str]] = None  # None = peft's default for the architecture
+
+
+@dataclass
+class GenerationConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 128
+    backend: str = "hf"  # hf | vllm (causal students on GPU)
+
+
+@dataclass
+class StudentConfig:
+    name: str = MISSING
+    arch: str = MISSING  # causal | seq2seq
+    pretrained: Optional[str] = None  # hub id or local folder; None = random init from model_config
+    gguf_file: Optional[str] = None  # a .gguf file (or "pkg:<module>/<file>") to load weights from
+    tokenizer: str = "auto"  # auto (from pretrained) | byt5 | wordlevel (trained on the run's corpus)
+    model_config: Dict[str, Any] = field(default_factory=dict)  # random init: config kwargs
+    max_source_len: int = 256
+    max_target_len: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    batch_size: int = 16
+    epochs: int = 3  # per round
+    continue_from_previous: bool = True  # round r starts from round r-1's weights, not the base
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    group_by_length: bool = True
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    num_workers: int = 0
+
+
+@dataclass
+class TeacherConfig:
+    backend: str = MISSING  # oracle | openai | vllm | hf
+    model: Optional[str] = None
+    # sampling
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    # openai-compatible servers
+    base_urls: List[str] = field(default_factory=list)  # several are shared out
+    api_key: Optional[str] = None  # default: $OPENAI_API_KEY
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    max_retries: int = 6
+    # vllm / hf
+    gguf_file: Optional[str] = None
+    batch_size: int = 8
+    dtype: str = "auto"
+    vllm: Dict[str, Any] = field(default_factory=dict)
+    # oracle (offline simulator)
+    error_rate: float = 0.0  # probability that the simulator writes a wrong rationale
+    # cache of every call: on | off | readonly
+    cache: str = "on"
+    cache_dir: Optional[str] = None
+    prompts: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentationConfig:
+    mode: str = "fdd"  # fdd | none | easy_only | hard_only | random
+    per_easy: int = 1  # harder variations per easy problem
+    per_hard: int = 1  # similar problems per hard problem
+    budget: Optional[int] = None  # max new problems asked for per round (None = no cap)
+    samples: int = 3  # k teacher rationales per new problem
+    min_agree: int = 2  # of which at least this many must agree on the answer
+    seed_samples: int = 1  # teacher rationales per seed problem at initialization
+    dedup_threshold: float = 0.9  # jaccard similarity of word 3-grams above which a problem is a duplicate
+    decontam_ngram: int = 8  # reject new problems sharing an n-gram of this many words with a test set
+
+
+@dataclass
+class LoggerConfig:
+    wandb: bool = True
+    mode: str = "offline"  # offline | online | disabled; online needs WANDB_API_KEY
+    project: str = "fdd"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    job_type: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    log_tables: bool = True
+    log_artifacts: bool = True
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    output_dir: str = MISSING  # the run directory
+    cache_dir: str = MISSING  # shared across runs (teacher calls)
+    log_dir: str = "logs"
+
+
+@dataclass
+class FDDConfig:
+    rounds: int = 3
+    seed: int = 0
+    rationale: str = "pot"  # pot | cot
+    train_subset: Optional[int] = None  # answer only N training problems per round for the split
+    dry_run: bool = False  # print how many teacher calls the config would make, then exit
+    task_name: str = "fdd"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    trainer: Dict[str, Any] = field(default_factory=dict)  # lightning.Trainer kwargs
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    extras: Dict[str, Any] = field(default_factory=dict)
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="fdd_schema", node=FDDConfig)
+    cs.store(group="teacher", name="schema", node=TeacherConfig)
+    cs.store(group="student", name="schema", node=StudentConfig)
+    cs.store(group="dataset", name="schema", node=DatasetConfig)
+    cs.store(group="augmentation", name="schema", node=AugmentationConfig)
+    cs.store(group="logger", name="schema", node=LoggerConfig)
+    cs.store(group="paths", name="schema", node=PathsConfig)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def validate(cfg: DictConfig) -> FDDConfig:
+    """Refuse values that compose but cannot run; returns the typed config."""
+    obj: FDDConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    _check(obj.rounds >= 0, f"rounds must be >= 0, got {obj.rounds}")
+    _check(obj.rationale in RATIONALE_FORMATS, f"rationale must be one of {RATIONALE_FORMATS}, got {obj.rationale!r}")
+    s = obj.student
+    _check(s.arch in ARCHS, f"student.arch must be one of {ARCHS}, got {s.arch!r}")
+    _check(s.pretrained is not None or s.gguf_file is not None or bool(s.model_config),
+           f"student {s.name!r} needs pretrained, gguf_file or model_config")
+    _check(s.tokenizer in ("auto", "byt5", "wordlevel"), f"student.tokenizer: unknown {s.tokenizer!r}")
+    _check(s.lr > 0, f"student.lr must be > 0, got {s.lr}")
+    _check(s.batch_size > 0 and s.epochs >= 0, "student.batch_size must be > 0 and student.epochs >= 0")
+    _check(s.generation.backend in ("hf", "vllm"), f"student.generation.backend: unknown {s.generation.backend!r}")
+    _check(not (s.generation.backend == "vllm" and s.arch != "causal"),
+           "student.generation.backend=vllm serves causal students only")
+    t = obj.teacher
+    _check(t.backend in TEACHER_BACKENDS, f"teacher.backend must be one of {TEACHER_BACKENDS}, got {t.backend!r}")
+    _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
+    _check(t.concurrency > 0, "teacher.concurrency must be > 0")
+    _check(0.0 <= t.error_rate <= 1.0, "teacher.error_rate must be in [0, 1]")
+    _check(t.backend != "openai" or bool(t.base_urls) or t.model is not None,
+           "teacher=openai needs teacher.base_urls (or the default endpoint) and teacher.model")
+    a = obj.augmentation
+    _check(a.mode in AUGMENTATION_MODES, f"augmentation.mode must be one of {AUGMENTATION_MODES}, got {a.mode!r}")
+    _check(a.samples >= 1 and 1 <= a.min_agree <= a.samples,
+           f"augmentation needs 1 <= min_agree ({a.min_agree}) <= samples ({a.samples})")
+    _check(a.per_easy >= 0 and a.per_hard >= 0 and a.seed_samples >= 1, "augmentation counts must be >= 0")
+    d = obj.dataset
+    for name, src in [("train", d.train), *d.eval.items()]:
+        _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
+    _check(obj.logger.mode in ("offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
+    return obj

@@ -1,0 +1,50 @@
+"""Atomic JSON / JSON-lines files: a killed run never leaves a half-written output behind."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    _atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_jsonl(path, rows: Iterable) -> None:
+    """Write records (dataclasses with ``to_dict`` or plain dicts) atomically."""
+    lines = [json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, default=str) for r in rows]
+    _atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+
+
+def read_jsonl(path, cls=None) -> list:
+    return list(iter_jsonl(path, cls))
+
+
+def iter_jsonl(path, cls=None) -> Iterator:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                yield cls.from_dict(d) if cls is not None else d

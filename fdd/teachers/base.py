@@ -1,0 +1,80 @@
+"""The teacher's three jobs in FDD, independent of any backend.
+
+1. ``write_rationales``: k independent rationales (PoT program or CoT text) per problem.
+2. ``write_harder``: a more complex variation of each (easy) problem.
+3. ``write_similar``: a new problem of similar complexity to each (hard) problem.
+
+Replies are raw text plus a reason when a call failed; parsing answers out of rationales and
+deciding what to accept belongs to ``fdd.verify``, so every backend is judged the same way.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from fdd.types import Problem
+
+JOBS = ("rationale", "harder", "similar")
+
+
+@dataclass
+class Reply:
+    """One teacher output: ``text`` or, when the call failed, ``error`` (a short reason)."""
+
+    text: Optional[str]
+    error: Optional[str] = None
+    meta: dict = field(default_factory=dict)  # e.g. the simulator's structured spec of a new problem
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.text and self.text.strip())
+
+
+@dataclass
+class Usage:
+    """Teacher accounting per job: requests sent, cache hits, tokens, failures."""
+
+    counts: Dict[str, Dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+    def add(self, job: str, **kw: int) -> None:
+        for k, v in kw.items():
+            self.counts[job][k] += int(v)
+
+    def snapshot(self) -> Dict[str, Dict[str, int]]:
+        return {j: dict(c) for j, c in self.counts.items()}
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def total(self, key: str) -> int:
+        return sum(c.get(key, 0) for c in self.counts.values())
+
+
+class Teacher(ABC):
+    """What the FDD loop needs from a teacher. Backends are chosen by config (Hydra ``_target_``)."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    @abstractmethod
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
+        """``k`` independent rationales in format ``fmt`` (``pot``/``cot``) for each problem."""
+
+    @abstractmethod
+    def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
+        """``n`` more complex variations of each problem (reply text = the new question)."""
+
+    @abstractmethod
+    def write_similar(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
+        """``n`` new problems of similar complexity to each problem (reply text = the new question)."""
+
+    def close(self) -> None:
+        """Release servers, engines, pools."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
