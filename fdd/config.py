@@ -83,6 +83,7 @@ class StudentConfig:
     warmup_ratio: float = 0.06
     batch_size: int = 16
     epochs: int = 3  # per round
+    steps_per_round: Optional[int] = None  # a fixed optimisation budget per round (overrides epochs)
     continue_from_previous: bool = True  # round r starts from round r-1's weights, not the base
     gradient_checkpointing: bool = False
     compile: bool = False
@@ -135,7 +136,7 @@ class AugmentationConfig:
 @dataclass
 class LoggerConfig:
     wandb: bool = True
-    mode: str = "offline"  # offline | online | disabled; online needs WANDB_API_KEY
+    mode: str = "auto"  # auto (online when WANDB_API_KEY is set, else offline) | offline | online | disabled
     project: str = "fdd"
     entity: Optional[str] = None
     group: Optional[str] = None
@@ -154,11 +155,18 @@ class PathsConfig:
 
 
 @dataclass
+class SandboxConfig:
+    workers: int = 2
+    timeout_s: float = 2.0
+    memory_mb: int = 512
+
+
+@dataclass
 class FDDConfig:
     rounds: int = 3
     seed: int = 0
     rationale: str = "pot"  # pot | cot
-    train_subset: Optional[int] = None  # answer only N training problems per round for the split
+    train_subset: Optional[int] = None  # answer at most N problems of the pool per round for the split
     dry_run: bool = False  # print how many teacher calls the config would make, then exit
     task_name: str = "fdd"
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -168,6 +176,7 @@ class FDDConfig:
     trainer: Dict[str, Any] = field(default_factory=dict)  # lightning.Trainer kwargs
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     extras: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -217,5 +226,5 @@ def validate(cfg: DictConfig) -> FDDConfig:
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
-    _check(obj.logger.mode in ("offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
+    _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     return obj

@@ -1,0 +1,67 @@
+"""Any local .jsonl / .json / .csv file of problems, with configurable field names.
+
+``question_field`` / ``answer_field`` / ``id_field`` name the columns; answers go through the
+project's one normaliser (``parse_number``), and a GSM8K-style rationale ending in ``#### N`` is
+accepted as an answer. Without ``id_field``, ids are content hashes of the question.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fdd.data.base import LoadResult
+from fdd.data.files import DataUnavailableError, read_records, require, resolve_file, spec_get
+from fdd.reasoning.answer import parse_number
+from fdd.types import Problem, content_id
+
+
+def _answer(raw: Any) -> float | None:
+    if isinstance(raw, str) and "####" in raw:
+        raw = raw.rsplit("####", 1)[1]
+    return parse_number(raw)
+
+
+def load(spec: Any, seed: int = 0) -> LoadResult:
+    path = spec_get(spec, "path")
+    if not path:
+        raise DataUnavailableError("local: set path= to a .jsonl, .json or .csv file of problems")
+    f = _locate(path)
+    qf, af = spec_get(spec, "question_field", "question"), spec_get(spec, "answer_field", "answer")
+    idf = spec_get(spec, "id_field")
+    rows = read_records(f, spec_get(spec, "format"))
+    source = f"local-{f.stem}"
+    result = LoadResult(problems=[], source=source)
+    seen = set()
+    for i, row in enumerate(rows):
+        question, raw = require(row, (qf, af), str(f), i)
+        question = str(question).strip()
+        if idf:
+            (rid,) = require(row, (idf,), str(f), i)
+            pid = f"{source}-{rid}"
+        else:
+            pid = content_id(question, prefix=f"{source}-")
+        if not question:
+            result.skip("empty question", pid)
+            continue
+        value = _answer(raw)
+        if value is None:
+            result.skip("non-numeric answer", pid)
+            continue
+        if pid in seen:
+            result.skip("duplicate id", pid)
+            continue
+        seen.add(pid)
+        meta = {k: v for k, v in row.items() if k not in (qf, af, idf)}
+        result.problems.append(Problem(pid, question, value, source, meta))
+    return result
+
+
+def _locate(path: str) -> Path:
+    """The file ``path`` names; a folder is accepted when it holds exactly one data file."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files = sorted(x for x in p.iterdir() if x.suffix in (".jsonl", ".json", ".csv"))
+        if len(files) == 1:
+            return files[0]
+        raise DataUnavailableError(f"local: {path!r} is a folder with {len(files)} data files; name one file")
+    return resolve_file(path, [], "local")

@@ -1,0 +1,225 @@
+"""The FDD algorithm (arXiv 2411.14698), top to bottom.
+
+    round 0   init      the teacher writes rationales for the seed problems; wrong ones are dropped -> D0
+    round r   train     fine-tune the student on D_{r-1}                                  -> checkpoint/
+              evaluate  answer every held-out set                                         -> eval_<set>.jsonl
+              feedback  answer the problems of D_{r-1}: solved = easy, unsolved = hard    -> split.json
+              augment   harder variations of easy problems, similar problems for hard ones,
+                        verified and merged (skipped after the last round: nothing trains on it)
+                                                                                          -> distill.jsonl
+              metrics   per-round numbers to metrics.jsonl, wandb and rounds.png
+
+Every stage writes under ``<run_dir>/round_<r>/`` and is skipped when already done, so a rerun
+of the same command resumes a killed run. The loop knows backends only through their
+interfaces (Teacher, Student, Sandbox, Tracker).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from fdd.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.seeding import rng
+from fdd.stages import StageRunner
+from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection
+from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen, verify_seed
+
+log = logging.getLogger(__name__)
+
+
+class FDDLoop:
+    def __init__(self, cfg, run_dir, teacher, student, fmt, sandbox, tracker, train_problems: Sequence[Problem],
+                 eval_sets: Dict[str, Sequence[Problem]]) -> None:
+        self.cfg, self.aug = cfg, cfg.augmentation
+        self.run_dir = Path(run_dir)
+        self.stages = StageRunner(self.run_dir)
+        self.teacher, self.student, self.fmt, self.sandbox, self.tracker = teacher, student, fmt, sandbox, tracker
+        self.train_problems, self.eval_sets = list(train_problems), {k: list(v) for k, v in eval_sets.items()}
+
+    # ------------------------------------------------------------------ the algorithm
+    def run(self) -> List[Dict]:
+        init = self.stages.run(0, "init", self.initialize)
+        self.tracker.log_round(0, self._metrics(0, {"init": init}))
+        for r in range(1, self.cfg.rounds + 1):
+            summaries = {
+                "train": self.stages.run(r, "train", lambda d, r=r: self.train(r, d)),
+                "evaluate": self.stages.run(r, "evaluate", lambda d, r=r: self.evaluate(r, d)),
+                "feedback": self.stages.run(r, "feedback", lambda d, r=r: self.feedback(r, d)),
+            }
+            if r < self.cfg.rounds:
+                summaries["augment"] = self.stages.run(r, "augment", lambda d, r=r: self.augment(r, d))
+            metrics = self.stages.run(r, "metrics", lambda d, r=r, s=summaries: self._metrics(r, s))
+            self.tracker.log_round(r, metrics)
+        return self.tracker.rows
+
+    def initialize(self, out: Path) -> Dict:
+        """D0: teacher rationales for the seed problems, kept where the answer matches gold."""
+        self.teacher.usage.reset()
+        problems = self.train_problems
+        replies = self.teacher.write_rationales(problems, self.aug.seed_samples, self.cfg.rationale)
+        answers = self._extract(replies)
+        items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
+        write_jsonl(out / "rejected.jsonl", rejected)
+        write_jsonl(out / "distill.jsonl", items)
+        log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems),
+                 dict(Counter(r.reason for r in rejected)))
+        return {"seed_problems": len(problems), "distill_size": len(items), "rejected": len(rejected),
+                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot()}
+
+    def train(self, r: int, out: Path) -> Dict:
+        """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
+        items = self.distill_set(r - 1)
+        prev = self.run_dir / f"round_{r - 1}" / "checkpoint"
+        init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
+        info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
+                                init_from=init_from, round_idx=r)
+        (out / "train_state" / "last.ckpt").unlink(missing_ok=True)  # resumable state is no longer needed
+        return {**info, "distill_size": len(items)}
+
+    def evaluate(self, r: int, out: Path) -> Dict:
+        acc = {}
+        for name, problems in self.eval_sets.items():
+            preds = self.student.answer(problems, str(out / "checkpoint"), self.sandbox, desc=f"eval {name}")
+            write_jsonl(out / f"eval_{name}.jsonl", preds)
+            acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
+            log.info("round %d: accuracy on %s = %.3f (%d problems)", r, name, acc[name], len(preds))
+        return {"accuracy": acc}
+
+    def feedback(self, r: int, out: Path) -> Dict:
+        """The student answers the problems it was trained on: solved = easy, unsolved = hard."""
+        pool = self.feedback_pool(r)
+        preds = self.student.answer(pool, str(out / "checkpoint"), self.sandbox, desc="feedback")
+        write_jsonl(out / "train_predictions.jsonl", preds)
+        easy = [p.id for p in preds if p.correct]
+        hard = [p.id for p in preds if not p.correct]
+        write_json(out / "split.json", {"easy": easy, "hard": hard})
+        n = max(1, len(preds))
+        return {"answered": len(preds), "easy": len(easy), "hard": len(hard), "easy_ratio": len(easy) / n,
+                "hard_ratio": len(hard) / n, "train_accuracy": len(easy) / n,
+                "student_errors": dict(Counter(p.error for p in preds if p.error))}
+
+    def augment(self, r: int, out: Path) -> Dict:
+        """New problems from the teacher, verified and merged: D_r = D_{r-1} + accepted."""
+        self.teacher.usage.reset()
+        items = self.distill_set(r - 1)
+        by_id = {p.id: p for p in self.feedback_pool(r)}
+        split = read_json(out / "split.json")
+        to_harder, to_similar = self.choose_targets(r, [by_id[i] for i in split["easy"] if i in by_id],
+                                                    [by_id[i] for i in split["hard"] if i in by_id])
+        candidates, rejected = [], []
+        for branch, targets, job, n in ((BRANCH_HARDER, to_harder, self.teacher.write_harder, self.aug.per_easy),
+                                        (BRANCH_SIMILAR, to_similar, self.teacher.write_similar, self.aug.per_hard)):
+            if not targets or n == 0:
+                continue
+            for parent, replies in zip(targets, job(targets, n)):
+                for rep in replies:
+                    if rep.ok:
+                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta)))
+                    else:
+                        rejected.append(Rejection(id=f"{parent.id}/{branch}", reason=rep.error or "empty_reply",
+                                                  parent_id=parent.id, branch=branch))
+        write_jsonl(out / "generated.jsonl", [{"id": c.id, "question": c.question, "parent_id": c.parent_id,
+                                               "branch": c.branch, "round": r} for c in candidates])
+        dedup = DedupIndex(self.aug.dedup_threshold)
+        for q in {p.question for p in self.train_problems} | {i.question for i in items}:
+            dedup.add(q)
+        contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
+        survivors, screened_out = screen(candidates, dedup, contamination)
+        replies = self.teacher.write_rationales([c.problem() for c in survivors], self.aug.samples, self.cfg.rationale)
+        accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
+        rejected += screened_out + disagreed
+        write_jsonl(out / "rejected.jsonl", rejected)
+        write_jsonl(out / "distill.jsonl", list(items) + accepted)
+        log.info("round %d: asked %d harder + %d similar; %d candidates, %d accepted, rejected %s", r,
+                 len(to_harder), len(to_similar), len(candidates), len(accepted),
+                 dict(Counter(x.reason for x in rejected)))
+        return {"asked_harder": len(to_harder), "asked_similar": len(to_similar), "generated": len(candidates),
+                "accepted": len(accepted), "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
+                "rejected": len(rejected), "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
+                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot()}
+
+    # ------------------------------------------------------------------ choices of the method
+    def choose_targets(self, r: int, easy: List[Problem], hard: List[Problem]) -> Tuple[List[Problem], List[Problem]]:
+        """Which problems to expand, by ablation mode. A problem is expanded at most once per
+        branch over a run (its children carry the chain on); ``random`` spends the same budget
+        as ``fdd`` on problems picked without looking at the feedback."""
+        mode = self.aug.mode
+        done_h, done_s = self._expanded(r)
+        if mode == "random":
+            # Same counts as fdd would ask for, drawn from the whole pool without the labels.
+            n_easy = sum(p.id not in done_h for p in easy)
+            n_hard = sum(p.id not in done_s for p in hard)
+            pool = easy + hard
+            rng(self.cfg.seed, "random-targets", r).shuffle(pool)
+            easy = [p for p in pool if p.id not in done_h][:n_easy]
+            taken = {p.id for p in easy}
+            hard = [p for p in pool if p.id not in taken and p.id not in done_s][:n_hard]
+        else:
+            easy = [p for p in easy if p.id not in done_h] if mode in ("fdd", "easy_only") else []
+            hard = [p for p in hard if p.id not in done_s] if mode in ("fdd", "hard_only") else []
+        budget = self.aug.budget
+        if budget is not None and len(easy) + len(hard) > budget:
+            g = rng(self.cfg.seed, "budget", r)
+            n_easy = round(budget * len(easy) / (len(easy) + len(hard)))
+            easy = g.sample(easy, n_easy)
+            hard = g.sample(hard, budget - n_easy)
+        return easy, hard
+
+    def _expanded(self, r: int) -> Tuple[set, set]:
+        """Ids already expanded (harder, similar) in earlier rounds, read from their outputs."""
+        harder, similar = set(), set()
+        for q in range(1, r):
+            path = self.run_dir / f"round_{q}" / "generated.jsonl"
+            if path.is_file():
+                for row in read_jsonl(path):
+                    (harder if row["branch"] == BRANCH_HARDER else similar).add(row["parent_id"])
+        return harder, similar
+
+    def feedback_pool(self, r: int) -> List[Problem]:
+        """The problems of D_{r-1} (one per question), optionally a seeded subset."""
+        seen, pool = set(), []
+        for it in self.distill_set(r - 1):
+            if it.question not in seen:
+                seen.add(it.question)
+                pool.append(it.problem())
+        if self.cfg.train_subset and len(pool) > self.cfg.train_subset:
+            pool = rng(self.cfg.seed, "feedback-subset", r).sample(pool, self.cfg.train_subset)
+        return pool
+
+    # ------------------------------------------------------------------ helpers
+    def distill_set(self, r: int) -> List[Item]:
+        """D_r: round r's distill.jsonl, or D_{r-1} where round r did not augment."""
+        for q in range(r, -1, -1):
+            path = self.run_dir / f"round_{q}" / "distill.jsonl"
+            if path.is_file():
+                return read_jsonl(path, Item)
+        raise FileNotFoundError(f"no distillation set under {self.run_dir} for round {r}")
+
+    def _extract(self, replies) -> List[List]:
+        """Answers of all replies in one sandbox batch (failed replies get no program run)."""
+        flat = [rep.text or "" for reps in replies for rep in reps]
+        results = iter(self.fmt.extract(flat, self.sandbox)) if flat else iter(())
+        return [[next(results) for _ in reps] for reps in replies]
+
+    def _metrics(self, r: int, s: Dict) -> Dict:
+        """One flat row per round for metrics.jsonl, wandb and the plot."""
+        row: Dict = {"round": r}
+        if r == 0:
+            init = s["init"]
+            row.update(distill_size=init["distill_size"], seed_problems=init["seed_problems"],
+                       seed_rejected=init["rejected"], teacher=init.get("teacher", {}))
+            return row
+        tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
+        row.update(trained_on=tr["distill_size"], train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),
+                   easy=fb["easy"], hard=fb["hard"], easy_ratio=fb["easy_ratio"], hard_ratio=fb["hard_ratio"],
+                   accuracy=ev["accuracy"])
+        if "augment" in s:
+            a = s["augment"]
+            row.update(generated=a["generated"], accepted=a["accepted"], rejected=a["rejected"],
+                       rejected_by_reason=a["rejected_by_reason"], accepted_by_branch=a["accepted_by_branch"],
+                       distill_size=a["distill_size"], teacher=a.get("teacher", {}))
+        else:
+            row.update(distill_size=tr["distill_size"])
+        return row

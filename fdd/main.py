@@ -1,0 +1,118 @@
+"""Entry point: ``python -m fdd.main [group=option ...] [key=value ...]``.
+
+Composes and validates the config (a bad one fails here, before any work), builds the pieces
+named by it, runs the FDD loop in the run directory (resuming finished stages) and always
+finishes logging. Errors a user can fix (config, missing model or data) are one clear line.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from fdd.config import ConfigError, register_configs, validate
+
+log = logging.getLogger("fdd")
+
+register_configs()
+# The run directory is named by the command's overrides, so rerunning a command resumes its run.
+OmegaConf.register_new_resolver("fdd.run_name", lambda s: s or "default", replace=True)
+
+
+class UserError(RuntimeError):
+    """An error with a message that tells the user what to do; printed without a traceback."""
+
+
+def _user_errors():
+    from fdd.modeling import ModelUnavailableError
+
+    errors = [ConfigError, UserError, ModelUnavailableError]
+    try:
+        from fdd.data.files import DataUnavailableError
+
+        errors.append(DataUnavailableError)
+    except ImportError:  # data backends not importable: nothing to translate
+        pass
+    return tuple(errors)
+
+
+def load_problems(cfg):
+    """Training problems and the held-out sets, in the common schema."""
+    from fdd.data import load_source
+
+    train = load_source(cfg.dataset.train, seed=cfg.seed).problems
+    evals = {name: load_source(spec, seed=cfg.seed).problems for name, spec in cfg.dataset.eval.items()}
+    if not train:
+        raise UserError(f"dataset {cfg.dataset.name!r}: the training source yielded no problems")
+    return train, evals
+
+
+def dry_run(cfg, train, evals) -> dict:
+    """How many teacher calls this config makes at most (the split is unknown before training)."""
+    a = cfg.augmentation
+    init = len(train) * a.seed_samples
+    pool = len(train) if not cfg.train_subset else min(len(train), cfg.train_subset)
+    per_round = pool * max(a.per_easy, a.per_hard) * (1 + a.samples) if a.mode != "none" else 0
+    if a.budget is not None:
+        per_round = min(per_round, a.budget * max(a.per_easy, a.per_hard) * (1 + a.samples))
+    rounds_augmenting = max(0, cfg.rounds - 1)
+    out = {"init_rationale_calls": init, "max_calls_per_round": per_round, "augmenting_rounds": rounds_augmenting,
+           "max_total_calls": init + per_round * rounds_augmenting, "train_problems": len(train),
+           "eval_problems": {k: len(v) for k, v in evals.items()}}
+    print(OmegaConf.to_yaml(OmegaConf.create(out)))
+    return out
+
+
+def run(cfg: DictConfig) -> list:
+    """Run (or resume) FDD for a composed config; returns the per-round metric rows."""
+    obj = validate(cfg)
+    run_dir = Path(obj.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train, evals = load_problems(obj)
+    if obj.dry_run:
+        dry_run(obj, train, evals)
+        return []
+
+    from fdd.loop import FDDLoop
+    from fdd.reasoning.formats import get_format
+    from fdd.reasoning.sandbox import Sandbox
+    from fdd.students.student import Student
+    from fdd.teachers import build_teacher
+    from fdd.tracking import Tracker
+
+    fmt = get_format(obj.rationale)
+    tracker = Tracker(run_dir, obj.logger, config=OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
+    status = 1
+    try:
+        with Sandbox(workers=obj.sandbox.workers, timeout_s=obj.sandbox.timeout_s, memory_mb=obj.sandbox.memory_mb) as sandbox, \
+                build_teacher(obj.teacher, cache_dir=obj.teacher.cache_dir or obj.paths.cache_dir, seed=obj.seed) as teacher:
+            student = Student(obj.student, obj.trainer, fmt, obj.seed, tokenizer_dir=str(run_dir / "tokenizer"))
+            loop = FDDLoop(obj, run_dir, teacher, student, fmt, sandbox, tracker, train, evals)
+            rows = loop.run()
+        status = 0
+        return rows
+    finally:
+        tracker.finish(exit_code=status)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        rows = run(cfg)
+    except _user_errors() as exc:
+        log.error("%s", exc)
+        print(f"fdd: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for row in rows:
+        if row["round"] > 0:
+            acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
+            log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
+                     row.get("hard_ratio", 0), row.get("distill_size"))
+    log.info("run directory: %s", cfg.paths.output_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The two rationale formats: Program-of-Thought (``pot``) and Chain-of-Thought (``cot``).
+
+One object per format says what the student sees (``student_prompt``) and how an answer is read
+out of a rationale (``extract``); the same code serves teacher rationales, the easy/hard split
+and test accuracy, so the three can never disagree on what counts as an answer.
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Optional
+
+from fdd.reasoning.answer import last_number, parse_number
+from fdd.reasoning.sandbox import ExecResult, Sandbox
+
+__all__ = ["RationaleFormat", "PoTFormat", "CoTFormat", "get_format", "FORMATS", "cot_answer"]
+
+# "The answer is 42", "the final answer is: $1,200", "#### 42"
+_ANSWER_IS = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)\s*([^\n]*)", re.I)
+
+
+class RationaleFormat:
+    """What the student sees and how an answer is read out of a rationale."""
+
+    name: str = ""
+    prompt_template: str = ""
+
+    def student_prompt(self, question: str) -> str:
+        return self.prompt_template.format(question=question.strip())
+
+    def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class PoTFormat(RationaleFormat):
+    """The rationale is a Python program; its answer is what the sandbox returns."""
+
+    name = "pot"
+    prompt_template = "Question: {question}\nProgram:"
+
+    def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
+        if sandbox is None:
+            raise ValueError("the pot format needs a Sandbox to run programs")
+        return sandbox.run_many([t or "" for t in texts], progress=progress)
+
+
+def cot_answer(text: Optional[str]) -> ExecResult:
+    """The number after the last "The answer is" (or ``####``), else the last number in the text."""
+    if not text:
+        return ExecResult(None, "no_answer", "empty rationale")
+    matches = _ANSWER_IS.findall(text)
+    if matches:
+        tail = matches[-1].strip()
+        v = parse_number(tail)
+        if v is None:
+            v = last_number(tail.split(". ")[0])
+        if v is not None:
+            return ExecResult(v, None)
+    v = last_number(text)
+    if v is None:
+        return ExecResult(None, "no_answer", "no number in the rationale")
+    return ExecResult(v, None, "last number")
+
+
+class CoTFormat(RationaleFormat):
+    """The rationale is text ending in "The answer is N"."""
+
+    name = "cot"
+    prompt_template = "Question: {question}\nAnswer:"
+
+    def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
+        return [cot_answer(t) for t in texts]
+
+
+FORMATS = {"pot": PoTFormat, "cot": CoTFormat}
+
+
+def get_format(name: str) -> RationaleFormat:
+    """The format called ``name`` (``pot`` or ``cot``)."""
+    try:
+        return FORMATS[name]()
+    except KeyError:
+        raise ValueError(f"unknown rationale format {name!r}; expected one of {sorted(FORMATS)}") from None

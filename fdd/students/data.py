@@ -1,0 +1,112 @@
+"""Turning distillation items into batches: prompt/target encoding with the loss on the
+rationale tokens only, dynamic padding, and length-grouped batches."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+IGNORE = -100
+
+
+def encode_example(tokenizer, prompt: str, target: Optional[str], arch: str, max_source: int,
+                   max_target: int) -> Dict[str, List[int]]:
+    """Token ids for one example. Prompt and target are tokenized separately so the boundary is
+    exact whatever the tokenizer (the loss must cover the rationale and nothing else)."""
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_source:]
+    if target is None:  # generation input
+        return {"input_ids": p_ids}
+    t_text = target if arch == "seq2seq" else "\n" + target
+    t_ids = tokenizer(t_text, add_special_tokens=False)["input_ids"][: max_target - 1] + [tokenizer.eos_token_id]
+    if arch == "seq2seq":
+        return {"input_ids": p_ids, "labels": t_ids}
+    return {"input_ids": p_ids + t_ids, "labels": [IGNORE] * len(p_ids) + t_ids}
+
+
+class EncodedDataset(Dataset):
+    def __init__(self, rows: Sequence[Dict[str, List[int]]]):
+        self.rows = list(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Dict[str, List[int]]:
+        return self.rows[i]
+
+    def lengths(self) -> List[int]:
+        return [len(r["input_ids"]) + len(r.get("labels", [])) for r in self.rows]
+
+
+@dataclass
+class Collator:
+    """Pads a batch to its own longest sequence (right padding; labels padded with -100)."""
+
+    pad_id: int
+
+    def __call__(self, rows: List[Dict[str, List[int]]]) -> Dict[str, torch.Tensor]:
+        n = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r["input_ids"])] = torch.tensor(r["input_ids"])
+            mask[i, : len(r["input_ids"])] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "labels" in rows[0]:
+            m = max(len(r["labels"]) for r in rows)
+            labels = torch.full((len(rows), m), IGNORE, dtype=torch.long)
+            for i, r in enumerate(rows):
+                labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+            batch["labels"] = labels
+        return batch
+
+
+class _Epoch:
+    """Holds the epoch; Lightning calls ``set_epoch`` on ``batch_sampler.sampler``."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar length (less padding), in a seeded random order that changes each
+    epoch. Under torch.distributed each rank takes an equal share of the batches."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_by_length: bool = True,
+                 mega: int = 50):
+        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
+        self.group_by_length, self.mega = group_by_length, mega
+        self.sampler = _Epoch()
+
+    def _rank_world(self):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _batches(self) -> List[List[int]]:
+        rng = random.Random(f"{self.seed}/{self.sampler.epoch}")
+        idx = list(range(len(self.lengths)))
+        rng.shuffle(idx)
+        if self.group_by_length:
+            chunk = self.batch_size * self.mega
+            idx = [i for s in range(0, len(idx), chunk)
+                   for i in sorted(idx[s:s + chunk], key=lambda j: -self.lengths[j])]
+        batches = [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
+        rng.shuffle(batches)
+        rank, world = self._rank_world()
+        if world > 1:
+            per = len(batches) // world  # equal counts keep the ranks' collective calls in step
+            batches = batches[rank * per:(rank + 1) * per]
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size)
+        return n // self._rank_world()[1]

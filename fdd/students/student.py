@@ -1,0 +1,125 @@
+"""The student: fine-tune on a distillation set (Lightning), then answer problems (batched
+greedy decoding, answers checked by the rationale format's extractor)."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_example
+from fdd.students.generate import generate
+from fdd.students.model import build_model, save_model
+from fdd.students.tokenizer import build_tokenizer
+from fdd.types import Item, Prediction, Problem
+
+log = logging.getLogger(__name__)
+
+
+class Student:
+    """One student configuration over a run. ``tokenizer_dir`` pins the tokenizer chosen at the
+    first fit, so every round (and a resumed run) uses the same vocabulary."""
+
+    def __init__(self, cfg, trainer_cfg: Dict, fmt, seed: int, tokenizer_dir: str) -> None:
+        self.cfg, self.trainer_cfg, self.fmt, self.seed = cfg, dict(trainer_cfg), fmt, seed
+        self.tokenizer_dir = tokenizer_dir
+        self._tokenizer = None
+        self._loaded: Optional[tuple] = None  # (checkpoint dir, model)
+
+    # -- tokenizer -------------------------------------------------------------------------
+    def tokenizer(self, corpus: Optional[Sequence[str]] = None):
+        if self._tokenizer is None:
+            tok = build_tokenizer(self.cfg, corpus=corpus, saved=self.tokenizer_dir)
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            if not Path(self.tokenizer_dir, "tokenizer_config.json").is_file():
+                tmp = self.tokenizer_dir + ".tmp"
+                tok.save_pretrained(tmp)
+                os.replace(tmp, self.tokenizer_dir)
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def _encode(self, items: Sequence[Item]):
+        tok = self.tokenizer([t for it in items for t in (self.fmt.student_prompt(it.question), it.rationale)])
+        return EncodedDataset([encode_example(tok, self.fmt.student_prompt(it.question), it.rationale, self.cfg.arch,
+                                              self.cfg.max_source_len, self.cfg.max_target_len) for it in items])
+
+    # -- training --------------------------------------------------------------------------
+    def fit(self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None,
+            round_idx: int = 1) -> Dict:
+        """Train on ``items`` and save the model to ``out_dir``. Lightning's ``last.ckpt`` in
+        ``state_dir`` lets a killed fit resume from its last finished epoch."""
+        import pytorch_lightning as pl
+        from pytorch_lightning.callbacks import ModelCheckpoint
+        from pytorch_lightning.loggers import CSVLogger
+
+        from fdd.students.module import StudentModule
+
+        pl.seed_everything(self.seed + round_idx, workers=True, verbose=False)
+        data = self._encode(items)
+        tok = self.tokenizer()
+        model = build_model(self.cfg, tok, init_from=init_from, seed=self.seed)
+        module = StudentModule(model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
+                               warmup_ratio=self.cfg.warmup_ratio)
+        sampler = LengthGroupedBatchSampler(data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx,
+                                            group_by_length=self.cfg.group_by_length)
+        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=Collator(tok.pad_token_id),
+                                             num_workers=self.cfg.num_workers)
+        if self.cfg.compile:
+            module.model = torch.compile(module.model)
+        kw = dict(self.trainer_cfg)
+        kw.pop("_target_", None)
+        kw.setdefault("enable_model_summary", False)
+        kw.setdefault("use_distributed_sampler", False)  # the batch sampler shards itself
+        trainer = pl.Trainer(max_epochs=self.cfg.epochs, max_steps=self.cfg.steps_per_round or -1,
+                             default_root_dir=state_dir,
+                             logger=CSVLogger(state_dir, name="", version="logs"),
+                             callbacks=[ModelCheckpoint(dirpath=state_dir, save_top_k=0, save_last=True,
+                                                        save_on_train_epoch_end=True)],
+                             **kw)
+        last = Path(state_dir, "last.ckpt")
+        t0 = time.time()
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
+        seconds = time.time() - t0
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if trainer.is_global_zero:
+            tmp = out_dir + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_model(module.model, tok, tmp)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(tmp, out_dir)
+        tokens = metrics.get("train/tokens", 0.0)
+        return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": int(trainer.global_step),
+                "train_examples": len(data), "train_seconds": round(seconds, 2),
+                "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None}
+
+    # -- answering -------------------------------------------------------------------------
+    def _model(self, ckpt_dir: str):
+        if self._loaded is None or self._loaded[0] != ckpt_dir:
+            from fdd.students.model import _model_class
+
+            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
+            if torch.cuda.is_available() and self.trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto"):
+                model = model.to("cuda")
+            self._loaded = (ckpt_dir, model)
+        return self._loaded[1]
+
+    def answer(self, problems: Sequence[Problem], ckpt_dir: str, sandbox, desc: str = "answer") -> List[Prediction]:
+        """Greedy answers to ``problems``, each checked against its gold answer."""
+        from fdd.reasoning.answer import answers_match
+
+        if not problems:
+            return []
+        gen = self.cfg.generation
+        texts = generate(self._model(ckpt_dir), self.tokenizer(), [self.fmt.student_prompt(p.question) for p in problems],
+                         self.cfg.arch, batch_size=gen.batch_size, max_new_tokens=gen.max_new_tokens,
+                         max_source_len=self.cfg.max_source_len, progress=True, desc=desc)
+        results = self.fmt.extract(texts, sandbox)
+        return [Prediction(id=p.id, output=t, predicted=r.value, gold=p.answer,
+                           correct=r.value is not None and p.answer is not None and answers_match(r.value, p.answer),
+                           error=r.error)
+                for p, t, r in zip(problems, texts, results)]

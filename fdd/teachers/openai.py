@@ -1,0 +1,348 @@
+"""Teacher backend for any OpenAI-compatible chat endpoint (OpenAI, vLLM/SGLang/TGI servers,
+``transformers serve``, a local fake for tests), through the official ``openai`` async client.
+
+* Endpoints: ``cfg.base_urls`` (several are shared out: each request goes to the endpoint with
+  the fewest requests in flight, ties broken round-robin), else ``$OPENAI_BASE_URL``, else
+  api.openai.com. Key: ``cfg.api_key``, else ``$OPENAI_API_KEY``, else a dummy (local servers).
+  Model: ``cfg.model``, else ``$OPENAI_MODEL``, else the first model the first endpoint lists.
+* Concurrency: ONE global ``asyncio.Semaphore(cfg.concurrency)`` bounds the requests in flight
+  over all endpoints together (so ``concurrency`` is the total load this run puts on the
+  servers, whatever the number of endpoints). Each endpoint has its own shared ``AsyncOpenAI``
+  client whose connection pool holds ``concurrency`` keep-alive connections.
+* Retries are ours (the client's own are disabled): 429, 408, 409, 5xx, timeouts, connection
+  errors and malformed responses are retried with exponential backoff and full jitter, at most
+  ``cfg.max_retries`` times, waiting at least the server's ``Retry-After`` (seconds or HTTP date)
+  when it sends one; a backoff never holds a concurrency slot. Other 4xx fail at once. A request
+  that still fails becomes ``Completion(None, error="request_failed: <reason>")``.
+* Each request has a total time limit of ``cfg.timeout_s``.
+* Sync callers: the async batch runs on a private event loop in a daemon thread owned by the
+  teacher, so ``write_*`` work from plain code, from any thread, and from inside a running event
+  loop (e.g. a notebook) alike, and the clients' connection pools survive between batches.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
+
+log = logging.getLogger(__name__)
+# The HTTP stack logs every request at INFO; one line per teacher call drowns the run's log.
+for _name in ("httpx", "httpx2"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 120.0  # a server asking for longer is treated as asking for this long
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """``Retry-After`` header -> seconds to wait (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class _Endpoint:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = None  # AsyncOpenAI, created inside the private loop
+        self.inflight = 0
+        self.sent = 0
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, retryable: bool, retry_after: Optional[float] = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class OpenAITeacher(LLMTeacher):
+    """An OpenAI-compatible server as the FDD teacher."""
+
+    backend = "openai"
+    backoff_base_s = 0.5  # first retry waits ~U(0, 0.5 s), then doubling ...
+    backoff_cap_s = 20.0  # ... up to this
+    transport = "auto"  # auto | aiohttp | httpx: the HTTP stack under the openai client
+
+    def __init__(self, cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
+        super().__init__(cfg, cache_dir=cache_dir, seed=seed)
+        urls = [u for u in (cfg.base_urls or []) if u] or [os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL]
+        self.endpoints = [_Endpoint(u.rstrip("/")) for u in urls]
+        self.api_key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._model: Optional[str] = cfg.model or os.environ.get("OPENAI_MODEL")
+        self.concurrency = max(1, int(cfg.concurrency))
+        self.timeout_s = float(cfg.timeout_s)
+        self.max_retries = max(0, int(cfg.max_retries))
+        self._rng = random.Random(self.seed)  # jitter only; never affects what is generated
+        self._rr = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._sem: Optional[asyncio.Semaphore] = None
+        self._start_lock = threading.Lock()
+        self.show_progress: Optional[bool] = None  # None: tqdm decides (on for a terminal)
+
+    # ---- event loop ------------------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="fdd-openai-teacher", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+                self._sem = None
+            return self._loop
+
+    def _call(self, coro, timeout: Optional[float] = None):
+        """Run ``coro`` on the private loop and wait; cancel it if the caller is interrupted."""
+        fut = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        try:
+            return fut.result(timeout)
+        except BaseException:
+            fut.cancel()
+            raise
+
+    def _make_client(self, url: str):
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+        try:
+            from openai import DefaultAioHttpClient
+        except ImportError:  # openai < 1.9x has no aiohttp transport
+            DefaultAioHttpClient = None
+
+        try:
+            import httpx2 as httpx  # the HTTP library of openai >= 3
+        except ImportError:  # pragma: no cover - openai 1.x/2.x
+            import httpx  # type: ignore[no-redef]
+        self._raw_response_cls = httpx.Response
+        # Pool as large as the concurrency, all kept alive: no reconnects between requests.
+        limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4,
+                              keepalive_expiry=60.0)
+        timeout = httpx.Timeout(self.timeout_s + 5.0, connect=min(10.0, self.timeout_s))
+        http_client = None
+        if self.transport in ("auto", "aiohttp") and DefaultAioHttpClient is not None:
+            try:  # aiohttp's C parser costs a fraction of httpx's CPU per request
+                http_client = DefaultAioHttpClient(limits=limits, timeout=timeout)
+            except (RuntimeError, ImportError):  # the aiohttp extra is not installed
+                if self.transport == "aiohttp":
+                    raise
+        if http_client is None:
+            http_client = DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+        return AsyncOpenAI(base_url=url, api_key=self.api_key, max_retries=0, timeout=timeout,
+                           http_client=http_client)
+
+    async def _setup(self) -> None:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        for ep in self.endpoints:
+            if ep.client is None:
+                ep.client = self._make_client(ep.url)
+
+    # ---- model -----------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        if self._model is None:
+            self._model = self._call(self._discover_model(), timeout=self.timeout_s + 10)
+        return self._model
+
+    async def _discover_model(self) -> str:
+        await self._setup()
+        try:
+            page = await asyncio.wait_for(self.endpoints[0].client.models.list(), self.timeout_s)
+            models = [m.id for m in page.data]
+        except Exception as exc:  # noqa: BLE001
+            log.error("teacher.model is not set and %s lists no models (%s)", self.endpoints[0].url, exc)
+            models = []
+        if not models:
+            return "default"
+        log.info("teacher.model not set; using %r, the first model of %s", models[0], self.endpoints[0].url)
+        return models[0]
+
+    # ---- generation ------------------------------------------------------------------------
+    def _generate(self, requests: List[Request], on_complete: Optional[OnComplete] = None) -> List[Completion]:
+        model = self.model_id
+        return self._call(self._agenerate(requests, model, on_complete))
+
+    async def _agenerate(self, requests: List[Request], model: str,
+                         on_complete: Optional[OnComplete]) -> List[Completion]:
+        from tqdm.auto import tqdm
+
+        await self._setup()
+        job = requests[0].job if requests else ""
+        bar = tqdm(total=len(requests), desc=f"teacher {job}", unit="req", leave=False,
+                   disable=(not self.show_progress) if self.show_progress is not None else None)
+        out: List[Optional[Completion]] = [None] * len(requests)
+
+        async def one(i: int, req: Request) -> None:
+            comp = await self._request(req, model)
+            out[i] = comp
+            if on_complete is not None:
+                try:
+                    on_complete(i, comp)  # commits to the cache right now
+                except Exception:  # noqa: BLE001 - a cache hiccup must not lose the reply
+                    log.exception("on_complete failed for request %d", i)
+            bar.update(1)
+
+        try:
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        finally:
+            bar.close()
+        return [c if c is not None else Completion(None, error="request_failed: cancelled") for c in out]
+
+    def _pick(self) -> _Endpoint:
+        """The least-loaded endpoint; round-robin among equally loaded ones."""
+        n = len(self.endpoints)
+        best = None
+        for j in range(n):
+            ep = self.endpoints[(self._rr + j) % n]
+            if best is None or ep.inflight < best.inflight:
+                best = ep
+        self._rr = (self._rr + 1) % n
+        return best
+
+    async def _request(self, req: Request, model: str) -> Completion:
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            async with self._sem:
+                ep = self._pick()
+                ep.inflight += 1
+                ep.sent += 1
+                try:
+                    if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request, unlike wait_for
+                        async with asyncio.timeout(self.timeout_s):
+                            comp = await self._send(ep, req, model)
+                    else:  # pragma: no cover - Python 3.10
+                        comp = await asyncio.wait_for(self._send(ep, req, model), self.timeout_s)
+                    comp.meta.update(endpoint=ep.url, attempts=attempt + 1)
+                    return comp
+                except asyncio.TimeoutError:
+                    fail = _Failure("timeout", True)
+                except _Failure as f:
+                    fail = f
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - classified below, never propagated
+                    fail = self._classify(exc)
+                finally:
+                    ep.inflight -= 1
+            if not fail.retryable or attempt >= self.max_retries:
+                log.warning("teacher request failed after %d attempt(s) in %.1fs: %s",
+                            attempt + 1, time.monotonic() - started, fail.reason)
+                return Completion(None, error=f"request_failed: {fail.reason}",
+                                  meta={"attempts": attempt + 1, "endpoint": ep.url})
+            # Full jitter spreads retries of many clients; Retry-After is a floor, not a suggestion.
+            delay = self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** attempt))
+            if fail.retry_after is not None:
+                delay = min(fail.retry_after, MAX_RETRY_AFTER_S) + self._rng.uniform(0, 0.1)
+            log.debug("retrying teacher request in %.2fs (attempt %d, %s)", delay, attempt + 1, fail.reason)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _send(self, ep: _Endpoint, req: Request, model: str) -> Completion:
+        body: Dict[str, Any] = {"model": model, "messages": req.chat(), "temperature": req.temperature,
+                                "max_tokens": req.max_tokens}
+        if req.temperature > 0:
+            body["top_p"] = req.top_p
+        if req.seed is not None:
+            body["seed"] = req.seed
+        # The client's generic ``post`` (its documented way to call any endpoint) with a raw
+        # response: same auth, base URL, timeouts and status-error mapping as
+        # ``chat.completions.create``, but without its per-call TypedDict transform and pydantic
+        # parsing, which cost ~1 ms of CPU per request -- the bottleneck at high concurrency.
+        http_response = await ep.client.post("/chat/completions", body=body, cast_to=self._raw_response_cls)
+        data = json.loads(http_response.content)  # ValueError -> "malformed response", retried
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise _Failure("malformed response", True)
+        choices = data["choices"]
+        usage = data.get("usage") or {}
+        pt = int(usage.get("prompt_tokens") or 0)
+        ct = int(usage.get("completion_tokens") or 0)
+        first = choices[0] if choices and isinstance(choices[0], dict) else {}
+        text = (first.get("message") or {}).get("content") or ""
+        return Completion(text, None, pt, ct, {"finish_reason": first.get("finish_reason")})
+
+    @staticmethod
+    def _classify(exc: Exception) -> _Failure:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            cause = str(exc.__cause__ or "")
+            # The aiohttp transport reports a refused connection as a ConnectTimeout.
+            if "Cannot connect" in cause or "Connect call failed" in cause:
+                return _Failure(f"connection error ({cause[:80]})", True)
+            return _Failure("timeout", True)
+        if isinstance(exc, openai.APIConnectionError):
+            return _Failure(f"connection error ({str(exc.__cause__ or exc)[:80]})", True)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            headers = exc.response.headers if exc.response is not None else {}
+            ra = parse_retry_after(headers.get("retry-after"))
+            if ra is None and headers.get("retry-after-ms"):
+                try:
+                    ra = float(headers["retry-after-ms"]) / 1000.0
+                except ValueError:
+                    ra = None
+            msg = str(getattr(exc, "message", "") or "")[:100]
+            retry = status in RETRY_STATUS or status >= 500
+            return _Failure(f"HTTP {status}" + (f": {msg}" if msg and not retry else ""), retry, ra)
+        if isinstance(exc, openai.APIResponseValidationError) or isinstance(exc, ValueError):
+            # ValueError covers json.JSONDecodeError of a truncated / garbled body.
+            return _Failure("malformed response", True)
+        return _Failure(f"{type(exc).__name__}: {str(exc)[:100]}", True)
+
+    # ---- teardown --------------------------------------------------------------------------
+    def load_report(self) -> Dict[str, int]:
+        """Requests sent per endpoint (attempts, retries included)."""
+        return {ep.url: ep.sent for ep in self.endpoints}
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            async def shutdown() -> None:
+                for ep in self.endpoints:
+                    if ep.client is not None:
+                        try:
+                            await ep.client.close()
+                        except Exception:  # noqa: BLE001
+                            pass
+                        ep.client = None
+
+            try:
+                asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+            except Exception:  # noqa: BLE001
+                log.debug("closing teacher clients failed", exc_info=True)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(10)
+            loop.close()
+        super().close()

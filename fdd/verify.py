@@ -1,0 +1,175 @@
+"""What may enter the distillation set, and why the rest may not.
+
+Seed problems keep the teacher rationales whose executed/parsed answer matches the gold answer.
+New problems are screened before any rationale is bought (teacher failure, duplicate of a
+known problem, overlap with a held-out test set) and then accepted only when at least
+``min_agree`` of ``k`` independent teacher rationales agree on an answer. Every refusal is a
+``Rejection`` with a reason, so nothing leaves silently.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from fdd.types import Item, Problem, Rejection
+
+_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+_NUM = re.compile(r"\d+(?:\.\d+)?")
+
+
+def words(text: str) -> List[str]:
+    return _WORD.findall(text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> Iterable[Tuple[str, ...]]:
+    return (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+class NgramIndex:
+    """Word n-grams of the held-out sets: a new problem sharing one of them is contaminated."""
+
+    def __init__(self, texts: Iterable[str], n: int) -> None:
+        self.n = n
+        self.grams = {hash(g) for t in texts for g in ngrams(words(t), n)}
+
+    def overlaps(self, text: str) -> bool:
+        return any(hash(g) in self.grams for g in ngrams(words(text), self.n))
+
+
+class DedupIndex:
+    """Near-duplicate detection. Math problems that are near-duplicates share their numbers, so
+    candidates are blocked by the multiset of numbers and compared by word 3-gram Jaccard."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.blocks: Dict[Tuple[str, ...], List[frozenset]] = {}
+
+    @staticmethod
+    def _key(text: str) -> Tuple[str, ...]:
+        return tuple(sorted(_NUM.findall(text)))
+
+    @staticmethod
+    def _shingles(text: str) -> frozenset:
+        w = words(text)
+        return frozenset(ngrams(w, 3)) if len(w) >= 3 else frozenset([tuple(w)])
+
+    def is_duplicate(self, text: str) -> bool:
+        sh = self._shingles(text)
+        for other in self.blocks.get(self._key(text), ()):
+            union = len(sh | other)
+            if union and len(sh & other) / union >= self.threshold:
+                return True
+        return False
+
+    def add(self, text: str) -> None:
+        self.blocks.setdefault(self._key(text), []).append(self._shingles(text))
+
+
+@dataclass
+class Candidate:
+    """A new problem written by the teacher, before verification."""
+
+    question: str
+    parent_id: str
+    branch: str
+    source: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        from fdd.types import content_id
+
+        return content_id(self.question, prefix="gen-")
+
+    def problem(self) -> Problem:
+        return Problem(self.id, self.question, None, self.source, dict(self.meta))
+
+
+def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1) -> Tuple[List[Item], List[Rejection]]:
+    """Keep up to ``max_keep`` distinct teacher rationales per seed problem whose answer equals gold.
+
+    ``replies[i][j]`` is the j-th teacher reply for problem i; ``answers[i][j]`` its extracted
+    ``ExecResult`` (or None where the reply failed)."""
+    from fdd.reasoning.answer import answers_match
+
+    items, rejected = [], []
+    for p, reps, ans in zip(problems, replies, answers):
+        kept, reasons = [], Counter()
+        for rep, res in zip(reps, ans):
+            if not rep.ok:
+                reasons[rep.error or "empty_reply"] += 1
+            elif res.error is not None:
+                reasons[f"rationale_{res.error}"] += 1
+            elif p.answer is None or not answers_match(res.value, p.answer):
+                reasons["wrong_answer"] += 1
+            elif rep.text not in kept and len(kept) < max_keep:
+                kept.append(rep.text)
+        for text in kept:
+            items.append(Item(id=p.id if len(kept) == 1 else f"{p.id}-r{kept.index(text)}", question=p.question,
+                              answer=float(p.answer), source=p.source, rationale=text, parent_id=None, round=0,
+                              branch="seed", meta=dict(p.meta)))
+        if not kept:
+            reason = reasons.most_common(1)[0][0] if reasons else "no_rationale"
+            rejected.append(Rejection(id=p.id, reason=reason, question=p.question, branch="seed",
+                                      detail=", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))))
+    return items, rejected
+
+
+def screen(candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Optional[NgramIndex]
+           ) -> Tuple[List[Candidate], List[Rejection]]:
+    """Drop duplicates and test-set overlaps before any rationale is bought. Survivors are
+    added to ``dedup`` so two candidates of one round cannot duplicate each other."""
+    kept, rejected = [], []
+    for c in candidates:
+        reason = None
+        if contamination is not None and contamination.overlaps(c.question):
+            reason = "contaminated"
+        elif dedup.is_duplicate(c.question):
+            reason = "duplicate"
+        if reason:
+            rejected.append(Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question))
+        else:
+            dedup.add(c.question)
+            kept.append(c)
+    return kept, rejected
+
+
+def accept_by_agreement(candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
+                        ) -> Tuple[List[Item], List[Rejection]]:
+    """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer; its
+    answer is that value and its rationale the first agreeing one."""
+    from fdd.reasoning.answer import answers_match
+
+    items, rejected = [], []
+    for c, reps, ans in zip(candidates, replies, answers):
+        groups: List[Tuple[float, List[str]]] = []
+        failures = Counter()
+        for rep, res in zip(reps, ans):
+            if not rep.ok:
+                failures[rep.error or "empty_reply"] += 1
+                continue
+            if res.error is not None:
+                failures[f"rationale_{res.error}"] += 1
+                continue
+            for value, texts in groups:
+                if answers_match(res.value, value):
+                    texts.append(rep.text)
+                    break
+            else:
+                groups.append((res.value, [rep.text]))
+        best = max(groups, key=lambda g: len(g[1]), default=None)
+        if best is not None and len(best[1]) >= min_agree:
+            items.append(Item(id=c.id, question=c.question, answer=float(best[0]), source=c.source, rationale=best[1][0],
+                              parent_id=c.parent_id, round=round_idx, branch=c.branch, meta=dict(c.meta)))
+        else:
+            if best is None:
+                reason = failures.most_common(1)[0][0] if failures else "no_rationale"
+            else:
+                reason = "no_agreement"
+            detail = ", ".join([f"{k}={v}" for k, v in sorted(failures.items())]
+                               + [f"votes={[len(t) for _, t in groups]}"])
+            rejected.append(Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch,
+                                      question=c.question, detail=detail))
+    return items, rejected

@@ -1,0 +1,127 @@
+"""The numeric normaliser: a table of tricky answers plus hypothesis round-trip properties."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fdd.reasoning.answer import answers_match, last_number, parse_number
+
+CASES = [
+    ("-3", -3.0), ("\u22123", -3.0), ("+4", 4.0), ("$29.00", 29.0), ("$-5", -5.0), ("-$5", -5.0),
+    ("1,234.5", 1234.5), ("1,234,567", 1234567.0), ("12.", 12.0), ("7,", 7.0), ("45%", 45.0),
+    ("3/4", 0.75), ("1 1/2", 1.5), ("-1/4", -0.25), ("9 (apples)", 9.0), ("14  (seats)", 14.0),
+    ("5 apples", 5.0), (".5", 0.5), ("0.25", 0.25), ("1e3", 1000.0), ("\\boxed{-7}", -7.0),
+    ("\\boxed{1,200}", 1200.0), ("\\boxed{\\$1,200}", 1200.0), ("\\frac{1}{2}", 0.5), ("$\\frac{3}{4}$", 0.75),
+    ("\\dfrac{7}{2}", 3.5), ("-\\frac{1}{4}", -0.25), ("\\sqrt{4}", 2.0), ("sqrt(2)", math.sqrt(2)),
+    ("-(1/3)", -1 / 3), ("2^{10}", 1024.0), ("42\n", 42.0), ("  18 ", 18.0), ("50\\%", 50.0),
+]
+NOT_NUMBERS = ["", "   ", "Ann", "yes", "Vendor 2", "3:30", "3:30 p.m.", "1,23", "3.4.5", "1/0", "2x+1", "twelve",
+               "The answer is 5", None, True, "nan", "inf"]
+
+
+@pytest.mark.parametrize("text,value", CASES)
+def test_parse_table(text, value):
+    got = parse_number(text)
+    assert got is not None and math.isclose(got, value, rel_tol=1e-12, abs_tol=1e-12), (text, got)
+
+
+@pytest.mark.parametrize("text", NOT_NUMBERS)
+def test_not_numbers(text):
+    assert parse_number(text) is None
+
+
+def test_strict_mode_refuses_trailing_text_but_not_units():
+    assert parse_number("9 (apples)", strict=True) == 9.0
+    assert parse_number("8; 40", strict=True) is None
+    assert parse_number("8; 40") == 8.0  # lenient: the first number with trailing text
+    assert parse_number("5 apples", strict=True) is None
+
+
+def test_numbers_pass_through():
+    assert parse_number(3) == 3.0 and parse_number(2.5) == 2.5 and parse_number(Fraction(1, 4)) == 0.25
+    assert parse_number(float("nan")) is None and parse_number(float("inf")) is None
+
+
+def test_last_number():
+    assert last_number("She has $1,200. Then she spends 3/4 of it, -5.") == -5.0
+    assert last_number("so 12 + 3 = 15 apples.") == 15.0
+    assert last_number("Total: 1,234,567 people") == 1234567.0
+    assert last_number("The result is \\boxed{42}. Checked 3 times") == 42.0
+    assert last_number("no digits here") is None and last_number(None) is None
+    assert last_number("v1.5 of the code is 2.") == 2.0
+
+
+def test_answers_match():
+    assert answers_match(0.1 + 0.2, 0.3)
+    assert answers_match("1,000", 1000.0) and answers_match("$29.00", "29")
+    assert answers_match(1000000.0, 1000000.01)  # relative tolerance
+    assert not answers_match(0.5, 0.4999)  # round() would call these equal at 0 decimals... not here
+    assert not answers_match(2.5, 3.0)  # and round(2.5) == 2 would call this wrong the other way
+    assert not answers_match(None, None) and not answers_match(None, 1.0) and not answers_match(1.0, None)
+    assert not answers_match(float("nan"), float("nan"))
+    assert not answers_match(True, 1.0)
+    assert answers_match(1e-9, 0.0)  # abs_tol for answers near zero
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
+
+
+@given(st.integers(min_value=-10**12, max_value=10**12))
+def test_prop_int_with_commas_currency_and_period(n):
+    s = f"{abs(n):,}"
+    sign = "-" if n < 0 else ""
+    for text in (f"{sign}{s}", f"{sign}${s}", f"{sign}{s}.", f"{sign}{s},", f"{sign}${s}.00", f"{sign}{s} apples",
+                 f"{sign}{s} (apples)", f"\\boxed{{{sign}{s}}}", f"{'−' if n < 0 else ''}{s}"):
+        assert parse_number(text) == float(n), text
+
+
+@given(finite)
+def test_prop_float_round_trip(x):
+    for text in (repr(x), f"{x:.6f}", f"{x:,.2f}"):
+        expected = float(text.replace(",", ""))
+        assert parse_number(text) == expected, text
+    assert answers_match(repr(x), x)
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=1, max_value=10**4), st.booleans())
+def test_prop_fractions(a, b, neg):
+    sign = "-" if neg else ""
+    assert answers_match(parse_number(f"{sign}{a}/{b}"), (-1 if neg else 1) * a / b)
+    assert answers_match(parse_number(f"{sign}\\frac{{{a}}}{{{b}}}"), (-1 if neg else 1) * a / b)
+
+
+@given(finite, finite)
+@settings(max_examples=200)
+def test_prop_match_symmetric_and_reflexive(x, y):
+    assert answers_match(x, x)
+    assert answers_match(x, y) == answers_match(y, x)
+
+
+@given(st.integers(min_value=-10**9, max_value=10**9))
+def test_prop_last_number_in_sentence(n):
+    assert last_number(f"So the total is {n:,} dollars.") == float(n)
+
+
+# ---------------------------------------------------------------------------- rationale formats
+def test_formats_prompts_and_cot_extraction():
+    from fdd.reasoning.formats import get_format
+
+    pot, cot = get_format("pot"), get_format("cot")
+    assert pot.student_prompt("What is 2+2?") == "Question: What is 2+2?\nProgram:"
+    assert cot.student_prompt(" What is 2+2? ") == "Question: What is 2+2?\nAnswer:"
+    res = cot.extract([
+        "She has 3+4=7 apples. The answer is 7.",
+        "So 12 * 3 = 36. The final answer is: $1,200.",
+        "First 5, then 9 apples",  # no marker: the last number
+        "The answer is 3/4 of the cake",
+        "I don't know",
+        "",
+    ])
+    assert [r.value for r in res] == [7.0, 1200.0, 9.0, 0.75, None, None]
+    assert [r.error for r in res][-2:] == ["no_answer", "no_answer"]
+    with pytest.raises(ValueError):
+        get_format("latex")
