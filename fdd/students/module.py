@@ -13,6 +13,7 @@ class StudentModule(pl.LightningModule):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.tokens_seen = 0  # rationale tokens trained on in this fit (throughput)
 
     def forward(self, **batch):
         return self.model(**batch)
@@ -21,7 +22,7 @@ class StudentModule(pl.LightningModule):
         out = self.model(**batch)
         n_tokens = (batch["labels"] != -100).sum()
         self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
-        self.log("train/tokens", n_tokens.float(), reduce_fx="sum", on_step=False, on_epoch=True)
+        self.tokens_seen += int(n_tokens)
         return out.loss
 
     def configure_optimizers(self):

@@ -63,6 +63,7 @@ class Student:
         data = self._encode(items)
         tok = self.tokenizer()
         model = build_model(self.cfg, tok, init_from=init_from, seed=self.seed)
+        model.train()  # from_pretrained returns eval mode; dropout belongs in fine-tuning
         module = StudentModule(model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
                                warmup_ratio=self.cfg.warmup_ratio)
         sampler = LengthGroupedBatchSampler(data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx,
@@ -92,7 +93,7 @@ class Student:
             save_model(module.model, tok, tmp)
             shutil.rmtree(out_dir, ignore_errors=True)
             os.replace(tmp, out_dir)
-        tokens = metrics.get("train/tokens", 0.0)
+        tokens = float(module.tokens_seen)
         return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": int(trainer.global_step),
                 "train_examples": len(data), "train_seconds": round(seconds, 2),
                 "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None}
