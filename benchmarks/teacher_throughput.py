@@ -6,6 +6,7 @@ ideal rate is ``c / latency``; anything below that is client (or server) overhea
 
     python benchmarks/teacher_throughput.py                      # concurrency 1, 16, 64
     python benchmarks/teacher_throughput.py --transport httpx    # the openai client's default stack
+    python benchmarks/teacher_throughput.py --typed              # chat.completions.create(), for comparison
     python benchmarks/teacher_throughput.py --concurrency 1 16 64 128 --requests-per-slot 8
 """
 from __future__ import annotations
@@ -37,12 +38,13 @@ def start_server(latency: float) -> tuple:
     return proc, line.split()[1]
 
 
-def run(url: str, concurrency: int, n: int, transport: str, tag: int) -> tuple:
+def run(url: str, concurrency: int, n: int, transport: str, tag: int, typed: bool = False) -> tuple:
     """(requests/s, client CPU ms per request) for ``n`` requests at ``concurrency``."""
     cfg = TeacherConfig(backend="openai", model="fake-model", base_urls=[url], concurrency=concurrency,
                         cache="off", timeout_s=30, max_retries=2, max_tokens=64)
     t = OpenAITeacher(cfg, cache_dir=None, seed=0)
     t.transport = transport
+    t.raw_responses = not typed
     t.show_progress = False
     try:
         tmpl = t.prompts["harder"]
@@ -67,17 +69,19 @@ def main() -> None:
     ap.add_argument("--requests-per-slot", type=int, default=16, help="requests = max(64, this * concurrency)")
     ap.add_argument("--max-requests", type=int, default=1024)
     ap.add_argument("--transport", default="auto", choices=["auto", "aiohttp", "httpx"])
+    ap.add_argument("--typed", action="store_true", help="use chat.completions.create (typed params + pydantic)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     proc, url = start_server(args.latency)
     try:
         print(f"openai teacher -> fake server ({args.latency * 1000:.0f} ms latency), transport={args.transport}, "
+              f"{'typed create()' if args.typed else 'raw post'}, "
               f"{os.cpu_count()} CPU cores, cache off")
         print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} {'client CPU ms/req':>18}")
         for i, c in enumerate(args.concurrency):
             n = min(args.max_requests, max(64, args.requests_per_slot * c))
-            rps, cpu_ms = run(url, c, n, args.transport, i)
+            rps, cpu_ms = run(url, c, n, args.transport, i, args.typed)
             ideal = c / args.latency
             print(f"{c:>11} {n:>8} {rps:>8.1f} {ideal:>8.1f} {rps / ideal:>6.2f} {cpu_ms:>18.2f}", flush=True)
     finally:

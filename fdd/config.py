@@ -66,6 +66,7 @@ class GenerationConfig:
     batch_size: int = 64
     max_new_tokens: int = 128
     backend: str = "hf"  # hf | vllm (causal students on GPU)
+    stop_at_answer: bool = False  # pot: also stop a row once a complete top-level `answer = ...` line is out
 
 
 @dataclass

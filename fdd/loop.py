@@ -29,6 +29,13 @@ from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, s
 log = logging.getLogger(__name__)
 
 
+CALL_BOOKKEEPING = ("cached", "sample_index", "raw")  # facts about a teacher call, not about the problem
+
+
+class EmptyDistillationSetError(RuntimeError):
+    """Nothing survived verification, so there is nothing to train the student on."""
+
+
 class FDDLoop:
     def __init__(self, cfg, run_dir, teacher, student, fmt, sandbox, tracker, train_problems: Sequence[Problem],
                  eval_sets: Dict[str, Sequence[Problem]]) -> None:
@@ -71,6 +78,11 @@ class FDDLoop:
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
         items = self.distill_set(r - 1)
+        if not items:
+            reasons = Counter(x["reason"] for x in read_jsonl(self.run_dir / f"round_{r - 1}" / "rejected.jsonl"))
+            raise EmptyDistillationSetError(
+                f"round {r}: the distillation set is empty, every teacher rationale was rejected ({dict(reasons)}); "
+                f"see {self.run_dir / f'round_{r - 1}' / 'rejected.jsonl'}")
         prev = self.run_dir / f"round_{r - 1}" / "checkpoint"
         init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
         info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
@@ -116,7 +128,8 @@ class FDDLoop:
             for parent, replies in zip(targets, job(targets, n)):
                 for rep in replies:
                     if rep.ok:
-                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta)))
+                        meta = {k: v for k, v in rep.meta.items() if k not in CALL_BOOKKEEPING}
+                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, meta))
                     else:
                         rejected.append(Rejection(id=f"{parent.id}/{branch}", reason=rep.error or "empty_reply",
                                                   parent_id=parent.id, branch=branch))

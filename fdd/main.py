@@ -27,9 +27,10 @@ class UserError(RuntimeError):
 
 
 def _user_errors():
+    from fdd.loop import EmptyDistillationSetError
     from fdd.modeling import ModelUnavailableError
 
-    errors = [ConfigError, UserError, ModelUnavailableError]
+    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError]
     try:
         from fdd.data.files import DataUnavailableError
 
@@ -66,12 +67,23 @@ def dry_run(cfg, train, evals) -> dict:
     return out
 
 
+def preflight(cfg) -> None:
+    """Fail before any work when the student's Hub model cannot be had (the tokenizer is the
+    cheapest file to ask for)."""
+    s = cfg.student
+    if s.tokenizer == "auto" and s.pretrained and not s.gguf_file and not Path(s.pretrained).is_dir():
+        from fdd.modeling import load_tokenizer
+
+        load_tokenizer(s.pretrained)
+
+
 def run(cfg: DictConfig) -> list:
     """Run (or resume) FDD for a composed config; returns the per-round metric rows."""
     obj = validate(cfg)
     run_dir = Path(obj.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, evals = load_problems(obj)
+    preflight(obj)
     if obj.dry_run:
         dry_run(obj, train, evals)
         return []

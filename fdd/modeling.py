@@ -109,6 +109,9 @@ def save_gguf_as_folder(gguf_file: str, out_dir: str, arch: str = "causal") -> s
     model = load_pretrained_model(None, arch, gguf_file=gguf_file)
     tok = load_tokenizer("", gguf_file=gguf_file)
     tmp = out.with_name(out.name + ".tmp")
+    # GGUF carries no do_sample flag: without it a server decodes greedily and silently ignores
+    # the request's temperature / top_p, so k teacher samples would all be the same.
+    model.generation_config.do_sample = True
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     os.replace(tmp, out)

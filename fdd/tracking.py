@@ -1,16 +1,27 @@
 """Per-round metrics: ``metrics.jsonl`` in the run directory (the source of truth), a wandb run
-(offline unless a key is configured) and ``rounds.png``."""
+(offline unless a key is configured) and ``rounds.png``.
+
+wandb is best-effort: any failure there is logged as a warning and the run goes on with its
+metrics file. Per round the wandb run gets the flattened metric row (``round`` is the step), a
+table of sample problems the teacher wrote that round (with their parent question) and the
+round's distillation set as a new version of the ``distill-<run name>`` dataset artifact.
+"""
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
+import struct
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
-from fdd.io import write_jsonl
+from fdd.io import read_json, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 50  # generated problems per round in the wandb table
+SAMPLE_COLUMNS = ["round", "branch", "question", "answer", "parent_question", "id", "parent_id"]
 
 
 def flatten(d: Dict, prefix: str = "") -> Dict[str, float]:
@@ -32,18 +43,64 @@ def wandb_mode(mode: str) -> str:
     return mode
 
 
+def artifact_name(prefix: str, name: str) -> str:
+    """A valid wandb artifact name (letters, digits, ``-_.``) from a run name like ``a=b,c=d``."""
+    return f"{prefix}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "default")
+
+
+def round_extras(round_dir: Path) -> Dict:
+    """Numbers of a finished round that the loop's row leaves out, read from its DONE markers."""
+    extra: Dict = {}
+    train, aug = round_dir / "DONE.train", round_dir / "DONE.augment"
+    if train.is_file():
+        t = read_json(train)
+        extra.update({k: t[k] for k in ("train_steps", "train_examples") if t.get(k) is not None})
+    if aug.is_file():
+        a = read_json(aug)
+        extra.update({k: a[k] for k in ("asked_harder", "asked_similar") if k in a})
+    return extra
+
+
+def sample_generated(round_dir: Path, r: int, limit: int = SAMPLE_ROWS) -> List[List]:
+    """Up to ``limit`` problems accepted in round ``r`` (rows of SAMPLE_COLUMNS), with the parent's question."""
+    path = round_dir / "distill.jsonl"
+    if not path.is_file():
+        return []
+    items = read_jsonl(path)
+    question = {i["id"]: i["question"] for i in items}
+    seen, rows = set(), []
+    for i in items:
+        if i.get("round") != r or i["id"] in seen:
+            continue
+        seen.add(i["id"])
+        rows.append([r, i.get("branch"), i["question"], i.get("answer"), question.get(i.get("parent_id")),
+                     i["id"], i.get("parent_id")])
+        if len(rows) >= limit:
+            break
+    return rows
+
+
 class Tracker:
     def __init__(self, run_dir, logger_cfg=None, config: Optional[Dict] = None, name: Optional[str] = None) -> None:
         self.run_dir = Path(run_dir)
         self.rows: List[Dict] = []
         self.run = None
+        self.name = name or self.run_dir.name
+        self.log_tables = bool(getattr(logger_cfg, "log_tables", True))
+        self.log_artifacts = bool(getattr(logger_cfg, "log_artifacts", True))
         if logger_cfg is not None and logger_cfg.wandb and logger_cfg.mode != "disabled":
-            self.run = self._init_wandb(logger_cfg, config or {}, name)
+            try:
+                self.run = self._init_wandb(logger_cfg, config or {}, name)
+            except Exception as exc:  # noqa: BLE001 -- tracking must never stop a run
+                log.warning("wandb disabled for this run, could not start it (%s: %s); metrics stay in %s",
+                            type(exc).__name__, exc, self.run_dir / "metrics.jsonl")
+                self.run = None
 
     def _init_wandb(self, lc, config: Dict, name: Optional[str]):
         import wandb
 
         mode = wandb_mode(lc.mode)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         id_file = self.run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
@@ -53,36 +110,145 @@ class Tracker:
                          reinit="finish_previous")
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
-        log.info("wandb run %s (%s) in %s", run_id, mode, self.run_dir / "wandb")
+        log.info("wandb run %s (%s, group=%s, job_type=%s) in %s", run_id, mode, lc.group, lc.job_type,
+                 self.run_dir / "wandb")
         return run
 
+    # ------------------------------------------------------------------ per round
     def log_round(self, r: int, row: Dict) -> None:
+        """Record round ``r``: metrics.jsonl and rounds.png first, then (best-effort) wandb."""
+        round_dir = self.run_dir / f"round_{r}"
+        row = {**round_extras(round_dir), **row}
         self.rows = [x for x in self.rows if x["round"] != r] + [row]
         self.rows.sort(key=lambda x: x["round"])
         write_jsonl(self.run_dir / "metrics.jsonl", self.rows)
-        if self.run is not None:
-            self.run.log(flatten(row))
         if r > 0:
-            plot_rounds(self.rows, self.run_dir / "rounds.png")
+            try:
+                plot_rounds(self.rows, self.run_dir / "rounds.png")
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not draw rounds.png: %s", exc)
+        if self.run is None:
+            return
+        if r in self._wandb_logged():
+            log.info("wandb: round %d was logged to run %s before, not logging it again", r, self.run.id)
+            return
+        self._safe(f"log round {r}", self.run.log, flatten(row))
+        if self.log_tables and r > 0:
+            samples = sample_generated(round_dir, r)
+            if samples:
+                self._safe(f"log round {r}'s generated problems", self.log_table, "generated_problems",
+                           SAMPLE_COLUMNS, samples, {"round": r})
+        dist = round_dir / "distill.jsonl"
+        if self.log_artifacts and dist.is_file():
+            self._safe(f"log round {r}'s distillation set", self.log_artifact, artifact_name("distill", self.name),
+                       "dataset", dist, {"round": r, "size": row.get("distill_size")}, [f"round-{r}"])
+        self._safe(f"note round {r} as logged", self._mark_logged, r)
 
-    def log_table(self, key: str, columns: List[str], rows: List[List]) -> None:
+    def _wandb_logged(self) -> set:
+        """Rounds already sent to this wandb run (a resumed run re-reports finished rounds)."""
+        path = self.run_dir / "wandb_rounds.json"
+        try:
+            d = read_json(path) if path.is_file() else {}
+            return set(d.get("rounds", [])) if d.get("id") == self.run.id else set()
+        except Exception:  # noqa: BLE001
+            return set()
+
+    def _mark_logged(self, r: int) -> None:
+        from fdd.io import write_json
+
+        write_json(self.run_dir / "wandb_rounds.json", {"id": self.run.id, "rounds": sorted(self._wandb_logged() | {r})})
+
+    def _safe(self, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 -- wandb failures are not run failures
+            log.warning("wandb: could not %s (%s: %s); metrics.jsonl is unaffected", what, type(exc).__name__, exc)
+
+    def log_table(self, key: str, columns: List[str], rows: List[List], extra: Optional[Dict] = None) -> None:
         if self.run is not None:
             import wandb
 
-            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+            self.run.log({key: wandb.Table(columns=columns, data=rows), **(extra or {})})
 
-    def log_artifact(self, name: str, kind: str, path, metadata: Optional[Dict] = None) -> None:
+    def log_artifact(self, name: str, kind: str, path, metadata: Optional[Dict] = None,
+                     aliases: Optional[List[str]] = None) -> None:
         if self.run is not None:
             import wandb
 
             art = wandb.Artifact(name, type=kind, metadata=metadata or {})
             art.add_file(str(path))
-            self.run.log_artifact(art)
+            self.run.log_artifact(art, aliases=aliases)
 
     def finish(self, exit_code: int = 0) -> None:
+        """Close the wandb run (so the next Hydra multirun job gets its own run)."""
         if self.run is not None:
-            self.run.finish(exit_code=exit_code)
-            self.run = None
+            run, self.run = self.run, None
+            try:
+                run.finish(exit_code=exit_code)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("wandb: could not finish the run cleanly (%s: %s)", type(exc).__name__, exc)
+
+
+# ---------------------------------------------------------------------- offline run files
+_LOG_HEADER = struct.Struct("<4sHB")  # ":W&B", magic 0xBEE1, version
+_BLOCK, _REC_HEADER = 32768, 7  # leveldb-log blocks; record header = crc32c(4) length(2) type(1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def iter_wandb_records(path) -> Iterator:
+    """The ``wandb_internal_pb2.Record`` messages of a ``.wandb`` transaction log.
+
+    wandb >= 0.19 has no Python reader any more (the Go core writes the file), so this decodes
+    its leveldb-log framing here and parses each payload with wandb's own protobuf schema.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    ident, magic, _version = _LOG_HEADER.unpack_from(data, 0)
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise ValueError(f"{path}: not a wandb transaction log")
+    pos, pending = _LOG_HEADER.size, b""
+    while pos + _REC_HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _REC_HEADER:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        payload = data[pos + _REC_HEADER: pos + _REC_HEADER + length]
+        pos += _REC_HEADER + length
+        if kind == 0 and length == 0:  # zero padding
+            continue
+        if kind == _FULL:
+            pending = payload
+        elif kind == _FIRST:
+            pending = payload
+            continue
+        elif kind == _MIDDLE:
+            pending += payload
+            continue
+        elif kind == _LAST:
+            pending += payload
+        else:
+            raise ValueError(f"{path}: bad record type {kind} at byte {pos}")
+        rec = wandb_internal_pb2.Record()
+        rec.ParseFromString(pending)
+        pending = b""
+        yield rec
+
+
+def wandb_history(path) -> List[Dict]:
+    """History rows (``{key: value}``) logged to an offline run's ``.wandb`` file."""
+    import json
+
+    rows = []
+    for rec in iter_wandb_records(path):
+        if rec.WhichOneof("record_type") == "history":
+            row = {}
+            for item in rec.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = json.loads(item.value_json)
+            rows.append(row)
+    return rows
 
 
 def plot_rounds(rows: List[Dict], path) -> None:

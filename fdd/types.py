@@ -60,8 +60,13 @@ class Item(_Record):
     branch: str = BRANCH_SEED
     meta: dict = field(default_factory=dict)
 
+    @property
+    def problem_id(self) -> str:
+        """The problem's id: items holding several rationales of one problem are ``<id>#<j>``."""
+        return self.id.split("#", 1)[0]
+
     def problem(self) -> Problem:
-        return Problem(self.id, self.question, self.answer, self.source, dict(self.meta))
+        return Problem(self.problem_id, self.question, self.answer, self.source, dict(self.meta))
 
 
 @dataclass

@@ -107,7 +107,7 @@ def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1
             elif rep.text not in kept and len(kept) < max_keep:
                 kept.append(rep.text)
         for text in kept:
-            items.append(Item(id=p.id if len(kept) == 1 else f"{p.id}-r{kept.index(text)}", question=p.question,
+            items.append(Item(id=p.id if len(kept) == 1 else f"{p.id}#{kept.index(text)}", question=p.question,
                               answer=float(p.answer), source=p.source, rationale=text, parent_id=None, round=0,
                               branch="seed", meta=dict(p.meta)))
         if not kept:

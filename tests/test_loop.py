@@ -23,7 +23,7 @@ def test_tiny_run_writes_every_stage_and_lineage(tiny_cfg, tmp_path):
     d1 = read_jsonl(run_dir / "round_1" / "distill.jsonl", Item)
     assert len(d1) > len(d0) and {i.id for i in d0} <= {i.id for i in d1}
     new = [i for i in d1 if i.round == 1]
-    assert new and all(i.branch in BRANCHES[1:] and i.parent_id in {x.id for x in d0} for i in new)
+    assert new and all(i.branch in BRANCHES[1:] and i.parent_id in {x.problem_id for x in d0} for i in new)
     split = read_json(run_dir / "round_1" / "split.json")
     assert len(split["easy"]) + len(split["hard"]) == len({i.question for i in d0})
     # every generated candidate is either accepted or rejected with a reason

@@ -1,28 +1,95 @@
 """Batched greedy generation: inputs sorted by length (little padding), left padding for causal
-models, and each batch stops as soon as every sequence has ended."""
+models, and each batch stops as soon as every sequence has ended (EOS, or -- for Program-of-
+Thought -- a complete top-level ``answer = ...`` line when ``stop_at_answer`` is on)."""
 from __future__ import annotations
 
-from typing import List, Sequence
+import ast
+import re
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from fdd.students.data import encode_example
 
+_ANSWER_LINE = re.compile(r"^answer[ \t]*=(?!=)[^\n]*\n", re.M)
+
+
+def answer_line_end(text: str) -> Optional[int]:
+    """Index just past the first complete top-level ``answer = ...`` line of a program, or None.
+
+    "Complete" means the line ended (a newline followed it) and the program up to there parses,
+    so an open bracket, a backslash continuation or an unclosed string never counts: cutting
+    there can never drop part of the statement that sets the answer."""
+    for m in _ANSWER_LINE.finditer(text):
+        end = m.end()
+        try:
+            ast.parse(text[:end])
+        except (SyntaxError, ValueError):
+            continue
+        return end
+    return None
+
+
+def truncate_at_answer(text: str) -> str:
+    end = answer_line_end(text)
+    return text if end is None else text[:end]
+
+
+class AnswerLineStop:
+    """A ``StoppingCriteria`` (duck-typed: transformers calls it with ``(input_ids, scores)``)
+    that ends a row once its generated text holds a complete ``answer = ...`` line. Decoding
+    happens only on steps whose new token contains a newline, so the cost is a few decodes per
+    row, not one per token."""
+
+    _newline_ids: Dict[int, torch.Tensor] = {}
+
+    def __init__(self, tokenizer, prompt_len: int):
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        self.done: Optional[torch.Tensor] = None
+        key = id(tokenizer)
+        if key not in self._newline_ids:
+            pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            self._newline_ids[key] = torch.tensor([i for i, p in enumerate(pieces) if "\n" in p], dtype=torch.long)
+        self.newline_ids = self._newline_ids[key]
+
+    def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
+        if self.done is None:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if input_ids.shape[1] <= self.prompt_len:
+            return self.done
+        last = input_ids[:, -1]
+        hit = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
+        for row in hit.nonzero().flatten().tolist():
+            text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
+            if answer_line_end(text) is not None:
+                self.done[row] = True
+        return self.done.clone()
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], arch: str, max_source_len: int) -> List[List[int]]:
+    return [encode_example(tokenizer, p, None, arch, max_source_len, 0)["input_ids"] for p in prompts]
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
+    """Indices grouped into generation batches, longest first. Sharded evaluation hands whole
+    batches to ranks, so every batch (and its padding) is the same as in a single process and
+    greedy outputs are identical."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: Sequence[str], arch: str, batch_size: int = 64, max_new_tokens: int = 128,
-             max_source_len: int = 256, progress: bool = False, desc: str = "generate") -> List[str]:
-    """Greedy completions of ``prompts``, returned in input order."""
+def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequence[List[int]], arch: str,
+                     max_new_tokens: int = 128, stop_at_answer: bool = False, progress: bool = False,
+                     desc: str = "generate") -> Dict[int, str]:
+    """Greedy completions of the encoded prompts named by ``batches``: {index: text}."""
     model.eval()
     device = next(model.parameters()).device
-    enc = [encode_example(tokenizer, p, None, arch, max_source_len, 0)["input_ids"] for p in prompts]
-    order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
-    out: List[str] = [""] * len(enc)
+    out: Dict[int, str] = {}
     pad = tokenizer.pad_token_id
-    bar = tqdm(total=len(enc), desc=desc, disable=not progress, leave=False)
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+    bar = tqdm(total=sum(len(b) for b in batches), desc=desc, disable=not progress, leave=False)
+    for idx in batches:
         n = max(len(enc[i]) for i in idx)
         ids = torch.full((len(idx), n), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
@@ -32,12 +99,31 @@ def generate(model, tokenizer, prompts: Sequence[str], arch: str, batch_size: in
                 ids[row, n - L:], mask[row, n - L:] = torch.tensor(enc[i]), 1
             else:
                 ids[row, :L], mask[row, :L] = torch.tensor(enc[i]), 1
+        kw = {}
+        if stop_at_answer:
+            from transformers import StoppingCriteriaList
+
+            kw["stopping_criteria"] = StoppingCriteriaList([AnswerLineStop(tokenizer, n if arch == "causal" else 0)])
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False, num_beams=1,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             **kw)
         if arch == "causal":
             gen = gen[:, n:]
         for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(gen[row], skip_special_tokens=True).strip()
+            text = tokenizer.decode(gen[row], skip_special_tokens=True)
+            # The stop fires on the step that completes the line; a multi-character token may
+            # carry text past it, which is cut so the output does not depend on token boundaries.
+            out[i] = (truncate_at_answer(text) if stop_at_answer else text).strip()
         bar.update(len(idx))
     bar.close()
     return out
+
+
+def generate(model, tokenizer, prompts: Sequence[str], arch: str, batch_size: int = 64, max_new_tokens: int = 128,
+             max_source_len: int = 256, progress: bool = False, desc: str = "generate",
+             stop_at_answer: bool = False) -> List[str]:
+    """Greedy completions of ``prompts``, returned in input order."""
+    enc = encode_prompts(tokenizer, prompts, arch, max_source_len)
+    got = generate_batches(model, tokenizer, enc, plan_batches([len(e) for e in enc], batch_size), arch,
+                           max_new_tokens=max_new_tokens, stop_at_answer=stop_at_answer, progress=progress, desc=desc)
+    return [got[i] for i in range(len(enc))]

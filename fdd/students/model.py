@@ -43,7 +43,10 @@ def build_model(cfg, tokenizer, init_from: Optional[str] = None, seed: int = 0):
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # Non-reentrant checkpointing: gradients reach LoRA adapters even though the frozen
+        # embeddings' outputs do not require grad (the reentrant variant silently drops them).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # the KV cache is useless in training and conflicts with it
     if cfg.lora.enabled:
         model = _wrap_lora(model, cfg)
     return model

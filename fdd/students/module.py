@@ -25,6 +25,12 @@ class StudentModule(pl.LightningModule):
         self.tokens_seen += int(n_tokens)
         return out.loss
 
+    def on_train_epoch_end(self) -> None:
+        # Summed over ranks and sent back to the main process by ddp_spawn, where the
+        # attribute above would be lost with the worker processes.
+        self.log("train/tokens", float(self.tokens_seen), reduce_fx="sum", sync_dist=True, on_step=False,
+                 on_epoch=True)
+
     def configure_optimizers(self):
         from transformers import get_scheduler
 

@@ -85,6 +85,7 @@ class OpenAITeacher(LLMTeacher):
     backoff_base_s = 0.5  # first retry waits ~U(0, 0.5 s), then doubling ...
     backoff_cap_s = 20.0  # ... up to this
     transport = "auto"  # auto | aiohttp | httpx: the HTTP stack under the openai client
+    raw_responses = True  # client.post + json.loads instead of chat.completions.create (see _send)
 
     def __init__(self, cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
         super().__init__(cfg, cache_dir=cache_dir, seed=seed)
@@ -279,8 +280,12 @@ class OpenAITeacher(LLMTeacher):
         # response: same auth, base URL, timeouts and status-error mapping as
         # ``chat.completions.create``, but without its per-call TypedDict transform and pydantic
         # parsing, which cost ~1 ms of CPU per request -- the bottleneck at high concurrency.
-        http_response = await ep.client.post("/chat/completions", body=body, cast_to=self._raw_response_cls)
-        data = json.loads(http_response.content)  # ValueError -> "malformed response", retried
+        if self.raw_responses:
+            http_response = await ep.client.post("/chat/completions", body=body, cast_to=self._raw_response_cls)
+            data = json.loads(http_response.content)  # ValueError -> "malformed response", retried
+        else:  # the typed path, kept for comparison (benchmarks/teacher_throughput.py --typed)
+            resp = await ep.client.chat.completions.create(**body)
+            data = resp.model_dump() if hasattr(resp, "model_dump") else resp
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise _Failure("malformed response", True)
         choices = data["choices"]

@@ -1,0 +1,461 @@
+"""Summarise finished FDD runs without wandb: ``python -m fdd.report DIR [--out DIR]``.
+
+DIR is one run directory or a Hydra multirun directory (run directories beneath it). Each run is
+read from its ``metrics.jsonl`` and ``.hydra/{overrides,config}.yaml``; runs that differ only by
+``seed`` form one variant. Prints held-out accuracy per variant x round x set (mean ± std over
+seeds), the final-round comparison of every variant with ``none`` and ``random``, and what is
+missing (jobs of the sweep with no run directory, runs that finished fewer rounds than asked);
+writes ``table.csv``, ``report.md``, ``accuracy.png`` and ``easy_hard.png`` to ``--out``
+(default ``DIR/report``). The helpers at the top are what ``notebooks/fdd_run.ipynb`` uses.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+SEED_KEYS = ("seed",)
+BASELINES = ("none", "random")
+FLOW_KEYS = ("easy", "hard", "easy_ratio", "accepted", "rejected", "distill_size", "train_steps")
+
+
+# ---------------------------------------------------------------------- one run
+def read_rows(run_dir) -> List[Dict]:
+    """The run's metric rows (one per finished round), ``[]`` when there is no metrics.jsonl."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s: skipping an unreadable line", path)
+    return sorted(rows, key=lambda r: r.get("round", 0))
+
+
+def rounds_frame(run_dir):
+    """Per-round numbers of one run as a DataFrame (accuracy per held-out set as ``acc/<set>``)."""
+    import pandas as pd
+
+    recs = []
+    for row in read_rows(run_dir):
+        rec = {k: v for k, v in row.items() if not isinstance(v, dict)}
+        rec.update({f"acc/{k}": v for k, v in row.get("accuracy", {}).items()})
+        rec.update({f"rejected/{k}": v for k, v in row.get("rejected_by_reason", {}).items()})
+        rec.update({f"accepted/{k}": v for k, v in row.get("accepted_by_branch", {}).items()})
+        recs.append(rec)
+    return pd.DataFrame(recs).set_index("round") if recs else pd.DataFrame()
+
+
+def lineage(run_dir, limit: Optional[int] = 20, branch: Optional[str] = None):
+    """Problems the teacher added (round >= 1) with their ancestry: parent question -> question.
+
+    ``chain`` lists the ancestors' branches back to the seed problem (``seed > hard-similar > ...``).
+    """
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    dists = sorted(run_dir.glob("round_*/distill.jsonl"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not dists:
+        return pd.DataFrame(columns=["round", "branch", "parent_question", "question", "answer", "chain"])
+    items = {}
+    with open(dists[-1], encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                it = json.loads(line)
+                items.setdefault(it["id"], it)
+    recs = []
+    for it in items.values():
+        if it.get("round", 0) < 1 or (branch and it.get("branch") != branch):
+            continue
+        chain, cur, seen = [it.get("branch")], it, set()
+        while cur.get("parent_id") in items and cur["parent_id"] not in seen:
+            seen.add(cur["parent_id"])
+            cur = items[cur["parent_id"]]
+            chain.append(cur.get("branch"))
+        parent = items.get(it.get("parent_id"), {})
+        recs.append({"round": it.get("round"), "branch": it.get("branch"), "parent_question": parent.get("question"),
+                     "question": it["question"], "answer": it.get("answer"), "chain": " > ".join(reversed(chain))})
+    df = pd.DataFrame(recs)
+    if df.empty:
+        return df
+    df = df.sort_values(["round", "branch"], kind="stable").reset_index(drop=True)
+    return df.head(limit) if limit else df
+
+
+def plot_run(run_dir, out: Optional[Path] = None):
+    """Held-out accuracy per round and the easy/hard flow of one run (a matplotlib figure)."""
+    import matplotlib.pyplot as plt
+
+    df = rounds_frame(run_dir)
+    df = df[df.index > 0] if not df.empty else df
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    if df.empty:
+        ax1.set_title("no finished rounds")
+        return fig
+    for col in [c for c in df.columns if c.startswith("acc/")]:
+        ax1.plot(df.index, df[col], marker="o", label=col[4:])
+    ax1.set(title="held-out accuracy", xlabel="round", ylabel="accuracy", ylim=(0, 1), xticks=list(df.index))
+    ax1.legend(fontsize=8)
+    easy, hard = df.get("easy", 0 * df.index), df.get("hard", 0 * df.index)
+    ax2.bar(df.index, easy, label="easy (solved)", color="tab:green")
+    ax2.bar(df.index, hard, bottom=easy, label="hard (unsolved)", color="tab:red")
+    if "accepted" in df:
+        ax2.plot(df.index, df["accepted"], "k--o", label="new problems accepted")
+    ax2.set(title="feedback on the training problems", xlabel="round", ylabel="problems", xticks=list(df.index))
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig
+
+
+# ---------------------------------------------------------------------- many runs
+@dataclass
+class Run:
+    path: Path
+    overrides: Dict[str, str]
+    mode: str
+    seed: Optional[int]
+    rounds: Optional[int]  # rounds asked for by its config
+    rows: List[Dict] = field(default_factory=list)
+    variant: str = ""
+
+    @property
+    def finished_rounds(self) -> int:
+        return max((r.get("round", 0) for r in self.rows), default=-1)
+
+
+def _load_yaml(path: Path):
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None
+    except Exception as exc:  # noqa: BLE001 -- a damaged file is reported, not fatal
+        log.warning("%s: unreadable (%s)", path, exc)
+        return None
+
+
+def _split_override(o: str) -> Tuple[str, str]:
+    k, _, v = o.partition("=")
+    return k.lstrip("+~"), v
+
+
+def _norm(v) -> str:
+    """An override value as Hydra means it (``false`` on the command line is ``False`` in a job)."""
+    import yaml
+
+    try:
+        return str(yaml.safe_load(str(v)))
+    except yaml.YAMLError:
+        return str(v)
+
+
+def load_run(path: Path) -> Run:
+    ov = _load_yaml(path / ".hydra" / "overrides.yaml") or []
+    overrides = dict(_split_override(o) for o in ov if "=" in o)
+    cfg = _load_yaml(path / ".hydra" / "config.yaml") or {}
+    mode = (cfg.get("augmentation") or {}).get("mode") or overrides.get("augmentation.mode") \
+        or overrides.get("augmentation") or "fdd"
+    seed = cfg.get("seed", overrides.get("seed"))
+    rounds = cfg.get("rounds", overrides.get("rounds"))
+    return Run(path, overrides, str(mode), int(seed) if seed is not None else None,
+               int(rounds) if rounds is not None else None, read_rows(path))
+
+
+def find_run_dirs(root: Path) -> List[Path]:
+    """Run directories at or under ``root`` (a dir with metrics.jsonl, round_0/ or .hydra/)."""
+    def is_run(d: Path) -> bool:
+        return (d / "metrics.jsonl").is_file() or (d / "round_0").is_dir() or (d / ".hydra" / "config.yaml").is_file()
+
+    if is_run(root):
+        return [root]
+    found = []
+    for d in sorted(root.rglob("*")):
+        if d.is_dir() and not any(p.startswith(".") or p in ("wandb", "report") for p in d.relative_to(root).parts) \
+                and not any(parent in found for parent in d.parents) and is_run(d):
+            found.append(d)
+    return found
+
+
+def expected_jobs(root: Path) -> List[Dict[str, str]]:
+    """The jobs a multirun asked for (from ``multirun.yaml``'s sweep overrides), ``[]`` if unknown."""
+    cfg = _load_yaml(root / "multirun.yaml")
+    try:
+        task = cfg["hydra"]["overrides"]["task"]
+    except (TypeError, KeyError):
+        return []
+    axes = []
+    for o in task:
+        k, v = _split_override(str(o))
+        if any(s in v for s in ("range(", "choice(", "interval(", "glob(", "[", "{")):
+            return []  # sweep syntax this reader does not expand: do not guess
+        axes.append([(k, x) for x in v.split(",")])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def label_variants(runs: Sequence[Run]) -> None:
+    """Name each run's variant by the overrides that vary across runs, seeds left out."""
+    keys = sorted({k for r in runs for k in r.overrides})
+    varying = [k for k in keys if k not in SEED_KEYS and k not in ("augmentation", "augmentation.mode")
+               and len({r.overrides.get(k) for r in runs}) > 1]
+    for r in runs:
+        other = ",".join(f"{k}={r.overrides.get(k)}" for k in varying)
+        r.variant = f"{r.mode} [{other}]" if other else r.mode
+
+
+def _baseline_of(variant: str, mode: str, base: str) -> str:
+    return base + variant[len(mode):]
+
+
+def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def _fmt(m: float, s: float, n: int) -> str:
+    if math.isnan(m):
+        return "-"
+    return f"{m:.3f}" if n <= 1 else f"{m:.3f} ± {s:.3f}"
+
+
+@dataclass
+class Report:
+    root: Path
+    runs: List[Run]
+    missing: List[str]
+    table: "object"  # pandas DataFrame: variant, set, round, mean, std, n, seeds
+    flow: "object"  # pandas DataFrame: variant, round, <FLOW_KEYS means>
+    final: "object"  # pandas DataFrame: variant vs baseline at the final round
+    sets: List[str]
+
+
+def build_report(root) -> Report:
+    """Everything the CLI prints and writes, as data."""
+    import pandas as pd
+
+    root = Path(root)
+    runs = [load_run(d) for d in find_run_dirs(root)]
+    label_variants(runs)
+    missing: List[str] = []
+
+    exp = expected_jobs(root)
+    if exp:
+        have = [r.overrides for r in runs]
+        for job in exp:
+            if not any(all(_norm(h.get(k)) == _norm(v) for k, v in job.items()) for h in have):
+                missing.append("job never ran or was deleted: " + ",".join(f"{k}={v}" for k, v in job.items()))
+    for r in runs:
+        name = r.path.relative_to(root) if r.path != root else r.path.name
+        if not r.rows:
+            missing.append(f"{name}: no metrics.jsonl (job not started or killed before round 0 finished)")
+        elif r.rounds is not None and r.finished_rounds < r.rounds:
+            missing.append(f"{name}: finished {max(0, r.finished_rounds)} of {r.rounds} rounds")
+
+    acc, flow = [], []
+    for r in runs:
+        for row in r.rows:
+            if row.get("round", 0) < 1:
+                continue
+            for s, v in row.get("accuracy", {}).items():
+                acc.append({"variant": r.variant, "mode": r.mode, "seed": r.seed, "round": row["round"], "set": s,
+                            "accuracy": v})
+            flow.append({"variant": r.variant, "seed": r.seed, "round": row["round"],
+                         **{k: row.get(k) for k in FLOW_KEYS}})
+    acc_df = pd.DataFrame(acc, columns=["variant", "mode", "seed", "round", "set", "accuracy"])
+    sets = sorted(acc_df["set"].unique()) if not acc_df.empty else []
+
+    table_recs = []
+    for (variant, s, rnd), g in acc_df.groupby(["variant", "set", "round"], sort=True):
+        m, sd = _mean_std(list(g["accuracy"]))
+        table_recs.append({"variant": variant, "set": s, "round": int(rnd), "mean": m, "std": sd, "n": len(g),
+                           "seeds": ",".join(str(x) for x in sorted(g["seed"].dropna().astype(int)))})
+    table = pd.DataFrame(table_recs, columns=["variant", "set", "round", "mean", "std", "n", "seeds"])
+    flow_df = pd.DataFrame(flow)
+    if not flow_df.empty:
+        flow_df = flow_df.drop(columns="seed").groupby(["variant", "round"]).mean(numeric_only=True).reset_index()
+
+    final = _final_comparison(runs, acc_df, sets)
+    return Report(root, runs, missing, table, flow_df, final, sets)
+
+
+def _final_comparison(runs: Sequence[Run], acc_df, sets: Sequence[str]):
+    """Each variant at its final round vs the ``none`` / ``random`` variant of the same sweep point,
+    paired by seed where both have the seed."""
+    import pandas as pd
+
+    recs = []
+    if acc_df.empty:
+        return pd.DataFrame()
+    modes = {r.variant: r.mode for r in runs}
+    final_round = {}
+    for r in runs:
+        if r.rounds is not None:
+            final_round[r.variant] = max(final_round.get(r.variant, 0), r.rounds)
+    for variant in sorted(acc_df["variant"].unique()):
+        fr = final_round.get(variant, int(acc_df[acc_df.variant == variant]["round"].max()))
+        for s in sets:
+            cur = acc_df[(acc_df.variant == variant) & (acc_df.set == s) & (acc_df["round"] == fr)]
+            by_seed = dict(zip(cur["seed"], cur["accuracy"]))
+            m, sd = _mean_std(list(by_seed.values()))
+            rec = {"variant": variant, "set": s, "round": fr, "mean": m, "std": sd, "n": len(by_seed)}
+            for base in BASELINES:
+                bv = _baseline_of(variant, modes[variant], base)
+                b = acc_df[(acc_df.variant == bv) & (acc_df.set == s) & (acc_df["round"] == fr)]
+                b_seed = dict(zip(b["seed"], b["accuracy"]))
+                paired = sorted(set(by_seed) & set(b_seed))
+                diffs = [by_seed[k] - b_seed[k] for k in paired]
+                dm, dsd = _mean_std(diffs)
+                rec[f"vs_{base}"] = dm if bv != variant else float("nan")
+                rec[f"vs_{base}_std"] = dsd if bv != variant else float("nan")
+                rec[f"vs_{base}_wins"] = (f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs and bv != variant else "")
+            recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+# ---------------------------------------------------------------------- rendering
+def accuracy_markdown(rep: Report) -> str:
+    """variant x round table per held-out set, cells ``mean ± std`` over seeds."""
+    out = []
+    for s in rep.sets:
+        t = rep.table[rep.table.set == s]
+        rounds = sorted(t["round"].unique())
+        out.append(f"held-out accuracy on `{s}` (mean ± std over seeds; n = seeds)\n")
+        out.append("| variant | " + " | ".join(f"round {r}" for r in rounds) + " | n |")
+        out.append("|---" * (len(rounds) + 2) + "|")
+        for v in sorted(t["variant"].unique()):
+            tv = t[t.variant == v].set_index("round")
+            cells = [_fmt(tv.at[r, "mean"], tv.at[r, "std"], tv.at[r, "n"]) if r in tv.index else "-" for r in rounds]
+            out.append(f"| {v} | " + " | ".join(cells) + f" | {int(tv['n'].max())} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def final_markdown(rep: Report) -> str:
+    f = rep.final
+    if f is None or len(f) == 0:
+        return "no finished rounds to compare\n"
+    out = ["final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)\n",
+           "| set | variant | round | accuracy | vs none | wins | vs random | wins |", "|---|---|---|---|---|---|---|---|"]
+    for _, r in f.iterrows():
+        def d(base):
+            m, s = r[f"vs_{base}"], r[f"vs_{base}_std"]
+            return "-" if isinstance(m, float) and math.isnan(m) else f"{m:+.3f} ± {s:.3f}"
+        out.append(f"| {r['set']} | {r['variant']} | {r['round']} | {_fmt(r['mean'], r['std'], r['n'])} | {d('none')} | "
+                   f"{r['vs_none_wins']} | {d('random')} | {r['vs_random_wins']} |")
+    return "\n".join(out) + "\n"
+
+
+def flow_markdown(rep: Report) -> str:
+    if rep.flow is None or len(rep.flow) == 0:
+        return ""
+    cols = [c for c in FLOW_KEYS if c in rep.flow.columns and rep.flow[c].notna().any()]
+    out = ["easy/hard flow (means over seeds; easy/hard = training problems solved/unsolved at feedback)\n",
+           "| variant | round | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for _, r in rep.flow.iterrows():
+        vals = ["-" if r[c] is None or (isinstance(r[c], float) and math.isnan(r[c])) else
+                (f"{r[c]:.2f}" if c == "easy_ratio" else f"{r[c]:.0f}") for c in cols]
+        out.append(f"| {r['variant']} | {int(r['round'])} | " + " | ".join(vals) + " |")
+    return "\n".join(out) + "\n"
+
+
+def missing_markdown(rep: Report) -> str:
+    if not rep.missing:
+        return "missing: nothing (every run finished every round it asked for)\n"
+    return "missing:\n" + "\n".join(f"- {m}" for m in rep.missing) + "\n"
+
+
+def plot_report(rep: Report, out: Path) -> List[Path]:
+    """accuracy.png (per round per variant, one panel per set) and easy_hard.png (easy ratio per round)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    if rep.sets:
+        fig, axes = plt.subplots(1, len(rep.sets), figsize=(5.5 * len(rep.sets), 4), squeeze=False)
+        for ax, s in zip(axes[0], rep.sets):
+            t = rep.table[rep.table.set == s]
+            for v in sorted(t["variant"].unique()):
+                tv = t[t.variant == v].sort_values("round")
+                ax.errorbar(tv["round"], tv["mean"], yerr=tv["std"], marker="o", capsize=3, label=v)
+            ax.set(title=f"held-out accuracy: {s}", xlabel="round", ylabel="accuracy")
+            ax.set_xticks(sorted(t["round"].unique()))
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out / "accuracy.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    if rep.flow is not None and len(rep.flow):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        for v in sorted(rep.flow["variant"].unique()):
+            fv = rep.flow[rep.flow.variant == v].sort_values("round")
+            ax1.plot(fv["round"], fv["easy_ratio"], marker="o", label=v)
+            if "distill_size" in fv:
+                ax2.plot(fv["round"], fv["distill_size"], marker="o", label=v)
+        ax1.set(title="easy ratio (training problems solved at feedback)", xlabel="round", ylabel="easy / answered",
+                ylim=(0, 1))
+        ax2.set(title="distillation set size after the round", xlabel="round", ylabel="items")
+        for ax in (ax1, ax2):
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out / "easy_hard.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def write_report(rep: Report, out: Path) -> str:
+    """Write table.csv, final.csv, flow.csv, report.md and the plots; returns the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    rep.table.to_csv(out / "table.csv", index=False)
+    if rep.final is not None and len(rep.final):
+        rep.final.to_csv(out / "final.csv", index=False)
+    if rep.flow is not None and len(rep.flow):
+        rep.flow.to_csv(out / "flow.csv", index=False)
+    md = "\n".join([f"# FDD report: {rep.root}\n", f"{len(rep.runs)} run(s), variants: "
+                    + ", ".join(sorted({r.variant for r in rep.runs})) + "\n",
+                    accuracy_markdown(rep), final_markdown(rep), flow_markdown(rep), missing_markdown(rep)])
+    (out / "report.md").write_text(md, encoding="utf-8")
+    try:
+        plot_report(rep, out)
+    except Exception as exc:  # noqa: BLE001 -- the tables matter more than the pictures
+        log.warning("could not draw the plots: %s", exc)
+    return md
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fdd.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("dir", type=Path, help="a run directory or a multirun directory")
+    p.add_argument("--out", type=Path, default=None, help="where to write the report (default DIR/report)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not args.dir.is_dir():
+        print(f"fdd.report: error: {args.dir} is not a directory")
+        return 2
+    rep = build_report(args.dir)
+    if not rep.runs:
+        print(f"fdd.report: no run directories under {args.dir}")
+        return 1
+    out = args.out or args.dir / "report"
+    md = write_report(rep, out)
+    print(md)
+    print(f"written to {out}/ (report.md, table.csv, final.csv, flow.csv, accuracy.png, easy_hard.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

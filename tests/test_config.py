@@ -1,0 +1,88 @@
+"""Composition and validation: every group composes, bad values fail at start-up with a clear message."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from fdd.config import ConfigError, validate
+from tests.conftest import CONF, ROOT, compose_cfg
+
+
+def _options(group: str):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["teacher", "student", "dataset", "augmentation", "trainer", "logger"])
+def test_every_option_of_every_group_composes_and_validates(group, tmp_path):
+    for option in _options(group):
+        extra = ["dataset.train.path=x.jsonl"] if (group, option) == ("dataset", "local") else []
+        cfg = compose_cfg([f"{group}={option}", *extra], tmp_path)
+        if group != "trainer":
+            validate(cfg)
+
+
+def test_paper_command_composes(tmp_path):
+    cfg = compose_cfg(["student=flan-t5-base", "rounds=4"], tmp_path)
+    obj = validate(cfg)
+    assert obj.rounds == 4 and obj.student.pretrained == "google/flan-t5-base" and obj.student.arch == "seq2seq"
+
+
+def test_cfg_job_from_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "fdd.main", "student=flan-t5-base", "rounds=4", "--cfg", "job"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pretrained: google/flan-t5-base" in out.stdout and "rounds: 4" in out.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("rounds=-1", "rounds must be >= 0"),
+    ("augmentation.min_agree=5", "min_agree"),
+    ("rationale=tree", "rationale must be one of"),
+    ("teacher.cache=sometimes", "teacher.cache"),
+    ("augmentation.mode=magic", "augmentation.mode"),
+])
+def test_bad_values_are_refused(override, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg([override], tmp_path))
+
+
+def test_typo_and_wrong_type_fail_at_composition(tmp_path):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)):
+        compose_cfg(["student.learning_rate=1e-3"], tmp_path)
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_cfg(["rounds=three"], tmp_path)
+    with pytest.raises(ConfigCompositionException, match="student"):
+        compose_cfg(["student=gpt-17"], tmp_path)
+
+
+def _main(*args, env=None, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "fdd.main", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_bad_config_is_one_clear_line_before_any_work(tmp_path):
+    out = _main("rounds=-1", f"hydra.run.dir={tmp_path}/run")
+    assert out.returncode == 2
+    assert "fdd: error: rounds must be >= 0" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "run" / "round_0").exists()
+
+
+def test_unreachable_hub_model_fails_with_a_clear_message(tmp_path):
+    # HF_HUB_OFFLINE makes the failure immediate; without it the Hub client retries for ~40 s first.
+    out = _main("student=flan-t5-base", "rounds=4", f"hydra.run.dir={tmp_path}/run", env={"HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Could not download the model 'google/flan-t5-base'" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run" / "round_0").exists()  # refused before any work
+
+
+def test_dry_run_counts_teacher_calls(tmp_path):
+    out = _main("dry_run=true", "rounds=3", f"hydra.run.dir={tmp_path}/run", "logger=none")
+    assert out.returncode == 0, out.stderr
+    assert "init_rationale_calls: 300" in out.stdout and "augmenting_rounds: 2" in out.stdout

@@ -1,0 +1,58 @@
+"""A run killed during training and rerun with the same command ends with the same
+distillation set as an uninterrupted run, without redoing finished stages."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fdd.io import read_jsonl
+from tests.conftest import ROOT, TINY
+
+ARGS = [a for a in TINY if not a.startswith(("student.epochs", "dataset.train.n", "rounds"))] + [
+    "student.epochs=12", "dataset.train.n=80", "rounds=3"]
+
+
+def _cmd(run_dir: Path):
+    return [sys.executable, "-m", "fdd.main", *ARGS, f"hydra.run.dir={run_dir}", f"paths.cache_dir={run_dir}/cache"]
+
+
+def _final_set(run_dir: Path):
+    rows = read_jsonl(run_dir / "round_2" / "distill.jsonl")
+    return sorted((r["id"], r["rationale"], r["answer"], r["branch"], r["parent_id"], r["round"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_killed_during_training_resumes_to_the_same_distillation_set(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    ref = tmp_path / "uninterrupted"
+    subprocess.run(_cmd(ref), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(run_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt = run_dir / "round_2" / "train_state" / "last.ckpt"  # round 2's training has finished an epoch
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed during training"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "round_2" / "DONE.train").exists()
+    init_mtime = (run_dir / "round_0" / "distill.jsonl").stat().st_mtime_ns
+    round1_ckpt = (run_dir / "round_1" / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+
+    out = subprocess.run(_cmd(run_dir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "round 1: train already done, skipping" in out.stderr + out.stdout
+    # finished work was not repeated ...
+    assert (run_dir / "round_0" / "distill.jsonl").stat().st_mtime_ns == init_mtime
+    assert (run_dir / "round_1" / "checkpoint" / "model.safetensors").stat().st_mtime_ns == round1_ckpt
+    # ... and the result is the uninterrupted one
+    assert _final_set(run_dir) == _final_set(ref)
+    assert read_jsonl(run_dir / "metrics.jsonl")[-1]["accuracy"] == read_jsonl(ref / "metrics.jsonl")[-1]["accuracy"]
