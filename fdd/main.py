@@ -83,10 +83,10 @@ def run(cfg: DictConfig) -> list:
     run_dir = Path(obj.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, evals = load_problems(obj)
-    preflight(obj)
     if obj.dry_run:
         dry_run(obj, train, evals)
         return []
+    preflight(obj)
 
     from fdd.loop import FDDLoop
     from fdd.reasoning.formats import get_format

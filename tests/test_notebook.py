@@ -15,7 +15,6 @@ nbclient = pytest.importorskip("nbclient")
 def test_notebook_runs_on_a_tiny_run(tiny_cfg, tmp_path, monkeypatch):
     run(tiny_cfg())
     monkeypatch.setenv("FDD_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(ROOT / "notebooks" / "fdd_run.ipynb", as_version=4)
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -21,7 +21,8 @@ class StudentModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         out = self.model(**batch)
         n_tokens = (batch["labels"] != -100).sum()
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0])
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0],
+                 sync_dist=True)  # the epoch loss is the mean over all ranks
         self.tokens_seen += int(n_tokens)
         return out.loss
 
@@ -29,6 +30,8 @@ class StudentModule(pl.LightningModule):
         # Summed over ranks and sent back to the main process by ddp_spawn, where the
         # attribute above would be lost with the worker processes.
         self.log("train/tokens", float(self.tokens_seen), reduce_fx="sum", sync_dist=True, on_step=False,
+                 on_epoch=True)
+        self.log("train/steps", float(self.trainer.global_step), reduce_fx="max", on_step=False,
                  on_epoch=True)
 
     def configure_optimizers(self):

@@ -96,7 +96,7 @@ class Student:
             os.replace(tmp, out_dir)
         trainer.strategy.barrier("student-saved")  # other ranks may read out_dir right after
         tokens = metrics.get("train/tokens") or float(module.tokens_seen)
-        return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": int(trainer.global_step),
+        return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": max(int(trainer.global_step), int(metrics.get("train/steps", 0))),
                 "train_examples": len(data), "train_seconds": round(seconds, 2),
                 "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None}
 

@@ -1,0 +1,111 @@
+"""Students learn: on a fixed small set, the mean loss (eval mode) falls after a few epochs, for
+causal and seq2seq students, full fine-tuning and LoRA, gradient checkpointing and compile;
+and the PoT early stop never cuts a program before its answer line is complete."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_cfg
+from fdd.data.synthetic import generate, render
+from fdd.reasoning.formats import get_format
+from fdd.students.data import Collator
+from fdd.students.generate import answer_line_end, truncate_at_answer
+from fdd.students.model import _model_class, build_model
+from fdd.students.student import Student
+from fdd.types import Item
+
+CPU = {"accelerator": "cpu", "devices": 1, "precision": 32, "enable_progress_bar": False, "log_every_n_steps": 1,
+       "gradient_clip_val": 1.0}
+
+
+def fixed_items(n: int = 16):
+    """``n`` synthetic problems with their gold PoT programs as rationales."""
+    return [Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1]) for p in generate(n, 0, "train")]
+
+
+@torch.no_grad()
+def mean_loss(model, data, pad_id: int, batch_size: int = 8) -> float:
+    """Token-weighted mean cross-entropy over ``data`` in eval mode (no dropout, no noise)."""
+    model.eval()
+    collate, total, count = Collator(pad_id), 0.0, 0
+    for s in range(0, len(data), batch_size):
+        batch = collate([data[i] for i in range(s, min(len(data), s + batch_size))])
+        n = int((batch["labels"] != -100).sum())
+        total += float(model(**batch).loss) * n
+        count += n
+    return total / count
+
+
+def loss_before_after(tmp_path, student: str, *overrides: str):
+    cfg = compose_cfg([f"student={student}", "logger=none", *overrides], tmp_path / "run")
+    scfg = OmegaConf.to_object(cfg.student)
+    st = Student(scfg, CPU, get_format("pot"), 0, str(tmp_path / "tok"))
+    items = fixed_items()
+    data = st._encode(items)
+    tok = st.tokenizer()
+    before = mean_loss(build_model(scfg, tok, seed=0), data, tok.pad_token_id)  # fit starts from this init
+    info = st.fit(items, str(tmp_path / "ckpt"), str(tmp_path / "state"))
+    after = mean_loss(_model_class(scfg.arch).from_pretrained(str(tmp_path / "ckpt")), data, tok.pad_token_id)
+    return before, after, info
+
+
+TINY = ["student.batch_size=4", "student.epochs=4"]
+LORA = ["student.lora.enabled=true", "student.lr=1e-2"]
+
+
+@pytest.mark.parametrize("student,extra", [
+    ("tiny-llama", []),
+    ("tiny-llama", LORA),
+    ("tiny-t5", []),
+    ("tiny-t5", LORA),
+    ("tiny-llama", ["student.gradient_checkpointing=true"]),
+    ("tiny-llama", ["student.gradient_checkpointing=true", *LORA]),
+], ids=["llama-full", "llama-lora", "t5-full", "t5-lora", "llama-gc", "llama-gc-lora"])
+def test_tiny_students_loss_falls(tmp_path, student, extra):
+    before, after, info = loss_before_after(tmp_path, student, *TINY, *extra)
+    assert info["train_steps"] == 16
+    assert after < 0.9 * before, (before, after)
+
+
+def test_gradient_checkpointing_is_on(tmp_path):
+    cfg = compose_cfg(["student=tiny-llama", "student.gradient_checkpointing=true", "logger=none"], tmp_path)
+    scfg = OmegaConf.to_object(cfg.student)
+    st = Student(scfg, CPU, get_format("pot"), 0, str(tmp_path / "tok"))
+    model = build_model(scfg, st.tokenizer(), seed=0)
+    assert model.is_gradient_checkpointing
+
+
+@pytest.mark.slow
+def test_tiny_llama_compiled_loss_falls(tmp_path):
+    before, after, _ = loss_before_after(tmp_path, "tiny-llama", *TINY, "student.compile=true")
+    assert after < 0.9 * before, (before, after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["student.lora.enabled=true", "student.lr=1e-3"]], ids=["full", "lora"])
+def test_smollm2_loss_falls(tmp_path, extra):
+    before, after, info = loss_before_after(tmp_path, "smollm2-135m", "student.batch_size=4", "student.epochs=1",
+                                            *extra)
+    assert info["train_steps"] == 4
+    assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("text,end", [
+    ("x1 = 3\nanswer = x1\n", len("x1 = 3\nanswer = x1\n")),
+    ("x1 = 3\nanswer = x1", None),  # the line may still grow
+    ("answer = (3 +\n 4)\n", len("answer = (3 +\n 4)\n")),  # complete only once the bracket closes
+    ("answer = (3 +\n", None),
+    ("answer = 3 + \\\n", None),  # backslash continuation
+    ("def solution():\n    answer = 3\n    return answer\n", None),  # indented: not the program's end
+    ("s = '''\nanswer = 1\n'''\nanswer = 2\n", len("s = '''\nanswer = 1\n'''\nanswer = 2\n")),
+    ("answer == 3\n", None),
+])
+def test_answer_line_end(text, end):
+    assert answer_line_end(text) == end
+
+
+def test_truncate_keeps_the_answer():
+    prog = "x1 = 2\nx2 = x1 * 3\nanswer = x2\nprint(answer)\nanswer = 0\n"
+    assert truncate_at_answer(prog) == "x1 = 2\nx2 = x1 * 3\nanswer = x2\n"
