@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 from fdd.data.base import LoadResult
 from fdd.data.files import DataFormatError, load_hub, read_xml, resolve_file, spec_get
 from fdd.reasoning.answer import parse_number
-from fdd.types import Problem, content_id
+from fdd.types import content_id
 
 HUB_NAME = "EleutherAI/asdiv"
 
@@ -60,20 +60,12 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
             rows.append({"id": None, "grade": None, "Body": r["body"], "Question": r["question"], "Answer": r["answer"],
                          "Formula": r.get("formula"), "Solution-Type": r.get("solution_type")})
     result = LoadResult(problems=[], source="asdiv")
-    seen = set()
     for row in rows:
         body, question = " ".join(row["Body"].split()), " ".join(row["Question"].split())
         text = f"{body} {question}".strip()
         pid = f"asdiv-{row['id']}" if row["id"] else content_id(text, prefix="asdiv-")
         value, reason = parse_answer(row["Answer"])
-        if value is None:
-            result.skip(reason or "non-numeric answer", pid)
-            continue
-        if pid in seen:
-            result.skip("duplicate id", pid)
-            continue
-        seen.add(pid)
         meta = {"formula": row.get("Formula"), "solution_type": row.get("Solution-Type"), "grade": row.get("grade"),
                 "raw_answer": row["Answer"]}
-        result.problems.append(Problem(pid, text, value, "asdiv", {k: v for k, v in meta.items() if v is not None}))
+        result.add(pid, text, value, "asdiv", meta, no_value=reason or "non-numeric answer")
     return result

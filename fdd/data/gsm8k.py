@@ -11,7 +11,7 @@ from typing import Any, List
 from fdd.data.base import LoadResult
 from fdd.data.files import load_hub, read_jsonl, require, resolve_file, spec_get
 from fdd.reasoning.answer import parse_number
-from fdd.types import Problem, content_id
+from fdd.types import content_id
 
 HUB_NAME, HUB_CONFIG = "openai/gsm8k", "main"
 _ANNOT = re.compile(r"<<(.*?)>>")
@@ -40,18 +40,11 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
         rows, where = load_hub(name, spec_get(spec, "hub_config") or HUB_CONFIG, split, "gsm8k"), name
     source = f"gsm8k-{split}"
     result = LoadResult(problems=[], source=source)
-    seen = set()
     for i, row in enumerate(rows):
         question, rationale = require(row, ("question", "answer"), where, i)
         pid = content_id(question, prefix=f"{source}-")
-        value = final_answer(str(rationale))
-        if value is None:
-            result.skip("no numeric answer after ####", pid)
-            continue
-        if pid in seen:  # the same question twice would give two problems one id
-            result.skip("duplicate question", pid)
-            continue
-        seen.add(pid)
-        result.problems.append(Problem(pid, question.strip(), value, source,
-                                       {"rationale": rationale, "annotations": annotations(rationale)}))
+        # ids hash the question, so the same question twice counts as a duplicate
+        result.add(pid, question.strip(), final_answer(str(rationale)), source,
+                   {"rationale": rationale, "annotations": annotations(rationale)},
+                   no_value="no numeric answer after ####", duplicate="duplicate question")
     return result

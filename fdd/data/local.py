@@ -12,7 +12,7 @@ from typing import Any
 from fdd.data.base import LoadResult
 from fdd.data.files import DataUnavailableError, read_records, require, resolve_file, spec_get
 from fdd.reasoning.answer import parse_number
-from fdd.types import Problem, content_id
+from fdd.types import content_id
 
 
 def _answer(raw: Any) -> float | None:
@@ -31,7 +31,6 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
     rows = read_records(f, spec_get(spec, "format"))
     source = f"local-{f.stem}"
     result = LoadResult(problems=[], source=source)
-    seen = set()
     for i, row in enumerate(rows):
         question, raw = require(row, (qf, af), str(f), i)
         question = str(question).strip()
@@ -43,16 +42,8 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
         if not question:
             result.skip("empty question", pid)
             continue
-        value = _answer(raw)
-        if value is None:
-            result.skip("non-numeric answer", pid)
-            continue
-        if pid in seen:
-            result.skip("duplicate id", pid)
-            continue
-        seen.add(pid)
         meta = {k: v for k, v in row.items() if k not in (qf, af, idf)}
-        result.problems.append(Problem(pid, question, value, source, meta))
+        result.add(pid, question, _answer(raw), source, meta)
     return result
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fdd.data.base import LoadResult
 from fdd.data.files import DataFormatError, load_hub, read_json, require, resolve_file, spec_get
 from fdd.reasoning.answer import parse_number
-from fdd.types import Problem, content_id
+from fdd.types import content_id
 
 HUB_NAME = "ChilleD/MultiArith"
 
@@ -18,7 +18,6 @@ HUB_NAME = "ChilleD/MultiArith"
 def load(spec: Any, seed: int = 0) -> LoadResult:
     path = spec_get(spec, "path")
     result = LoadResult(problems=[], source="multiarith")
-    seen = set()
     if path:
         f = resolve_file(path, ["multiarith/MultiArith.json", "MultiArith.json"], "multiarith")
         rows = read_json(f)
@@ -32,15 +31,8 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
             if len(sols) != 1:
                 result.skip("not exactly one solution", pid)
                 continue
-            value = parse_number(sols[0])
-            if value is None:
-                result.skip("non-numeric answer", pid)
-                continue
-            if pid in seen:
-                result.skip("duplicate id", pid)
-                continue
-            seen.add(pid)
-            result.problems.append(Problem(pid, question, value, "multiarith", {"equations": list(row.get("lEquations") or [])}))
+            result.add(pid, question, parse_number(sols[0]), "multiarith",
+                       {"equations": list(row.get("lEquations") or [])})
         return result
     name = spec_get(spec, "hub_name") or HUB_NAME
     rows = load_hub(name, spec_get(spec, "hub_config"), spec_get(spec, "split", "test"), "multiarith")
@@ -48,13 +40,5 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
         question, answer = require(row, ("question", "final_ans"), name, i)
         question = " ".join(str(question).split())
         pid = content_id(question, prefix="multiarith-")
-        value = parse_number(answer)
-        if value is None:
-            result.skip("non-numeric answer", pid)
-            continue
-        if pid in seen:
-            result.skip("duplicate question", pid)
-            continue
-        seen.add(pid)
-        result.problems.append(Problem(pid, question, value, "multiarith", {}))
+        result.add(pid, question, parse_number(answer), "multiarith", duplicate="duplicate question")
     return result

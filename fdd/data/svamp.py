@@ -12,7 +12,7 @@ from typing import Any
 from fdd.data.base import LoadResult
 from fdd.data.files import DataFormatError, load_hub, read_json, require, resolve_file, spec_get
 from fdd.reasoning.answer import parse_number
-from fdd.types import Problem, content_id
+from fdd.types import content_id
 
 HUB_NAME = "ChilleD/SVAMP"
 
@@ -34,19 +34,10 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
         rows = load_hub(name, spec_get(spec, "hub_config"), spec_get(spec, "split", "test"), "svamp")
         where = name
     result = LoadResult(problems=[], source="svamp")
-    seen = set()
     for i, row in enumerate(rows):
         body, question, answer = require(row, ("Body", "Question", "Answer"), where, i)
         text = join_question(str(body), str(question))
         pid = f"svamp-{row['ID']}" if row.get("ID") else content_id(text, prefix="svamp-")
-        value = parse_number(answer)
-        if value is None:
-            result.skip("non-numeric answer", pid)
-            continue
-        if pid in seen:
-            result.skip("duplicate id", pid)
-            continue
-        seen.add(pid)
         meta = {"equation": row.get("Equation"), "type": row.get("Type")}
-        result.problems.append(Problem(pid, text, value, "svamp", {k: v for k, v in meta.items() if v is not None}))
+        result.add(pid, text, parse_number(answer), "svamp", meta)
     return result
