@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.seeding import rng
 from fdd.stages import StageRunner
-from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection
+from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem, Rejection
 from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen, verify_seed
 
 log = logging.getLogger(__name__)

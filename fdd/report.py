@@ -351,8 +351,10 @@ def final_markdown(rep: Report) -> str:
            "| set | variant | round | accuracy | vs none | wins | vs random | wins |", "|---|---|---|---|---|---|---|---|"]
     for _, r in f.iterrows():
         def d(base):
-            m, s = r[f"vs_{base}"], r[f"vs_{base}_std"]
-            return "-" if isinstance(m, float) and math.isnan(m) else f"{m:+.3f} ± {s:.3f}"
+            m, s, wins = r[f"vs_{base}"], r[f"vs_{base}_std"], r[f"vs_{base}_wins"]
+            if isinstance(m, float) and math.isnan(m):
+                return "-"
+            return f"{m:+.3f}" if wins.endswith("/1") else f"{m:+.3f} ± {s:.3f}"
         out.append(f"| {r['set']} | {r['variant']} | {r['round']} | {_fmt(r['mean'], r['std'], r['n'])} | {d('none')} | "
                    f"{r['vs_none_wins']} | {d('random')} | {r['vs_random_wins']} |")
     return "\n".join(out) + "\n"
@@ -410,6 +412,7 @@ def plot_report(rep: Report, out: Path) -> List[Path]:
                 ylim=(0, 1))
         ax2.set(title="distillation set size after the round", xlabel="round", ylabel="items")
         for ax in (ax1, ax2):
+            ax.set_xticks(sorted(int(x) for x in rep.flow["round"].unique()))
             ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(out / "easy_hard.png")

@@ -12,23 +12,38 @@ from tqdm.auto import tqdm
 
 from fdd.students.data import encode_example
 
-_ANSWER_LINE = re.compile(r"^answer[ \t]*=(?!=)[^\n]*\n", re.M)
+_ANSWER_START = re.compile(r"^answer[ \t]*=(?!=)", re.M)
 
 
 def answer_line_end(text: str) -> Optional[int]:
-    """Index just past the first complete top-level ``answer = ...`` line of a program, or None.
+    """Index just past the first complete top-level ``answer = ...`` statement, or None.
 
-    "Complete" means the line ended (a newline followed it) and the program up to there parses,
-    so an open bracket, a backslash continuation or an unclosed string never counts: cutting
-    there can never drop part of the statement that sets the answer."""
-    for m in _ANSWER_LINE.finditer(text):
-        end = m.end()
-        try:
-            ast.parse(text[:end])
-        except (SyntaxError, ValueError):
+    "Complete" means a newline ended it and the program up to there parses, so an open
+    bracket, a backslash continuation or an unclosed string never counts (the statement may
+    span lines: its end is the first later newline where the prefix parses). Cutting there can
+    never drop part of the statement that sets the answer."""
+    for m in _ANSWER_START.finditer(text):
+        if not _parses(text[:m.start()]):  # inside a string or bracket: not a statement start
             continue
-        return end
+        line = text.count("\n", 0, m.start()) + 1
+        pos = text.find("\n", m.end())
+        while pos != -1:
+            tree = _parses(text[:pos + 1])
+            if tree is not None:
+                last = tree.body[-1] if tree.body else None
+                if isinstance(last, ast.Assign) and last.lineno == line and \
+                        any(isinstance(t, ast.Name) and t.id == "answer" for t in last.targets):
+                    return pos + 1
+                break
+            pos = text.find("\n", pos + 1)
     return None
+
+
+def _parses(code: str) -> Optional[ast.Module]:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
 
 
 def truncate_at_answer(text: str) -> str:

@@ -132,19 +132,20 @@ class Student:
         generates its share of the batches and every rank gets all texts back; from a single
         process with a ddp trainer config, worker processes are launched to do the same."""
         gen = self.cfg.generation
+        stop = gen.stop_at_answer and getattr(self.fmt, "name", "") == "pot"  # only programs have answer lines
         tok = self.tokenizer()
         enc = encode_prompts(tok, prompts, self.cfg.arch, self.cfg.max_source_len)
         if gen.backend == "vllm":
             from fdd.students.vllm_generate import generate_vllm
 
-            return generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=gen.stop_at_answer)
+            return generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=stop)
         rank, world = rank_world()
         requested = requested_world_size(self.trainer_cfg)
         if world == 1 and requested > 1 and len(prompts) > gen.batch_size:
             return self._generate_launched(prompts, ckpt_dir, requested)
         batches = plan_batches([len(e) for e in enc], gen.batch_size)
         local = generate_batches(self._model(ckpt_dir), tok, enc, batches[rank::world], self.cfg.arch,
-                                 max_new_tokens=gen.max_new_tokens, stop_at_answer=gen.stop_at_answer,
+                                 max_new_tokens=gen.max_new_tokens, stop_at_answer=stop,
                                  progress=rank == 0, desc=desc)
         return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
