@@ -1,0 +1,230 @@
+"""Student throughput: our Lightning fit and batched generation vs the Hugging Face baselines.
+
+Both sides of every row run in this one process on the same model init, examples, epochs,
+batch size, learning rate and precision, interleaved (ours, HF, HF, ours, ...) so that load
+from other jobs on the machine hits both alike.
+
+* training  -- target tokens/s (non-padding label tokens per second of ``fit``): ``Student.fit``
+  (Lightning, length-grouped batches, dynamic padding) vs ``transformers.Trainer`` /
+  ``Seq2SeqTrainer`` (random sampler, ``DataCollatorForSeq2Seq`` padding to the batch's longest).
+* evaluation -- problems/s: our length-sorted batched greedy generation vs ``model.generate``
+  on one problem at a time.
+* on a CUDA machine also flan-t5-base and SmolLM2-135M in bf16-mixed, with model FLOPs
+  utilisation (6 * parameters * tokens processed / time / peak bf16 FLOP/s).
+
+    python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~1-2 min on 2 cores
+    python benchmarks/student_throughput.py --student tiny-t5 --n 200
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+def _cfg(student: str, overrides: List[str], out: str):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import fdd.main  # noqa: F401  registers the schemas
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"student={student}", f"paths.output_dir={out}", "logger=none",
+                                           *overrides])
+    return OmegaConf.to_object(cfg.student), OmegaConf.to_container(cfg.trainer)
+
+
+def _items(n: int, seed: int, split: str):
+    from fdd.data.synthetic import generate, render
+    from fdd.types import Item
+
+    return [Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1])
+            for p in generate(n, seed, split, min_steps=1, max_steps=5)]
+
+
+def _label_tokens(data) -> int:
+    return sum(sum(1 for t in r["labels"] if t != -100) for r in data.rows)
+
+
+def train_ours(student, items, work: Path, tag: str) -> Dict:
+    info = student.fit(items, str(work / f"ours-{tag}"), str(work / f"state-{tag}"))
+    return {"seconds": info["train_seconds"], "ckpt": str(work / f"ours-{tag}")}
+
+
+def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
+    from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer,
+                              TrainingArguments)
+
+    from fdd.students.model import build_model
+
+    model = build_model(scfg, tok, seed=seed)
+    model.train()
+    steps = -(-len(data) // scfg.batch_size) * scfg.epochs
+    bf16 = str(trainer_cfg.get("precision", "32")).startswith("bf16")
+    seq2seq = scfg.arch == "seq2seq"
+    args_cls = Seq2SeqTrainingArguments if seq2seq else TrainingArguments
+    args = args_cls(output_dir=str(work / "hf"), per_device_train_batch_size=scfg.batch_size,
+                    num_train_epochs=scfg.epochs, learning_rate=scfg.lr, weight_decay=scfg.weight_decay,
+                    lr_scheduler_type="linear", warmup_steps=int(scfg.warmup_ratio * steps),
+                    max_grad_norm=float(trainer_cfg.get("gradient_clip_val") or 1.0), bf16=bf16,
+                    use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to=[], logging_steps=10 ** 6,
+                    disable_tqdm=True, dataloader_num_workers=0, seed=seed)
+    collator = DataCollatorForSeq2Seq(tok, model=model if seq2seq else None, padding="longest",
+                                      label_pad_token_id=-100)
+    trainer = (Seq2SeqTrainer if seq2seq else Trainer)(model=model, args=args, train_dataset=data.rows,
+                                                       data_collator=collator)
+    t0 = time.time()
+    trainer.train()
+    return {"seconds": time.time() - t0}
+
+
+def bench_training(args, student_name: str, overrides: List[str], work: Path, rows: List, gpu: bool):
+    from fdd.reasoning.formats import get_format
+    from fdd.students.student import Student
+
+    scfg, tcfg = _cfg(student_name, overrides, str(work))
+    tcfg.update(enable_progress_bar=False, log_every_n_steps=10 ** 6)
+    items = _items(args.n, 0, "train")
+    student = Student(scfg, tcfg, get_format("pot"), 0, str(work / f"tok-{student_name}"))
+    data = student._encode(items)
+    tok = student.tokenizer()
+    tokens = _label_tokens(data) * scfg.epochs
+    ours, hf, ckpt = [], [], None
+    for r in range(args.repeats):
+        for side in (("ours", "hf") if r % 2 == 0 else ("hf", "ours")):
+            if side == "ours":
+                res = train_ours(student, items, work, f"{student_name}-{r}")
+                ours.append(tokens / res["seconds"])
+                ckpt = res["ckpt"]
+            else:
+                hf.append(tokens / train_hf(scfg, tcfg, tok, data, work, 0)["seconds"])
+    o, h = statistics.median(ours), statistics.median(hf)
+    prec = tcfg.get("precision")
+    row = ["train", student_name, f"{len(items)} ex x {scfg.epochs} ep, bs {scfg.batch_size}, {prec}",
+           f"{o:,.0f} tok/s", f"{h:,.0f} tok/s", f"{o / h:.2f}x"]
+    if gpu:
+        from fdd.students.model import build_model
+
+        n_params = sum(p.numel() for p in build_model(scfg, tok, seed=0).parameters())
+        processed = sum(len(r["input_ids"]) + (len(r["labels"]) if scfg.arch == "seq2seq" else 0)
+                        for r in data.rows) * scfg.epochs
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        if peak:
+            mfu = lambda tps: 6 * n_params * processed / (tokens / tps) / peak  # noqa: E731
+            row[-1] += f" (MFU {mfu(o):.1%} vs {mfu(h):.1%})"
+    rows.append(row)
+    return student, ckpt
+
+
+def bench_eval(args, student, ckpt: str, rows: List):
+    from fdd.reasoning.formats import get_format
+    from fdd.students.generate import generate
+    from fdd.students.model import _model_class
+
+    scfg = student.cfg
+    tok = student.tokenizer()
+    model = _model_class(scfg.arch).from_pretrained(ckpt)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    model.eval()
+    device = next(model.parameters()).device
+    fmt = get_format("pot")
+    prompts = [fmt.student_prompt(it.question) for it in _items(args.eval_n, 0, "test")]
+    mnt = args.max_new_tokens
+
+    def batched():
+        return generate(model, tok, prompts, scfg.arch, batch_size=args.gen_batch, max_new_tokens=mnt,
+                        max_source_len=scfg.max_source_len)
+
+    @torch.inference_mode()
+    def one_by_one():
+        from fdd.students.generate import encode_prompts
+
+        out = []
+        for ids in encode_prompts(tok, prompts, scfg.arch, scfg.max_source_len):
+            x = torch.tensor([ids], device=device)
+            g = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
+                               max_new_tokens=mnt, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            g = g[0, x.shape[1]:] if scfg.arch == "causal" else g[0]
+            out.append(tok.decode(g, skip_special_tokens=True).strip())
+        return out
+
+    times = {"ours": [], "hf": []}
+    texts = {}
+    for r in range(args.eval_repeats):
+        for side in (("ours", "hf") if r % 2 == 0 else ("hf", "ours")):
+            t0 = time.time()
+            texts[side] = batched() if side == "ours" else one_by_one()
+            times[side].append(time.time() - t0)
+    o = len(prompts) / statistics.median(times["ours"])
+    h = len(prompts) / statistics.median(times["hf"])
+    same = sum(a == b for a, b in zip(texts["ours"], texts["hf"]))
+    rows.append(["eval", scfg.name, f"{len(prompts)} problems, gen bs {args.gen_batch}, max {mnt} new tok",
+                 f"{o:,.1f} prob/s", f"{h:,.1f} prob/s", f"{o / h:.2f}x (same text {same}/{len(prompts)})"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--student", default="tiny-llama", help="tiny student for the CPU rows (tiny-llama | tiny-t5)")
+    ap.add_argument("--n", type=int, default=400, help="training examples")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3, help="training runs per side (median)")
+    ap.add_argument("--eval-n", type=int, default=128, help="problems to answer")
+    ap.add_argument("--gen-batch", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--eval-repeats", type=int, default=2)
+    # 1 by default: on a small shared CPU box, oversubscribed OpenMP threads stall a tiny model
+    # ~10x and drown the comparison. 0 = torch's default.
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows: List = []
+    gpu = torch.cuda.is_available()
+    with tempfile.TemporaryDirectory(prefix="fdd-bench-") as tmp:
+        work = Path(tmp)
+        common = [f"student.epochs={args.epochs}", f"student.batch_size={args.batch_size}"]
+        trainer = ["trainer=gpu"] if gpu else ["trainer=cpu"]
+        student, ckpt = bench_training(args, args.student, common + trainer, work, rows, gpu=gpu)
+        bench_eval(args, student, ckpt, rows)
+        if gpu:
+            for name in ("flan-t5-base", "smollm2-135m"):
+                try:
+                    s, c = bench_training(args, name, common + ["trainer=gpu"], work, rows, gpu=True)
+                    bench_eval(args, s, c, rows)
+                except Exception as e:  # noqa: BLE001 - e.g. the Hub unreachable for flan-t5-base
+                    rows.append(["train", name, f"failed: {type(e).__name__}: {str(e)[:60]}", "", "", ""])
+    head = ["what", "student", "work", "ours", "HF baseline", "ratio"]
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: " | ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'CUDA ' + torch.cuda.get_device_name() if gpu else 'CPU only'}")
+    print(line(head))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+    if not gpu:
+        print("GPU rows (flan-t5-base, SmolLM2-135M in bf16-mixed, MFU) skipped: no CUDA device.")
+
+
+if __name__ == "__main__":
+    main()
