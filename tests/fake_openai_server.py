@@ -21,6 +21,7 @@ Run ``python -m tests.fake_openai_server --port 8001 --latency 0.05`` for a stan
 from __future__ import annotations
 
 import argparse
+from abc import ABC, abstractmethod
 import asyncio
 import hashlib
 import json
@@ -61,7 +62,7 @@ def default_reply(body: dict) -> str:
     return f"First we add the numbers: {n} + 2 = {n + 2}.\nThe answer is {n + 2}."
 
 
-class _AppServer:
+class _AppServer(ABC):
     """An aiohttp app on a private loop in a daemon thread."""
 
     def __init__(self, port: Optional[int] = None) -> None:
@@ -79,8 +80,9 @@ class _AppServer:
         """The OpenAI base URL (what ``base_urls`` takes)."""
         return f"{self.base}/v1"
 
-    def make_app(self) -> web.Application:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def make_app(self) -> web.Application:
+        """The aiohttp application this server runs."""
 
     async def _on_start(self) -> None:
         pass

@@ -7,6 +7,7 @@ and test accuracy, so the three can never disagree on what counts as an answer.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import List, Optional
 
 from fdd.reasoning.answer import last_number, parse_number
@@ -18,7 +19,7 @@ __all__ = ["RationaleFormat", "PoTFormat", "CoTFormat", "get_format", "FORMATS",
 _ANSWER_IS = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)\s*([^\n]*)", re.I)
 
 
-class RationaleFormat:
+class RationaleFormat(ABC):
     """What the student sees and how an answer is read out of a rationale."""
 
     name: str = ""
@@ -27,8 +28,9 @@ class RationaleFormat:
     def student_prompt(self, question: str) -> str:
         return self.prompt_template.format(question=question.strip())
 
+    @abstractmethod
     def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
-        raise NotImplementedError
+        """The answer of each rationale, or the reason there is none."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
