@@ -131,7 +131,7 @@ class AugmentationConfig:
     min_agree: int = 2  # of which at least this many must agree on the answer
     seed_samples: int = 1  # teacher rationales per seed problem at initialization
     dedup_threshold: float = 0.9  # jaccard similarity of word 3-grams above which a problem is a duplicate
-    decontam_ngram: int = 8  # reject new problems sharing an n-gram of this many words with a test set
+    decontam_ngram: int = 13  # reject new problems sharing a word n-gram this long with a test set (GPT-3 rule)
 
 
 @dataclass

@@ -85,3 +85,11 @@ def test_dry_run_counts_teacher_calls(tmp_path):
     out = _main("dry_run=true", "rounds=3", f"hydra.run.dir={tmp_path}/run", "logger=none")
     assert out.returncode == 0, out.stderr
     assert "init_rationale_calls: 300" in out.stdout and "augmenting_rounds: 2" in out.stdout
+
+
+def test_ablation_variants_differ_only_in_mode(tmp_path):
+    """Verification rules must be the same in every augmentation variant, or an ablation is confounded."""
+    base = validate(compose_cfg(["augmentation=fdd"], tmp_path)).augmentation
+    for option in ("none", "easy_only", "hard_only", "random"):
+        other = validate(compose_cfg([f"augmentation={option}"], tmp_path)).augmentation
+        assert {**vars(other), "mode": base.mode} == vars(base), option
