@@ -217,13 +217,16 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
     _check(t.concurrency > 0, "teacher.concurrency must be > 0")
     _check(0.0 <= t.error_rate <= 1.0, "teacher.error_rate must be in [0, 1]")
-    _check(t.backend != "openai" or bool(t.base_urls) or t.model is not None,
-           "teacher=openai needs teacher.base_urls (or the default endpoint) and teacher.model")
     a = obj.augmentation
     _check(a.mode in AUGMENTATION_MODES, f"augmentation.mode must be one of {AUGMENTATION_MODES}, got {a.mode!r}")
     _check(a.samples >= 1 and 1 <= a.min_agree <= a.samples,
            f"augmentation needs 1 <= min_agree ({a.min_agree}) <= samples ({a.samples})")
-    _check(a.per_easy >= 0 and a.per_hard >= 0 and a.seed_samples >= 1, "augmentation counts must be >= 0")
+    _check(a.per_easy >= 0 and a.per_hard >= 0 and a.seed_samples >= 1,
+           "augmentation.per_easy/per_hard must be >= 0 and seed_samples >= 1")
+    _check(a.budget is None or a.budget >= 0, f"augmentation.budget must be >= 0 or null, got {a.budget}")
+    _check(a.decontam_ngram >= 1, f"augmentation.decontam_ngram must be >= 1, got {a.decontam_ngram}")
+    _check(0 < a.dedup_threshold <= 1, f"augmentation.dedup_threshold must be in (0, 1], got {a.dedup_threshold}")
+    _check(obj.train_subset is None or obj.train_subset > 0, f"train_subset must be > 0 or null, got {obj.train_subset}")
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")

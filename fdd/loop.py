@@ -36,6 +36,21 @@ class EmptyDistillationSetError(RuntimeError):
     """Nothing survived verification, so there is nothing to train the student on."""
 
 
+class TeacherUnavailableError(RuntimeError):
+    """Every teacher request of a stage failed: the stage is not marked done, so a rerun retries
+    it (calls that did succeed are replayed from the cache)."""
+
+
+def fail_on_outage(stage: str, replies) -> None:
+    """Single failed requests are counted rejections; a stage whose every request failed is an
+    outage, and finishing it would freeze an empty result into the run."""
+    flat = [rep for reps in replies for rep in reps]
+    failed = [rep.error for rep in flat if (rep.error or "").startswith("request_failed")]
+    if flat and len(failed) == len(flat):
+        raise TeacherUnavailableError(f"{stage}: all {len(flat)} teacher requests failed (e.g. {failed[0]}); "
+                                      f"rerun the same command when the teacher is reachable")
+
+
 class FDDLoop:
     def __init__(self, cfg, run_dir, teacher, student, fmt, sandbox, tracker, train_problems: Sequence[Problem],
                  eval_sets: Dict[str, Sequence[Problem]]) -> None:
@@ -66,6 +81,7 @@ class FDDLoop:
         self.teacher.usage.reset()
         problems = self.train_problems
         replies = self.teacher.write_rationales(problems, self.aug.seed_samples, self.cfg.rationale)
+        fail_on_outage("init", replies)
         answers = self._extract(replies)
         items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
         write_jsonl(out / "rejected.jsonl", rejected)
@@ -125,7 +141,9 @@ class FDDLoop:
                                         (BRANCH_SIMILAR, to_similar, self.teacher.write_similar, self.aug.per_hard)):
             if not targets or n == 0:
                 continue
-            for parent, replies in zip(targets, job(targets, n)):
+            written = job(targets, n)
+            fail_on_outage(f"round {r} augment ({branch})", written)
+            for parent, replies in zip(targets, written):
                 for rep in replies:
                     if rep.ok:
                         meta = {k: v for k, v in rep.meta.items() if k not in CALL_BOOKKEEPING}
@@ -141,6 +159,7 @@ class FDDLoop:
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
         replies = self.teacher.write_rationales([c.problem() for c in survivors], self.aug.samples, self.cfg.rationale)
+        fail_on_outage(f"round {r} augment (rationales)", replies)
         accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
@@ -211,10 +230,11 @@ class FDDLoop:
         raise FileNotFoundError(f"no distillation set under {self.run_dir} for round {r}")
 
     def _extract(self, replies) -> List[List]:
-        """Answers of all replies in one sandbox batch (failed replies get no program run)."""
-        flat = [rep.text or "" for reps in replies for rep in reps]
-        results = iter(self.fmt.extract(flat, self.sandbox)) if flat else iter(())
-        return [[next(results) for _ in reps] for reps in replies]
+        """Answers of all usable replies in one sandbox batch; failed replies get None (the
+        verifier reads their own error)."""
+        texts = [rep.text for reps in replies for rep in reps if rep.ok]
+        results = iter(self.fmt.extract(texts, self.sandbox) if texts else [])
+        return [[next(results) if rep.ok else None for rep in reps] for reps in replies]
 
     def _metrics(self, r: int, s: Dict) -> Dict:
         """One flat row per round for metrics.jsonl, wandb and the plot."""

@@ -27,10 +27,10 @@ class UserError(RuntimeError):
 
 
 def _user_errors():
-    from fdd.loop import EmptyDistillationSetError
+    from fdd.loop import EmptyDistillationSetError, TeacherUnavailableError
     from fdd.modeling import ModelUnavailableError
 
-    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError]
+    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError, TeacherUnavailableError]
     try:
         from fdd.data.files import DataUnavailableError
 
@@ -45,10 +45,21 @@ def load_problems(cfg):
     from fdd.data import load_source
 
     train = load_source(cfg.dataset.train, seed=cfg.seed).problems
-    evals = {name: load_source(spec, seed=cfg.seed).problems for name, spec in cfg.dataset.eval.items()}
     if not train:
         raise UserError(f"dataset {cfg.dataset.name!r}: the training source yielded no problems")
+    seen = {_normalise(p.question) for p in train}
+    evals = {}
+    for name, spec in cfg.dataset.eval.items():
+        problems = load_source(spec, seed=cfg.seed).problems
+        evals[name] = [p for p in problems if _normalise(p.question) not in seen]
+        if len(evals[name]) < len(problems):  # a held-out question the student trains on measures nothing
+            log.warning("held-out set %s: dropped %d problems that are also training problems", name,
+                        len(problems) - len(evals[name]))
     return train, evals
+
+
+def _normalise(question: str) -> str:
+    return " ".join(question.lower().split())
 
 
 def dry_run(cfg, train, evals) -> dict:

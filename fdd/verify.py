@@ -32,10 +32,10 @@ class NgramIndex:
 
     def __init__(self, texts: Iterable[str], n: int) -> None:
         self.n = n
-        self.grams = {hash(g) for t in texts for g in ngrams(words(t), n)}
+        self.grams = {g for t in texts for g in ngrams(words(t), n)}
 
     def overlaps(self, text: str) -> bool:
-        return any(hash(g) in self.grams for g in ngrams(words(text), self.n))
+        return any(g in self.grams for g in ngrams(words(text), self.n))
 
 
 class DedupIndex:

@@ -58,7 +58,7 @@ def test_last_number():
 def test_answers_match():
     assert answers_match(0.1 + 0.2, 0.3)
     assert answers_match("1,000", 1000.0) and answers_match("$29.00", "29")
-    assert answers_match(1000000.0, 1000000.01)  # relative tolerance
+    assert not answers_match(1000000.0, 1000000.01)  # a cent is a different answer, however large the sum
     assert not answers_match(0.5, 0.4999)  # round() would call these equal at 0 decimals... not here
     assert not answers_match(2.5, 3.0)  # and round(2.5) == 2 would call this wrong the other way
     assert not answers_match(None, None) and not answers_match(None, 1.0) and not answers_match(1.0, None)
@@ -125,3 +125,12 @@ def test_formats_prompts_and_cot_extraction():
     assert [r.error for r in res][-2:] == ["no_answer", "no_answer"]
     with pytest.raises(ValueError):
         get_format("latex")
+
+
+@pytest.mark.parametrize("pred, gold", [(15001, 15000), (10001, 10000), (100010, 100000), (1000001, 1000000), (2.5, 2.51)])
+def test_large_answers_off_by_a_little_do_not_match(pred, gold):
+    assert not answers_match(pred, gold)
+
+
+def test_float_noise_and_rounded_fractions_match():
+    assert answers_match(12 * 1.2, 14.4) and answers_match(0.3333, 1 / 3) and answers_match(123456789.0, 123456789)

@@ -45,6 +45,10 @@ def test_cfg_job_from_the_command_line():
     ("rationale=tree", "rationale must be one of"),
     ("teacher.cache=sometimes", "teacher.cache"),
     ("augmentation.mode=magic", "augmentation.mode"),
+    ("augmentation.budget=-1", "augmentation.budget"),
+    ("augmentation.decontam_ngram=0", "decontam_ngram"),
+    ("augmentation.dedup_threshold=0", "dedup_threshold"),
+    ("train_subset=-5", "train_subset"),
 ])
 def test_bad_values_are_refused(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):

@@ -7,7 +7,10 @@ import json
 import re
 from collections import Counter
 
+import pytest
+
 from fdd.io import read_json, read_jsonl
+from fdd.loop import TeacherUnavailableError
 from fdd.main import run
 from tests.conftest import TINY, compose_cfg
 from tests.fake_openai_server import FakeOpenAIServer
@@ -60,3 +63,22 @@ def test_a_round_completes_and_accounts_for_every_item(tmp_path):
     assert set(verdicts) == {g["id"] for g in generated} and set(verdicts.values()) == {1}
     assert all(r["reason"] for r in rejected) and accepted  # the round produced data despite the faults
     assert summary["rejected"] == len(rejected) and summary["accepted"] == len(accepted)
+
+
+def test_a_total_outage_fails_the_stage_and_a_rerun_recovers(tmp_path):
+    """If every request of a stage fails, the stage is not marked done: rerunning once the teacher
+    is back finishes the run (instead of freezing an empty distillation set into it)."""
+    data = tmp_path / "sums.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
+                            for a, b in [(2, 3), (4, 4), (7, 1)]))
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(competent_teacher, faults={"500": 1.0}) as srv:
+        overrides = [a for a in TINY if not a.startswith("dataset.")] + [
+            "teacher=openai", f"teacher.base_urls=[{srv.url}]", "teacher.model=fake-model", "teacher.max_retries=0",
+            "dataset=local", f"dataset.train.path={data}", "rounds=1"]
+        with pytest.raises(TeacherUnavailableError, match="init: all 3 teacher requests failed"):
+            run(compose_cfg(overrides, run_dir))
+        assert not (run_dir / "round_0" / "DONE.init").exists()
+        srv.faults = {}  # the teacher is back
+        rows = run(compose_cfg(overrides, run_dir))
+    assert rows[0]["distill_size"] == 3 and (run_dir / "round_1" / "DONE.metrics").is_file()

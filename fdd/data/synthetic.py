@@ -273,9 +273,6 @@ def generate(n: int, seed: int, split: str, min_steps: int = 1, max_steps: int =
 def load(spec, seed: int = 0) -> LoadResult:
     """Loader entry point for ``dataset=synthetic`` (see ``fdd.data.load_source``)."""
     n = int(spec.n) if spec.n else 200
-    problems = generate(n, seed, spec.split, spec.min_steps, spec.max_steps)
-    if spec.split != "train":
-        # Held-out sets never contain a question of the training stream with the same seed.
-        train_q = {p.question for p in generate(5000, seed, "train", spec.min_steps, spec.max_steps)}
-        problems = [p for p in problems if p.question not in train_q]
-    return LoadResult(problems=problems, source=f"synthetic-{spec.split}")
+    # Overlap with the training problems is removed for every loader in fdd.main.load_problems.
+    return LoadResult(problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps),
+                      source=f"synthetic-{spec.split}")

@@ -219,8 +219,11 @@ def last_number(text: Optional[str]) -> Optional[float]:
     return _finite(_from_match(last))
 
 
-def answers_match(pred: Any, gold: Any, rel_tol: float = 1e-4, abs_tol: float = 1e-6) -> bool:
-    """Whether two answers (numbers or answer strings) are the same number; None never matches."""
+def answers_match(pred: Any, gold: Any, rel_tol: float = 1e-9, abs_tol: float = 5e-5) -> bool:
+    """Whether two answers (numbers or answer strings) are the same number; None never matches.
+
+    The tolerance is absolute (float noise such as 14.399999999 vs 14.4, or 0.3333 vs 1/3): a
+    relative one would call 15001 and 15000 equal, and GSM8K answers run into the tens of thousands."""
     p = pred if isinstance(pred, float) else parse_number(pred)
     g = gold if isinstance(gold, float) else parse_number(gold)
     if p is None or g is None or not math.isfinite(p) or not math.isfinite(g):

@@ -31,6 +31,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from fdd.modeling import ModelUnavailableError
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
@@ -181,10 +182,12 @@ class OpenAITeacher(LLMTeacher):
             page = await asyncio.wait_for(self.endpoints[0].client.models.list(), self.timeout_s)
             models = [m.id for m in page.data]
         except Exception as exc:  # noqa: BLE001
-            log.error("teacher.model is not set and %s lists no models (%s)", self.endpoints[0].url, exc)
-            models = []
+            raise ModelUnavailableError(f"teacher.model is not set and {self.endpoints[0].url} could not list its "
+                                        f"models ({type(exc).__name__}: {exc}); set teacher.model") from exc
         if not models:
-            return "default"
+            # A made-up name would be refused by the server and end up in every cache key.
+            raise ModelUnavailableError(f"teacher.model is not set and {self.endpoints[0].url} lists no models; "
+                                        f"set teacher.model")
         log.info("teacher.model not set; using %r, the first model of %s", models[0], self.endpoints[0].url)
         return models[0]
 
