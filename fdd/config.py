@@ -86,6 +86,9 @@ class StudentConfig:
     epochs: int = 3  # per round
     steps_per_round: Optional[int] = None  # a fixed optimisation budget per round (overrides epochs)
     continue_from_previous: bool = True  # round r starts from round r-1's weights, not the base
+    # A killed training stage restarts from its beginning (bit-identical to an uninterrupted run);
+    # true resumes from its last finished epoch instead: faster for long runs, not bit-identical.
+    resume_from_last_epoch: bool = False
     gradient_checkpointing: bool = False
     compile: bool = False
     group_by_length: bool = True

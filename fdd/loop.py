@@ -103,7 +103,8 @@ class FDDLoop:
         init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
         info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
                                 init_from=init_from, round_idx=r)
-        (out / "train_state" / "last.ckpt").unlink(missing_ok=True)  # resumable state is no longer needed
+        for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
+            ckpt.unlink()
         return {**info, "distill_size": len(items)}
 
     def evaluate(self, r: int, out: Path) -> Dict:

@@ -15,11 +15,11 @@ from fdd.io import read_jsonl
 from tests.conftest import ROOT, TINY
 
 ARGS = [a for a in TINY if not a.startswith(("student.epochs", "dataset.train.n", "rounds"))] + [
-    "student.epochs=12", "dataset.train.n=80", "rounds=3"]
+    "student.epochs=12", "dataset.train.n=80", "rounds=3", "trainer.log_every_n_steps=1"]
 
 
-def _cmd(run_dir: Path):
-    return [sys.executable, "-m", "fdd.main", *ARGS, f"hydra.run.dir={run_dir}", f"paths.cache_dir={run_dir}/cache"]
+def _cmd(run_dir: Path, *extra: str):
+    return [sys.executable, "-m", "fdd.main", *ARGS, *extra, f"hydra.run.dir={run_dir}", f"paths.cache_dir={run_dir}/cache"]
 
 
 def _final_set(run_dir: Path):
@@ -36,9 +36,9 @@ def test_killed_during_training_resumes_to_the_same_distillation_set(tmp_path):
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen(_cmd(run_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    ckpt = run_dir / "round_2" / "train_state" / "last.ckpt"  # round 2's training has finished an epoch
+    logs = run_dir / "round_2" / "train_state" / "logs" / "metrics.csv"  # round 2's training has logged steps
     deadline = time.time() + 300
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+    while not logs.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed during training"
     os.killpg(proc.pid, signal.SIGKILL)
@@ -56,3 +56,26 @@ def test_killed_during_training_resumes_to_the_same_distillation_set(tmp_path):
     # ... and the result is the uninterrupted one
     assert _final_set(run_dir) == _final_set(ref)
     assert read_jsonl(run_dir / "metrics.jsonl")[-1]["accuracy"] == read_jsonl(ref / "metrics.jsonl")[-1]["accuracy"]
+
+
+@pytest.mark.slow
+def test_opt_in_resume_from_the_last_epoch_finishes_the_run(tmp_path):
+    """student.resume_from_last_epoch=true continues a killed fit from its epoch checkpoint
+    (faster for long runs; not bit-identical, so only completion is promised)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run_dir = tmp_path / "killed"
+    cmd = _cmd(run_dir, "student.resume_from_last_epoch=true")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt = run_dir / "round_1" / "train_state" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed during training"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming the fit from" in out.stderr + out.stdout
+    assert (run_dir / "round_3" / "DONE.metrics").is_file()
+    assert not list((run_dir / "round_1" / "train_state").glob("*.ckpt"))  # cleaned once the stage is done

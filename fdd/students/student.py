@@ -53,8 +53,9 @@ class Student:
     # -- training --------------------------------------------------------------------------
     def fit(self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None,
             round_idx: int = 1) -> Dict:
-        """Train on ``items`` and save the model to ``out_dir``. Lightning's ``last.ckpt`` in
-        ``state_dir`` lets a killed fit resume from its last finished epoch."""
+        """Train on ``items`` and save the model to ``out_dir``. With
+        ``student.resume_from_last_epoch`` a killed fit resumes from ``state_dir/last.ckpt``;
+        otherwise it starts over, which keeps a resumed run identical to an uninterrupted one."""
         import pytorch_lightning as pl
         from pytorch_lightning.callbacks import ModelCheckpoint
         from pytorch_lightning.loggers import CSVLogger
@@ -77,13 +78,22 @@ class Student:
             # folder look the same as without it. Dynamic shapes: every batch has its own length.
             module.model.compile(dynamic=True)
         kw = self._trainer_kwargs()
+        last = Path(state_dir, "last.ckpt")
+        callbacks = []
+        if self.cfg.resume_from_last_epoch:
+            # Lightning writes last.ckpt only next to a saved checkpoint, so keep the latest
+            # epoch's (top_k=1, no monitor) and link last.ckpt to it.
+            callbacks.append(ModelCheckpoint(dirpath=state_dir, filename="epoch{epoch}", save_top_k=1, monitor=None,
+                                             save_last="link", every_n_epochs=1, save_on_train_epoch_end=True))
+            if last.is_file():
+                log.info("resuming the fit from %s", last)
+        else:
+            for stale in Path(state_dir).glob("*.ckpt"):  # a killed fit's state: start the fit over
+                stale.unlink()
         trainer = pl.Trainer(max_epochs=self.cfg.epochs, max_steps=self.cfg.steps_per_round or -1,
                              default_root_dir=state_dir,
                              logger=CSVLogger(state_dir, name="", version="logs"),
-                             callbacks=[ModelCheckpoint(dirpath=state_dir, save_top_k=0, save_last=True,
-                                                        save_on_train_epoch_end=True)],
-                             **kw)
-        last = Path(state_dir, "last.ckpt")
+                             callbacks=callbacks, enable_checkpointing=bool(callbacks), **kw)
         t0 = time.time()
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
         seconds = time.time() - t0
