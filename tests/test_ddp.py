@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_cfg
@@ -16,17 +15,9 @@ from fdd.students.distributed import launch, rank_world
 from fdd.students.student import Student
 from fdd.types import Item
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test box has 2 shared cores: OpenMP threads of a tiny model stall each other
-    (10x slower measured), so the fits here run on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 OVER = ["student=tiny-llama", "student.epochs=6", "student.batch_size=8", "student.generation.batch_size=8",
         "student.generation.max_new_tokens=40", "logger=none", "trainer.enable_progress_bar=false",

@@ -16,14 +16,8 @@ from fdd.students.model import _model_class, build_model
 from fdd.students.student import Student
 from fdd.types import Item
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test box has 2 shared cores: OpenMP threads of a tiny model stall each other
-    (10x slower measured), so the fits here run on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 
 CPU = {"accelerator": "cpu", "devices": 1, "precision": 32, "enable_progress_bar": False, "log_every_n_steps": 1,
