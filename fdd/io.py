@@ -28,8 +28,12 @@ def write_json(path, obj) -> None:
 
 
 def read_json(path):
+    """Parsed JSON; a malformed file is a ``ValueError`` naming it."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
 def write_jsonl(path, rows: Iterable) -> None:
@@ -44,7 +48,10 @@ def read_jsonl(path, cls=None) -> list:
 
 def iter_jsonl(path, cls=None) -> Iterator:
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for i, line in enumerate(f, 1):
             if line.strip():
-                d = json.loads(line)
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{i}: not valid JSON ({e})") from e
                 yield cls.from_dict(d) if cls is not None else d

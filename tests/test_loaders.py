@@ -155,6 +155,13 @@ def test_local_wrong_field_name_is_a_clear_error():
         load_source(src("local", path=str(FIX / "local_problems.jsonl"), question_field="text"))
 
 
+def test_malformed_json_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q?", "answer": 1}\n{"question": oops}\n')
+    with pytest.raises(DataFormatError, match=r"bad.jsonl:2: not valid JSON"):
+        load_source(src("local", path=str(bad)))
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(DataUnavailableError, match="nope.jsonl"):

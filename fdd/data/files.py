@@ -6,11 +6,12 @@ field names the file and the field, and a Hub failure says what to do offline (`
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from fdd import io
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +71,16 @@ def resolve_file(path: str | Path, candidates: Sequence[str], dataset: str) -> P
 
 def read_json(path: Path) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{path}: not valid JSON ({e})") from e
+        return io.read_json(path)
+    except ValueError as e:  # names the file; loaders report it as a data-format error
+        raise DataFormatError(str(e)) from e
 
 
 def read_jsonl(path: Path) -> List[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{path}:{i}: not valid JSON ({e})") from e
-    return rows
+    try:
+        return io.read_jsonl(path)
+    except ValueError as e:  # names the file and line
+        raise DataFormatError(str(e)) from e
 
 
 def read_csv(path: Path) -> List[dict]:
