@@ -29,9 +29,6 @@ from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, s
 log = logging.getLogger(__name__)
 
 
-CALL_BOOKKEEPING = ("cached", "sample_index", "raw")  # facts about a teacher call, not about the problem
-
-
 class EmptyDistillationSetError(RuntimeError):
     """Nothing survived verification, so there is nothing to train the student on."""
 
@@ -147,8 +144,7 @@ class FDDLoop:
             for parent, replies in zip(targets, written):
                 for rep in replies:
                     if rep.ok:
-                        meta = {k: v for k, v in rep.meta.items() if k not in CALL_BOOKKEEPING}
-                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, meta))
+                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta)))
                     else:
                         rejected.append(Rejection(id=f"{parent.id}/{branch}", reason=rep.error or "empty_reply",
                                                   parent_id=parent.id, branch=branch))

@@ -134,7 +134,7 @@ def test_cache_hit_on_repeat_sends_nothing(server, tmp_path):
         assert server.requests == n
         assert [[r.text for r in rs] for rs in again] == [[r.text for r in rs] for rs in first]
         assert [[r.text for r in rs] for rs in again_h] == [[r.text for r in rs] for rs in first_h]
-        assert all(r.meta["cached"] for rs in again for r in rs)
+        assert all(r.call["cached"] for rs in again for r in rs)
         assert t2.usage.snapshot()["rationale"] == {"cached": 10}
         # a changed sampling parameter is a different call
         t2.cfg.temperature = 0.9
@@ -284,7 +284,7 @@ def test_unparseable_and_empty_replies(tmp_path):
                                                 "completion_tokens": t.usage.total("completion_tokens"),
                                                 "failed": 0, "empty": 6, "unparseable": 6}
         assert all(r.text is None for rs in out for r in rs)
-        assert any("raw" in r.meta for rs in out for r in rs if r.error == "unparseable")
+        assert any("raw" in r.call for rs in out for r in rs if r.error == "unparseable")
 
 
 # ---- load -------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ class Reply:
 
     text: Optional[str]
     error: Optional[str] = None
-    meta: dict = field(default_factory=dict)  # e.g. the simulator's structured spec of a new problem
+    meta: dict = field(default_factory=dict)  # facts about the problem, e.g. the simulator's structured spec
+    call: dict = field(default_factory=dict)  # facts about the request: sample_index, cached, raw reply
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -162,7 +161,6 @@ class LLMTeacher(Teacher):
             log.warning("teacher cache is on but no cache_dir was given; teacher calls will not be cached")
             mode = "off"
         self.cache = TeacherCache(cache_dir, mode)
-        self._usage_lock = threading.Lock()
 
     # ---- what backends provide -------------------------------------------------------------
     @property
@@ -270,34 +268,33 @@ class LLMTeacher(Teacher):
                     len(sub) - len(comps))
             for i, comp in zip(todo, comps):
                 out[i] = comp
-                with self._usage_lock:
-                    self.usage.add(reqs[i].job, requests=1, prompt_tokens=comp.prompt_tokens,
-                                   completion_tokens=comp.completion_tokens, failed=int(comp.error is not None))
+                self.usage.add(reqs[i].job, requests=1, prompt_tokens=comp.prompt_tokens,
+                               completion_tokens=comp.completion_tokens, failed=int(comp.error is not None))
         for i, j in dupes:
             out[i] = out[j]
             self.usage.add(reqs[i].job, cached=1)
         return [c if c is not None else Completion(None, error="request_failed: missing") for c in out], cached
 
     def _to_reply(self, req: Request, comp: Completion, cached: bool) -> Reply:
-        meta: Dict[str, Any] = {"sample_index": req.sample_index, "cached": cached}
+        call: Dict[str, Any] = {"sample_index": req.sample_index, "cached": cached}
         if comp.error is not None:
-            return Reply(None, error=comp.error, meta=meta)
+            return Reply(None, error=comp.error, call=call)
         text = comp.text or ""
         if not text.strip():
             self.usage.add(req.job, empty=1)
-            return Reply(None, error="empty_reply", meta=meta)
+            return Reply(None, error="empty_reply", call=call)
         if req.job == "rationale":
             parsed = parse_program(text) if req.fmt == "pot" else text.strip()
             if not parsed.strip():
                 self.usage.add(req.job, empty=1)
-                return Reply(None, error="empty_reply", meta=meta)
-            return Reply(parsed, meta=meta)
+                return Reply(None, error="empty_reply", call=call)
+            return Reply(parsed, call=call)
         question = parse_question(text)
         if question is None:
             self.usage.add(req.job, unparseable=1)
-            meta["raw"] = text[:1000]
-            return Reply(None, error="unparseable", meta=meta)
-        return Reply(question, meta=meta)
+            call["raw"] = text[:1000]
+            return Reply(None, error="unparseable", call=call)
+        return Reply(question, call=call)
 
     def close(self) -> None:
         self.cache.close()
