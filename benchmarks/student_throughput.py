@@ -48,7 +48,7 @@ def _cfg(student: str, overrides: List[str], out: str):
 
 
 def _items(n: int, seed: int, split: str):
-    from fdd.data.synthetic import generate, render
+    from fdd.sim.world import generate, render
     from fdd.types import Item
 
     return [Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1])

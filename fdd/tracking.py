@@ -12,9 +12,8 @@ import logging
 import os
 import re
 import secrets
-import struct
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 from fdd.io import read_json, read_jsonl, write_jsonl
 
@@ -187,68 +186,6 @@ class Tracker:
                 run.finish(exit_code=exit_code)
             except Exception as exc:  # noqa: BLE001
                 log.warning("wandb: could not finish the run cleanly (%s: %s)", type(exc).__name__, exc)
-
-
-# ---------------------------------------------------------------------- offline run files
-_LOG_HEADER = struct.Struct("<4sHB")  # ":W&B", magic 0xBEE1, version
-_BLOCK, _REC_HEADER = 32768, 7  # leveldb-log blocks; record header = crc32c(4) length(2) type(1)
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def iter_wandb_records(path) -> Iterator:
-    """The ``wandb_internal_pb2.Record`` messages of a ``.wandb`` transaction log.
-
-    wandb >= 0.19 has no Python reader any more (the Go core writes the file), so this decodes
-    its leveldb-log framing here and parses each payload with wandb's own protobuf schema.
-    """
-    from wandb.proto import wandb_internal_pb2
-
-    data = Path(path).read_bytes()
-    ident, magic, _version = _LOG_HEADER.unpack_from(data, 0)
-    if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path}: not a wandb transaction log")
-    pos, pending = _LOG_HEADER.size, b""
-    while pos + _REC_HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _REC_HEADER:  # block trailer padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack_from("<IHB", data, pos)
-        payload = data[pos + _REC_HEADER: pos + _REC_HEADER + length]
-        pos += _REC_HEADER + length
-        if kind == 0 and length == 0:  # zero padding
-            continue
-        if kind == _FULL:
-            pending = payload
-        elif kind == _FIRST:
-            pending = payload
-            continue
-        elif kind == _MIDDLE:
-            pending += payload
-            continue
-        elif kind == _LAST:
-            pending += payload
-        else:
-            raise ValueError(f"{path}: bad record type {kind} at byte {pos}")
-        rec = wandb_internal_pb2.Record()
-        rec.ParseFromString(pending)
-        pending = b""
-        yield rec
-
-
-def wandb_history(path) -> List[Dict]:
-    """History rows (``{key: value}``) logged to an offline run's ``.wandb`` file."""
-    import json
-
-    rows = []
-    for rec in iter_wandb_records(path):
-        if rec.WhichOneof("record_type") == "history":
-            row = {}
-            for item in rec.history.item:
-                key = item.key or "/".join(item.nested_key)
-                row[key] = json.loads(item.value_json)
-            rows.append(row)
-    return rows
 
 
 def plot_rounds(rows: List[Dict], path) -> None:

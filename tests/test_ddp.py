@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_cfg
-from fdd.data.synthetic import generate, render
+from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
 from fdd.students.distributed import launch, rank_world
 from fdd.students.student import Student

@@ -14,11 +14,11 @@ from tests.serve_fixtures import serve_smollm2, smollm2_folder  # noqa: F401  (p
 PROBLEMS = ROOT / "tests" / "fixtures" / "trivial_problems.jsonl"
 
 
-@pytest.mark.slow
 def _cfg(overrides, run_dir):
     return compose_cfg([a for a in TINY if not a.startswith("dataset.")] + overrides, run_dir)
 
 
+@pytest.mark.slow
 def test_init_and_one_round_with_a_served_model_then_zero_requests(serve_smollm2, tmp_path):
     served = serve_smollm2
     overrides = ["teacher=openai", f"teacher.base_urls=[{served.url}]", f"teacher.model={served.model}",

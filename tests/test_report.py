@@ -37,7 +37,7 @@ def _job(multirun, mode):
 
 
 def test_multirun_jobs_get_separate_finished_wandb_runs(sweep):
-    from fdd.tracking import iter_wandb_records
+    from tests.wandb_log import iter_wandb_records
 
     ids = []
     for mode in MODES:

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_cfg
-from fdd.data.synthetic import generate, render
+from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
 from fdd.students.data import Collator
 from fdd.students.generate import answer_line_end, truncate_at_answer

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from fdd.main import run
-from fdd.tracking import Tracker, artifact_name, iter_wandb_records, wandb_history
+from fdd.tracking import Tracker, artifact_name
+from tests.wandb_log import iter_wandb_records, wandb_history
 
 
 def _wandb_file(run_dir: Path) -> Path:

@@ -23,7 +23,7 @@ LOADERS: Dict[str, str] = {
     "asdiv": "fdd.data.asdiv:load",
     "multiarith": "fdd.data.multiarith:load",
     "local": "fdd.data.local:load",
-    "synthetic": "fdd.data.synthetic:load",
+    "synthetic": "fdd.sim.world:load",
 }
 
 

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 # backend name -> "module:Class"; every class takes (cfg, *, cache_dir, seed).
 REGISTRY: Dict[str, str] = {
-    "oracle": "fdd.teachers.oracle:OracleTeacher",
+    "oracle": "fdd.sim.oracle:OracleTeacher",
     "openai": "fdd.teachers.openai:OpenAITeacher",
     "vllm": "fdd.teachers.vllm:VLLMTeacher",
     "hf": "fdd.teachers.hf:HFTeacher",

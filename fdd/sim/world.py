@@ -8,7 +8,7 @@ Chain-of-Thought rationale and the exact answer (computed with ``Fraction``).
 
 The world also knows how to make a problem *harder* (append a modifier step) and how to make a
 *similar* one (same base and modifier kinds, other people, items and numbers), which is what the
-offline teacher (``fdd.teachers.oracle``) uses. It is a simulator for tests and demos that need
+offline teacher (``fdd.sim.oracle``) uses. It is a simulator for tests and demos that need
 no network; it is not a language model.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An offline teacher that *simulates* an LLM over the synthetic world (``fdd.data.synthetic``).
+"""An offline teacher that *simulates* an LLM over the synthetic world (``fdd.sim.world``).
 
 It is not a language model: it reads the structured spec that every synthetic problem carries
 in ``Problem.meta["world"]`` and writes the exact rationale, a harder variation (one more step)
@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import List, Optional, Sequence
 
-from fdd.data import synthetic as world
+from fdd.sim import world
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import Problem
 
