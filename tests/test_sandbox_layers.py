@@ -1,0 +1,51 @@
+"""Each sandbox layer on its own, so one removed is seen even when the others would still
+contain the program: the in-worker timer (answers before the parent's kill) and the process
+limit (set in the worker, so a fork fails even where an import of ``os`` slipped through)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from fdd.reasoning.sandbox import Sandbox
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_in_worker_timer_stops_a_loop_without_the_parent_killing_the_worker():
+    # cpu_s is high so only the timer can fire before the parent's wall clock (timeout + grace).
+    with Sandbox(workers=1, timeout_s=0.3, cpu_s=30) as sb:
+        t0 = time.monotonic()
+        res = sb.run("while True:\n    pass\n")
+        elapsed = time.monotonic() - t0
+        assert (res.error, res.detail) == ("timeout", "over 0.3s")
+        assert sb.stats["restarts"] == 0 and elapsed < 0.3 + sb.grace_s
+        assert sb.run("answer = 2 + 3").value == 5.0  # the same worker goes on
+
+
+_FORK_PROBE = """
+import os, resource
+from fdd.reasoning.sandbox import _drop_privileges, _set_limits
+_drop_privileges()
+_set_limits(256)
+print(resource.getrlimit(resource.RLIMIT_NPROC)[0], flush=True)
+try:
+    pid = os.fork()
+except OSError as e:
+    print("fork refused", type(e).__name__, flush=True)
+else:
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("fork allowed", flush=True)
+"""
+
+
+def test_the_worker_limits_forbid_new_processes():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", _FORK_PROBE], capture_output=True, text=True, env=env, timeout=60,
+                         cwd="/")
+    lines = out.stdout.split("\n")
+    assert lines[0] == "0", out.stderr
+    assert lines[1].startswith("fork refused"), out.stdout + out.stderr
