@@ -155,21 +155,21 @@ def test_distill_set_returns_round_r_or_the_last_round_before_it(tmp_path):
 def test_augment_sends_easy_problems_to_harder_and_hard_to_similar_and_appends_to_the_set(tmp_path):
     write_jsonl(tmp_path / "round_0" / "distill.jsonl", _items(["a", "b", "c"]))
     teacher = FakeTeacher()
-    loop = _loop(tmp_path, teacher=teacher, student=FakeStudent({"a"}))
+    loop = _loop(tmp_path, cfg=_cfg(per_easy=2, per_hard=1), teacher=teacher, student=FakeStudent({"a"}))
     out = tmp_path / "round_1"
     loop.feedback(1, out)
     summary = loop.augment(1, out)
     assert teacher.asked == {"harder": ["a"], "similar": ["b", "c"]}
     generated = read_jsonl(out / "generated.jsonl")
     assert sorted((g["parent_id"], g["branch"]) for g in generated) == [
-        ("a", BRANCH_HARDER), ("b", BRANCH_SIMILAR), ("c", BRANCH_SIMILAR)]
+        ("a", BRANCH_HARDER), ("a", BRANCH_HARDER), ("b", BRANCH_SIMILAR), ("c", BRANCH_SIMILAR)]
     d0, d1 = loop.distill_set(0), read_jsonl(out / "distill.jsonl", Item)
     new = d1[len(d0):]
     assert [i.to_dict() for i in d1[:len(d0)]] == [i.to_dict() for i in d0]  # D_1 = D_0 + accepted
-    assert len(new) == 3 and all(i.round == 1 and i.answer == 5.0 for i in new)
-    assert {(i.parent_id, i.branch) for i in new} == {("a", BRANCH_HARDER), ("b", BRANCH_SIMILAR),
-                                                      ("c", BRANCH_SIMILAR)}
-    assert summary["accepted"] == 3 and summary["distill_size"] == 6 and summary["generated"] == 3
+    assert len(new) == 4 and all(i.round == 1 and i.answer == 5.0 for i in new)
+    assert sorted((i.parent_id, i.branch) for i in new) == [("a", BRANCH_HARDER), ("a", BRANCH_HARDER),
+                                                            ("b", BRANCH_SIMILAR), ("c", BRANCH_SIMILAR)]
+    assert summary["accepted"] == 4 and summary["distill_size"] == 7 and summary["generated"] == 4
     assert summary["asked_harder"] == 1 and summary["asked_similar"] == 2
 
 
@@ -178,6 +178,8 @@ def test_augment_screens_candidates_against_known_and_held_out_problems(tmp_path
     teacher = FakeTeacher()
     held = teacher._new("harder", [Problem("a", "", 1.0, "s")], 1)[0][0].text  # what it will write for a
     teacher.asked["harder"].clear()
+    known = _items(["a", "b"])[1].question
+    teacher.write_similar = lambda problems, n=1: [[Reply(known)] for _ in problems]  # b's own question
     cfg = _cfg()
     cfg.augmentation.decontam_ngram = 5
     loop = _loop(tmp_path, cfg=cfg, teacher=teacher, student=FakeStudent({"a"}),
@@ -185,5 +187,7 @@ def test_augment_screens_candidates_against_known_and_held_out_problems(tmp_path
     out = tmp_path / "round_1"
     loop.feedback(1, out)
     summary = loop.augment(1, out)
-    assert summary["rejected_by_reason"] == {"contaminated": 1} and summary["accepted"] == 1
-    assert [r["parent_id"] for r in read_jsonl(out / "rejected.jsonl")] == ["a"]
+    assert summary["rejected_by_reason"] == {"contaminated": 1, "duplicate": 1} and summary["accepted"] == 0
+    assert sorted((r["parent_id"], r["reason"]) for r in read_jsonl(out / "rejected.jsonl")) == [
+        ("a", "contaminated"), ("b", "duplicate")]
+    assert len(read_jsonl(out / "distill.jsonl")) == 2

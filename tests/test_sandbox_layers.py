@@ -1,6 +1,7 @@
 """Each sandbox layer on its own, so one removed is seen even when the others would still
-contain the program: the in-worker timer (answers before the parent's kill) and the process
-limit (set in the worker, so a fork fails even where an import of ``os`` slipped through)."""
+contain the program: the in-worker timer (answers before the parent's kill), the CPU limit
+(answers before the wall clock) and the process limit (set in the worker, so a fork fails even
+where an import of ``os`` slipped through)."""
 from __future__ import annotations
 
 import os
@@ -22,6 +23,15 @@ def test_the_in_worker_timer_stops_a_loop_without_the_parent_killing_the_worker(
         assert (res.error, res.detail) == ("timeout", "over 0.3s")
         assert sb.stats["restarts"] == 0 and elapsed < 0.3 + sb.grace_s
         assert sb.run("answer = 2 + 3").value == 5.0  # the same worker goes on
+
+
+def test_the_cpu_limit_stops_a_loop_long_before_the_wall_clock():
+    # The wall-clock budget is far away, so only RLIMIT_CPU (re-armed per program) can end it early.
+    with Sandbox(workers=1, timeout_s=60, cpu_s=1) as sb:
+        t0 = time.monotonic()
+        res = sb.run("while True:\n    pass\n")
+        assert res.error == "timeout" and time.monotonic() - t0 < 40
+        assert sb.run("answer = 1 + 1").value == 2.0
 
 
 _FORK_PROBE = """
