@@ -1,4 +1,5 @@
 """The student's loss covers the rationale tokens only (``fdd.students.data``)."""
+
 from __future__ import annotations
 
 from fdd.students.data import IGNORE, Collator, encode_example

@@ -1,6 +1,7 @@
 """The choices of the method inside ``FDDLoop``, with small fakes for teacher and student (no
 model, no sandbox): the feedback split, which problems each branch expands (every ablation mode
 and the budget cap), and the round bookkeeping (D_r = D_{r-1} + accepted)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -27,8 +28,13 @@ class FakeTeacher(Teacher):
 
     def _new(self, job, problems, n):
         self.asked[job] += [p.id for p in problems]
-        return [[Reply(f"{job} variant {j} of {p.id} with {100 + 10 * i + j} marbles and {len(job)} friends")
-                 for j in range(n)] for i, p in enumerate(problems)]
+        return [
+            [
+                Reply(f"{job} variant {j} of {p.id} with {100 + 10 * i + j} marbles and {len(job)} friends")
+                for j in range(n)
+            ]
+            for i, p in enumerate(problems)
+        ]
 
     def write_harder(self, problems, n=1):
         return self._new("harder", problems, n)
@@ -53,15 +59,39 @@ class FakeStudent:
 
 
 def _cfg(mode="fdd", budget=None, per_easy=1, per_hard=1):
-    aug = SimpleNamespace(mode=mode, budget=budget, per_easy=per_easy, per_hard=per_hard, samples=3, min_agree=2,
-                          dedup_threshold=0.8, decontam_ngram=13, seed_samples=1)
-    return SimpleNamespace(augmentation=aug, seed=0, rounds=3, train_subset=None, rationale="pot",
-                           student=SimpleNamespace(continue_from_previous=True))
+    aug = SimpleNamespace(
+        mode=mode,
+        budget=budget,
+        per_easy=per_easy,
+        per_hard=per_hard,
+        samples=3,
+        min_agree=2,
+        dedup_threshold=0.8,
+        decontam_ngram=13,
+        seed_samples=1,
+    )
+    return SimpleNamespace(
+        augmentation=aug,
+        seed=0,
+        rounds=3,
+        train_subset=None,
+        rationale="pot",
+        student=SimpleNamespace(continue_from_previous=True),
+    )
 
 
 def _loop(tmp_path, cfg=None, teacher=None, student=None, eval_sets=None):
-    return FDDLoop(cfg or _cfg(), tmp_path, teacher or FakeTeacher(), student or FakeStudent(()), FakeFormat(), None,
-                   None, [], eval_sets or {"held": [Problem("t", "an unrelated held out question", 1.0, "s")]})
+    return FDDLoop(
+        cfg or _cfg(),
+        tmp_path,
+        teacher or FakeTeacher(),
+        student or FakeStudent(()),
+        FakeFormat(),
+        None,
+        None,
+        [],
+        eval_sets or {"held": [Problem("t", "an unrelated held out question", 1.0, "s")]},
+    )
 
 
 def _problems(prefix, n):
@@ -69,8 +99,17 @@ def _problems(prefix, n):
 
 
 def _items(ids, round_idx=0):
-    return [Item(id=i, question=f"question {i} about {n + 1} apples", answer=float(n + 1), source="s",
-                 rationale=str(n + 1), round=round_idx) for n, i in enumerate(ids)]
+    return [
+        Item(
+            id=i,
+            question=f"question {i} about {n + 1} apples",
+            answer=float(n + 1),
+            source="s",
+            rationale=str(n + 1),
+            round=round_idx,
+        )
+        for n, i in enumerate(ids)
+    ]
 
 
 def _ids(ps):
@@ -89,19 +128,23 @@ def test_feedback_calls_solved_problems_easy_and_unsolved_hard(tmp_path):
 
 
 def test_feedback_pool_has_one_problem_per_question(tmp_path):
-    items = _items(["a"]) + [Item(id="a#1", question="question a about 1 apples", answer=1.0, source="s",
-                                  rationale="1")]
+    items = _items(["a"]) + [
+        Item(id="a#1", question="question a about 1 apples", answer=1.0, source="s", rationale="1")
+    ]
     write_jsonl(tmp_path / "round_0" / "distill.jsonl", items)
     assert _ids(_loop(tmp_path).feedback_pool(1)) == ["a"]
 
 
 # ------------------------------------------------------------------ choose_targets
-@pytest.mark.parametrize("mode, want_easy, want_hard", [
-    ("fdd", ["e0", "e1", "e2"], ["h0", "h1"]),
-    ("none", [], []),
-    ("easy_only", ["e0", "e1", "e2"], []),
-    ("hard_only", [], ["h0", "h1"]),
-])
+@pytest.mark.parametrize(
+    "mode, want_easy, want_hard",
+    [
+        ("fdd", ["e0", "e1", "e2"], ["h0", "h1"]),
+        ("none", [], []),
+        ("easy_only", ["e0", "e1", "e2"], []),
+        ("hard_only", [], ["h0", "h1"]),
+    ],
+)
 def test_choose_targets_by_mode(tmp_path, mode, want_easy, want_hard):
     easy, hard = _loop(tmp_path, _cfg(mode)).choose_targets(1, _problems("e", 3), _problems("h", 2))
     assert (_ids(easy), _ids(hard)) == (want_easy, want_hard)
@@ -129,9 +172,13 @@ def test_the_budget_caps_the_targets_in_proportion(tmp_path):
 
 
 def test_a_problem_is_expanded_at_most_once_per_branch(tmp_path):
-    write_jsonl(tmp_path / "round_1" / "generated.jsonl", [
-        {"id": "g1", "question": "q", "parent_id": "e0", "branch": BRANCH_HARDER, "round": 1},
-        {"id": "g2", "question": "q", "parent_id": "h0", "branch": BRANCH_SIMILAR, "round": 1}])
+    write_jsonl(
+        tmp_path / "round_1" / "generated.jsonl",
+        [
+            {"id": "g1", "question": "q", "parent_id": "e0", "branch": BRANCH_HARDER, "round": 1},
+            {"id": "g2", "question": "q", "parent_id": "h0", "branch": BRANCH_SIMILAR, "round": 1},
+        ],
+    )
     loop = _loop(tmp_path)
     assert loop._expanded(2) == ({"e0"}, {"h0"})
     assert loop._expanded(1) == (set(), set())  # only earlier rounds count
@@ -162,13 +209,21 @@ def test_augment_sends_easy_problems_to_harder_and_hard_to_similar_and_appends_t
     assert teacher.asked == {"harder": ["a"], "similar": ["b", "c"]}
     generated = read_jsonl(out / "generated.jsonl")
     assert sorted((g["parent_id"], g["branch"]) for g in generated) == [
-        ("a", BRANCH_HARDER), ("a", BRANCH_HARDER), ("b", BRANCH_SIMILAR), ("c", BRANCH_SIMILAR)]
+        ("a", BRANCH_HARDER),
+        ("a", BRANCH_HARDER),
+        ("b", BRANCH_SIMILAR),
+        ("c", BRANCH_SIMILAR),
+    ]
     d0, d1 = loop.distill_set(0), read_jsonl(out / "distill.jsonl", Item)
-    new = d1[len(d0):]
-    assert [i.to_dict() for i in d1[:len(d0)]] == [i.to_dict() for i in d0]  # D_1 = D_0 + accepted
+    new = d1[len(d0) :]
+    assert [i.to_dict() for i in d1[: len(d0)]] == [i.to_dict() for i in d0]  # D_1 = D_0 + accepted
     assert len(new) == 4 and all(i.round == 1 and i.answer == 5.0 for i in new)
-    assert sorted((i.parent_id, i.branch) for i in new) == [("a", BRANCH_HARDER), ("a", BRANCH_HARDER),
-                                                            ("b", BRANCH_SIMILAR), ("c", BRANCH_SIMILAR)]
+    assert sorted((i.parent_id, i.branch) for i in new) == [
+        ("a", BRANCH_HARDER),
+        ("a", BRANCH_HARDER),
+        ("b", BRANCH_SIMILAR),
+        ("c", BRANCH_SIMILAR),
+    ]
     assert summary["accepted"] == 4 and summary["distill_size"] == 7 and summary["generated"] == 4
     assert summary["asked_harder"] == 1 and summary["asked_similar"] == 2
 
@@ -182,12 +237,19 @@ def test_augment_screens_candidates_against_known_and_held_out_problems(tmp_path
     teacher.write_similar = lambda problems, n=1: [[Reply(known)] for _ in problems]  # b's own question
     cfg = _cfg()
     cfg.augmentation.decontam_ngram = 5
-    loop = _loop(tmp_path, cfg=cfg, teacher=teacher, student=FakeStudent({"a"}),
-                 eval_sets={"held": [Problem("t", held, 1.0, "s")]})
+    loop = _loop(
+        tmp_path,
+        cfg=cfg,
+        teacher=teacher,
+        student=FakeStudent({"a"}),
+        eval_sets={"held": [Problem("t", held, 1.0, "s")]},
+    )
     out = tmp_path / "round_1"
     loop.feedback(1, out)
     summary = loop.augment(1, out)
     assert summary["rejected_by_reason"] == {"contaminated": 1, "duplicate": 1} and summary["accepted"] == 0
     assert sorted((r["parent_id"], r["reason"]) for r in read_jsonl(out / "rejected.jsonl")) == [
-        ("a", "contaminated"), ("b", "duplicate")]
+        ("a", "contaminated"),
+        ("b", "duplicate"),
+    ]
     assert len(read_jsonl(out / "distill.jsonl")) == 2

@@ -2,6 +2,7 @@
 contain the program: the in-worker timer (answers before the parent's kill), the CPU limit
 (answers before the wall clock) and the process limit (set in the worker, so a fork fails even
 where an import of ``os`` slipped through)."""
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_the_in_worker_timer_stops_a_loop_without_the_parent_killing_the_worker():
     # cpu_s is high so only the timer can fire before the parent's wall clock (timeout + grace).
     with Sandbox(workers=1, timeout_s=0.3, cpu_s=30) as sb:
+        assert sb.run("answer = 1").value == 1.0  # the worker is up: only the program is timed below
         t0 = time.monotonic()
         res = sb.run("while True:\n    pass\n")
         elapsed = time.monotonic() - t0
@@ -54,8 +56,9 @@ else:
 
 def test_the_worker_limits_forbid_new_processes():
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", _FORK_PROBE], capture_output=True, text=True, env=env, timeout=60,
-                         cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_PROBE], capture_output=True, text=True, env=env, timeout=60, cwd="/"
+    )
     lines = out.stdout.split("\n")
     assert lines[0] == "0", out.stderr
     assert lines[1].startswith("fork refused"), out.stdout + out.stderr

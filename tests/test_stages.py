@@ -1,4 +1,5 @@
 """``StageRunner``: a stage runs once, its marker is written last, a failed stage runs again."""
+
 from __future__ import annotations
 
 import pytest

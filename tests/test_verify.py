@@ -1,4 +1,5 @@
 """The acceptance rules of ``fdd.verify``, one rule at a time (fast; no teacher, no sandbox)."""
+
 from __future__ import annotations
 
 from fdd.reasoning.sandbox import ExecResult
@@ -120,9 +121,11 @@ def test_screen_rejects_contaminated_and_duplicate_candidates_with_reasons():
     dedup = DedupIndex(0.8)
     dedup.add("Ann buys 3 apples for 2 dollars each. How much does she pay?")
     contamination = NgramIndex(["Sam reads 12 pages a day for 5 days in a row"], n=5)
-    cands = [_cand("Ann buys 3 apples for 2 dollars each. How much does she pay?"),
-             _cand("If Sam reads 12 pages a day for a week, how many?"),
-             _cand("Kira bakes 6 cakes and sells 4 of them at a fair.")]
+    cands = [
+        _cand("Ann buys 3 apples for 2 dollars each. How much does she pay?"),
+        _cand("If Sam reads 12 pages a day for a week, how many?"),
+        _cand("Kira bakes 6 cakes and sells 4 of them at a fair."),
+    ]
     kept, rejected = screen(cands, dedup, contamination)
     assert [c.question for c in kept] == [cands[2].question]
     assert [r.reason for r in rejected] == ["duplicate", "contaminated"]

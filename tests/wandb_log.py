@@ -1,5 +1,6 @@
 """Reads back what an offline wandb run wrote (test-only): the records of a ``.wandb``
 transaction log and the history rows logged to it."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def iter_wandb_records(path) -> Iterator:
             pos += left
             continue
         _crc, length, kind = struct.unpack_from("<IHB", data, pos)
-        payload = data[pos + _REC_HEADER: pos + _REC_HEADER + length]
+        payload = data[pos + _REC_HEADER : pos + _REC_HEADER + length]
         pos += _REC_HEADER + length
         if kind == 0 and length == 0:  # zero padding
             continue

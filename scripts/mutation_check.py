@@ -1,0 +1,548 @@
+#!/usr/bin/env python
+"""Mutation check of the method's core: plant one plausible bug at a time, run the tests, count
+how many bugs the tests catch.
+
+Each mutant is a list of exact-string replacements in one module. A replacement whose text is not
+found exactly once fails the whole check at once (the code moved on and the mutant must be
+updated), so a stale list can never pass by mutating nothing. Mutants are applied to a scratch
+copy of the tree, never to the working tree, so an interrupted check leaves nothing behind.
+
+    python scripts/mutation_check.py                 # the relevant fast test files per module
+    python scripts/mutation_check.py --full          # the whole fast subset (-m "not slow") per mutant
+    python scripts/mutation_check.py --only verify   # mutants whose id contains "verify"
+    python scripts/mutation_check.py --list          # the mutants, without running anything
+
+Exit status: 0 when the kill rate reaches ``--min-rate`` (default 0.9), 1 below it, 2 when a
+mutant no longer applies or the unmutated tests fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ("fdd", "tests", "conf", "setup.cfg", "pyproject.toml")
+
+# module group -> the fast test files that pin it
+TESTS: Dict[str, Tuple[str, ...]] = {
+    "verify": ("tests/test_verify.py", "tests/test_loop_method.py"),
+    "stages": ("tests/test_stages.py",),
+    "loop": ("tests/test_loop_method.py",),
+    "data": ("tests/test_label_masking.py", "tests/test_students.py"),
+    "answer": ("tests/test_answer.py",),
+    "sandbox": ("tests/test_sandbox.py", "tests/test_sandbox_layers.py"),
+    "cache": ("tests/test_teacher_openai.py",),
+}
+
+
+@dataclass
+class Mutant:
+    id: str
+    path: str
+    edits: Sequence[Tuple[str, str]]  # (exact text, replacement), each must occur exactly once
+    what: str
+
+    @property
+    def group(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+V, S, L = "fdd/verify.py", "fdd/stages.py", "fdd/loop.py"
+D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/reasoning/sandbox.py"
+LLM, CACHE = "fdd/teachers/llm.py", "fdd/teachers/cache.py"
+
+MUTANTS: List[Mutant] = [
+    # ---------------------------------------------------------------- verify.py
+    Mutant(
+        "verify.agree_strict",
+        V,
+        [("len(best[1]) >= min_agree", "len(best[1]) > min_agree")],
+        "demand one more agreeing rationale than min_agree",
+    ),
+    Mutant(
+        "verify.agree_loose",
+        V,
+        [("len(best[1]) >= min_agree", "len(best[1]) >= min_agree - 1")],
+        "accept one agreeing rationale short of min_agree",
+    ),
+    Mutant(
+        "verify.agree_minority",
+        V,
+        [
+            (
+                "best = max(groups, key=lambda g: len(g[1]), default=None)",
+                "best = min(groups, key=lambda g: len(g[1]), default=None)",
+            )
+        ],
+        "take the least-voted answer",
+    ),
+    Mutant(
+        "verify.agree_round",
+        V,
+        [("round=round_idx, branch=c.branch", "round=0, branch=c.branch")],
+        "accepted items lose their round",
+    ),
+    Mutant(
+        "verify.dedup_flipped",
+        V,
+        [("len(sh & other) / union >= self.threshold", "len(sh & other) / union < self.threshold")],
+        "near-duplicate comparison flipped",
+    ),
+    Mutant(
+        "verify.dedup_strict",
+        V,
+        [("len(sh & other) / union >= self.threshold", "len(sh & other) / union > self.threshold")],
+        "threshold no longer inclusive",
+    ),
+    Mutant(
+        "verify.ngram_off_by_one",
+        V,
+        [("range(len(tokens) - n + 1)", "range(len(tokens) - n)")],
+        "the last n-gram of every text is skipped",
+    ),
+    Mutant(
+        "verify.ngram_length",
+        V,
+        [("ngrams(words(text), self.n))", "ngrams(words(text), self.n + 1))")],
+        "candidates compared with (n+1)-grams: decontamination silently off",
+    ),
+    Mutant(
+        "verify.screen_no_index",
+        V,
+        [("            dedup.add(c.question)\n", "            pass\n")],
+        "survivors of screening not added to the dedup index",
+    ),
+    Mutant(
+        "verify.screen_no_contamination",
+        V,
+        [("if contamination is not None and contamination.overlaps(c.question):", "if False:")],
+        "decontamination skipped",
+    ),
+    Mutant(
+        "verify.seed_gold_flipped",
+        V,
+        [("not answers_match(res.value, p.answer)", "answers_match(res.value, p.answer)")],
+        "seed keeps the wrong rationales",
+    ),
+    Mutant(
+        "verify.seed_max_keep",
+        V,
+        [("len(kept) < max_keep", "len(kept) <= max_keep")],
+        "seed keeps one rationale too many",
+    ),
+    # ---------------------------------------------------------------- stages.py
+    Mutant(
+        "stages.skip_flipped",
+        S,
+        [("        if m.is_file():\n", "        if not m.is_file():\n")],
+        "runs done stages, skips new ones",
+    ),
+    Mutant(
+        "stages.marker_first",
+        S,
+        [
+            (
+                "        summary = dict(fn(self.round_dir(r)) or {})\n",
+                "        write_json(m, {})\n        summary = dict(fn(self.round_dir(r)) or {})\n",
+            )
+        ],
+        "marker written before the stage body",
+    ),
+    Mutant(
+        "stages.done_any",
+        S,
+        [("return self.marker(r, stage).is_file()", "return self.round_dir(r).is_dir()")],
+        "a round with any output counts as done",
+    ),
+    Mutant("stages.one_marker", S, [('f"DONE.{stage}"', '"DONE"')], "one marker shared by every stage"),
+    # ---------------------------------------------------------------- loop.py: feedback, targets, bookkeeping
+    Mutant(
+        "loop.feedback_swapped",
+        L,
+        [
+            ("easy = [p.id for p in preds if p.correct]", "easy = [p.id for p in preds if not p.correct]"),
+            ("hard = [p.id for p in preds if not p.correct]", "hard = [p.id for p in preds if p.correct]"),
+        ],
+        "solved problems called hard, unsolved easy",
+    ),
+    Mutant(
+        "loop.branches_swapped",
+        L,
+        [
+            (
+                "(BRANCH_HARDER, to_harder, self.teacher.write_harder",
+                "(BRANCH_HARDER, to_similar, self.teacher.write_harder",
+            ),
+            (
+                "(BRANCH_SIMILAR, to_similar, self.teacher.write_similar",
+                "(BRANCH_SIMILAR, to_harder, self.teacher.write_similar",
+            ),
+        ],
+        "harder variants of hard problems, similar ones of easy problems",
+    ),
+    Mutant(
+        "loop.targets_swapped",
+        L,
+        [("        return easy, hard\n", "        return hard, easy\n")],
+        "choose_targets returns its lists swapped",
+    ),
+    Mutant(
+        "loop.per_branch_counts",
+        L,
+        [("self.teacher.write_harder, self.aug.per_easy)", "self.teacher.write_harder, self.aug.per_hard)")],
+        "harder branch asks per_hard problems",
+    ),
+    Mutant(
+        "loop.mode_easy_only",
+        L,
+        [('if mode in ("fdd", "easy_only") else []', 'if mode in ("fdd", "hard_only") else []')],
+        "easy_only/hard_only modes expand the wrong branch",
+    ),
+    Mutant(
+        "loop.mode_none",
+        L,
+        [('if mode in ("fdd", "hard_only") else []', 'if mode != "easy_only" else []')],
+        "mode none still expands hard problems",
+    ),
+    Mutant(
+        "loop.random_unshuffled",
+        L,
+        [('            rng(self.cfg.seed, "random-targets", r).shuffle(pool)\n', "            pass\n")],
+        "random mode follows the feedback labels",
+    ),
+    Mutant(
+        "loop.random_count",
+        L,
+        [
+            (
+                "easy = [p for p in pool if p.id not in done_h][:n_easy]",
+                "easy = [p for p in pool if p.id not in done_h][:n_easy + 1]",
+            )
+        ],
+        "random mode spends one more than fdd",
+    ),
+    Mutant(
+        "loop.budget_ignored",
+        L,
+        [("if budget is not None and len(easy) + len(hard) > budget:", "if False:")],
+        "no budget cap",
+    ),
+    Mutant(
+        "loop.budget_off_by_one",
+        L,
+        [("hard = g.sample(hard, budget - n_easy)", "hard = g.sample(hard, budget - n_easy - 1)")],
+        "budget cap one short",
+    ),
+    Mutant(
+        "loop.expanded_this_round",
+        L,
+        [("for q in range(1, r):", "for q in range(1, r + 1):")],
+        "_expanded reads the current round too",
+    ),
+    Mutant(
+        "loop.expanded_branches",
+        L,
+        [
+            (
+                '(harder if row["branch"] == BRANCH_HARDER else similar)',
+                '(similar if row["branch"] == BRANCH_HARDER else harder)',
+            )
+        ],
+        "_expanded files parents under the other branch",
+    ),
+    Mutant(
+        "loop.expanded_ignored",
+        L,
+        [("easy = [p for p in easy if p.id not in done_h] if mode", "easy = [p for p in easy] if mode")],
+        "a problem is expanded again every round",
+    ),
+    Mutant(
+        "loop.distill_previous",
+        L,
+        [("for q in range(r, -1, -1):", "for q in range(r - 1, -1, -1):")],
+        "distill_set(r) returns the previous round's set",
+    ),
+    Mutant(
+        "loop.distill_only_new",
+        L,
+        [
+            (
+                'write_jsonl(out / "distill.jsonl", list(items) + accepted)',
+                'write_jsonl(out / "distill.jsonl", accepted)',
+            )
+        ],
+        "D_r = accepted instead of D_{r-1} + accepted",
+    ),
+    Mutant(
+        "loop.pool_repeats",
+        L,
+        [("            if it.question not in seen:\n", "            if True:\n")],
+        "feedback pool repeats a problem per rationale",
+    ),
+    Mutant(
+        "loop.no_decontamination",
+        L,
+        [("screen(candidates, dedup, contamination)", "screen(candidates, dedup, None)")],
+        "augment skips decontamination",
+    ),
+    Mutant(
+        "loop.dedup_not_seeded",
+        L,
+        [("            dedup.add(q)\n", "            pass\n")],
+        "dedup index not seeded with the known problems",
+    ),
+    # ---------------------------------------------------------------- students/data.py
+    Mutant(
+        "data.loss_on_prompt",
+        D,
+        [('"labels": [IGNORE] * len(p_ids) + t_ids}', '"labels": p_ids + t_ids}')],
+        "causal loss taken on the prompt tokens",
+    ),
+    Mutant(
+        "data.target_too_long",
+        D,
+        [("[: max_target - 1] + [tokenizer.eos_token_id]", "[: max_target] + [tokenizer.eos_token_id]")],
+        "target one token over max_target",
+    ),
+    Mutant("data.prompt_head", D, [("[-max_source:]", "[:max_source]")], "truncation keeps the prompt's start"),
+    Mutant("data.no_separator", D, [('"\\n" + target', "target")], "causal target not on its own line"),
+    Mutant("data.no_eos", D, [("+ [tokenizer.eos_token_id]", "+ []")], "no eos: the student never learns to stop"),
+    Mutant(
+        "data.labels_padded_with_pad",
+        D,
+        [("labels = torch.full((len(rows), m), IGNORE", "labels = torch.full((len(rows), m), self.pad_id")],
+        "padding counted in the loss",
+    ),
+    Mutant(
+        "data.mask_all",
+        D,
+        [("mask = torch.zeros((len(rows), n)", "mask = torch.ones((len(rows), n)")],
+        "attention on padding",
+    ),
+    # ---------------------------------------------------------------- reasoning/answer.py
+    Mutant("answer.loose_tolerance", A, [("abs_tol: float = 5e-5", "abs_tol: float = 0.5")], "0.4 off still matches"),
+    Mutant(
+        "answer.sign_lost",
+        A,
+        [('if g.get("sign") == "-":', 'if g.get("sign") == "+":')],
+        "negative answers parsed positive",
+    ),
+    Mutant(
+        "answer.thousands", A, [('num = g["num"].replace(",", "")', 'num = g["num"].split(",")[0]')], "1,234 read as 1"
+    ),
+    Mutant(
+        "answer.first_number",
+        A,
+        [("        last = m\n", "        last = last or m\n")],
+        "last_number returns the first number",
+    ),
+    Mutant(
+        "answer.first_boxed",
+        A,
+        [("            last = s[m.end(): i - 1]", "            last = last or s[m.end(): i - 1]")],
+        "the first \\boxed{} wins",
+    ),
+    Mutant(
+        "answer.strict_off",
+        A,
+        [("if strict and not re.fullmatch", "if False and not re.fullmatch")],
+        "strict parsing accepts trailing text",
+    ),
+    Mutant("answer.zero_denominator", A, [("if d != 0 else None", "if True else None")], "x/0 raises"),
+    Mutant(
+        "answer.bool_number",
+        A,
+        [
+            (
+                "    if value is None or isinstance(value, bool):\n        return None\n",
+                "    if value is None:\n        return None\n",
+            )
+        ],
+        "True counts as 1",
+    ),
+    # ---------------------------------------------------------------- sandbox limits
+    Mutant(
+        "sandbox.no_timer",
+        X,
+        [("    signal.setitimer(signal.ITIMER_REAL, timeout_s)\n    try:\n", "    try:\n")],
+        "in-worker timer removed",
+    ),
+    Mutant("sandbox.no_nproc", X, [("    setl(resource.RLIMIT_NPROC, 0)\n", "")], "process limit removed"),
+    Mutant(
+        "sandbox.no_cpu_rearm",
+        X,
+        [("(int(used) + cpu_s + 1, resource.getrlimit", "(int(used) + 1000 * cpu_s, resource.getrlimit")],
+        "CPU limit not re-armed per program",
+    ),
+    Mutant(
+        "sandbox.no_memory",
+        X,
+        [("    setl(resource.RLIMIT_AS, base + memory_mb * 1024 * 1024)\n", "")],
+        "memory limit removed",
+    ),
+    Mutant("sandbox.no_fsize", X, [("    setl(resource.RLIMIT_FSIZE, 1024 * 1024)\n", "")], "file-size limit removed"),
+    Mutant(
+        "sandbox.no_parent_clock",
+        X,
+        [
+            (
+                "            for i, w in busy:\n                if self._pool[i] is w and w.pending and now >= w.deadline:",
+                "            for i, w in busy:\n                if False:",
+            )
+        ],
+        "parent-side wall clock never kills",
+    ),
+    Mutant(
+        "sandbox.stay_root",
+        X,
+        [("    if drop_privileges:\n        _drop_privileges()\n", "")],
+        "workers keep root (which ignores RLIMIT_NPROC)",
+    ),
+    Mutant(
+        "sandbox.import_whitelist",
+        X,
+        [("if level or name not in self._module_dicts:", "if level:")],
+        "any module importable",
+    ),
+    # ---------------------------------------------------------------- teacher cache keys
+    Mutant(
+        "cache.no_sample_index",
+        LLM,
+        [('"sampling": req.sampling(), "sample_index": req.sample_index})', '"sampling": req.sampling()})')],
+        "k samples of one prompt share a cache entry",
+    ),
+    Mutant(
+        "cache.no_model",
+        LLM,
+        [('cache_key({"backend": self.backend, "model": self.model_id,', 'cache_key({"backend": self.backend,')],
+        "two models share cache entries",
+    ),
+    Mutant("cache.no_messages", LLM, [('"messages": req.chat(),\n', "\n")], "every prompt shares one entry"),
+    Mutant(
+        "cache.no_sampling",
+        LLM,
+        [('"sampling": req.sampling(), "sample_index"', '"sample_index"')],
+        "temperature/max_tokens not in the key",
+    ),
+    Mutant(
+        "cache.unsorted_json",
+        CACHE,
+        [("json.dumps(obj, sort_keys=True,", "json.dumps(obj, sort_keys=False,")],
+        "key depends on dict order",
+    ),
+    Mutant(
+        "cache.seed_ignores_sample",
+        LLM,
+        [('f"fdd-teacher:{seed}:{sample_index}"', 'f"fdd-teacher:{seed}"')],
+        "every sample gets the same sampling seed",
+    ),
+]
+
+
+def apply(root: Path, m: Mutant) -> str:
+    """Write the mutant into ``root``; returns the original text (to restore)."""
+    path = root / m.path
+    original = path.read_text()
+    text = original
+    for old, new in m.edits:
+        n = text.count(old)
+        if n != 1:
+            raise SystemExit(
+                f"mutant {m.id}: {old!r} occurs {n} times in {m.path} (expected once); "
+                f"update the mutant to the current code"
+            )
+        text = text.replace(old, new)
+    path.write_text(text)
+    return original
+
+
+def run_tests(root: Path, files: Sequence[str], timeout: float) -> Tuple[str, float, str]:
+    """'pass', 'fail' or 'timeout', the seconds taken and the end of pytest's output."""
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")  # no stale .pyc between mutants
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *files]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - t0, ""
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+    return ("pass" if proc.returncode == 0 else "fail"), time.monotonic() - t0, tail
+
+
+def scratch_copy() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="fdd-mutants-"))
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copy2(src, root / name)
+    return root
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true", help="run the whole fast subset per mutant")
+    ap.add_argument("--only", default="", help="run the mutants whose id contains this text")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--min-rate", type=float, default=0.9)
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per mutant (a timeout counts as killed)")
+    args = ap.parse_args(argv)
+
+    mutants = [m for m in MUTANTS if args.only in m.id]
+    if args.list:
+        for m in mutants:
+            print(f"{m.id:32s} {m.path:28s} {m.what}")
+        return 0
+    if not mutants:
+        raise SystemExit(f"no mutant id contains {args.only!r}")
+    root = scratch_copy()
+    try:
+        for m in mutants:  # every target must still be found before anything runs
+            (root / m.path).write_text(apply(root, m))
+        files_of = (lambda m: ["tests"]) if args.full else (lambda m: list(TESTS[m.group]))
+        groups = sorted({tuple(files_of(m)) for m in mutants})
+        for files in groups:
+            status, secs, tail = run_tests(root, files, args.timeout)
+            if status != "pass":
+                print(f"{tail}\nthe unmutated tests do not pass ({' '.join(files)}: {status}); fix them first")
+                return 2
+            print(f"baseline passes: {' '.join(files)} ({secs:.1f}s)", flush=True)
+        killed, survivors = 0, []
+        for m in mutants:
+            original = apply(root, m)
+            try:
+                status, secs, _ = run_tests(root, files_of(m), args.timeout)
+            finally:
+                (root / m.path).write_text(original)
+            caught = status != "pass"
+            killed += caught
+            if not caught:
+                survivors.append(m)
+            print(
+                f"{'killed  ' if caught else 'SURVIVED'} {m.id:32s} {secs:6.1f}s  {m.what}"
+                + (" (timeout)" if status == "timeout" else ""),
+                flush=True,
+            )
+        rate = killed / len(mutants)
+        print(
+            f"\nkill rate: {killed}/{len(mutants)} = {rate:.1%} ({'full fast subset' if args.full else 'relevant test files'})"
+        )
+        for m in survivors:
+            print(f"  survivor: {m.id} ({m.path}): {m.what}")
+        return 0 if rate >= args.min_rate else 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
