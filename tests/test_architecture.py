@@ -1,0 +1,41 @@
+"""The import-linter contracts of pyproject.toml hold (main -> loop -> parts -> types; real
+teachers import neither datasets nor the simulator), and the check would see a broken one."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+LINT = "from importlinter.cli import lint_imports; import sys; sys.exit(lint_imports(no_cache=True, no_logo=True))"
+
+
+def _lint(root):
+    return subprocess.run(
+        [sys.executable, "-c", LINT],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_import_contracts_are_kept():
+    out = _lint(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 kept, 0 broken" in out.stdout
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    shutil.copytree(ROOT / "fdd", tmp_path / "fdd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    types_py = tmp_path / "fdd" / "types.py"
+    types_py.write_text(types_py.read_text() + "\n\ndef _planted():\n    import fdd.loop  # noqa: F401\n")
+    teacher = tmp_path / "fdd" / "teachers" / "base.py"
+    teacher.write_text(teacher.read_text() + "\n\ndef _planted():\n    import fdd.sim.world  # noqa: F401\n")
+    out = _lint(tmp_path)
+    assert out.returncode != 0
+    assert "0 kept, 2 broken" in out.stdout, out.stdout
