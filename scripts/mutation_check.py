@@ -38,7 +38,7 @@ TESTS: Dict[str, Tuple[str, ...]] = {
     "stages": ("tests/test_stages.py",),
     "loop": ("tests/test_loop_method.py",),
     "data": ("tests/test_label_masking.py", "tests/test_students.py"),
-    "answer": ("tests/test_answer.py",),
+    "answer": ("tests/test_answer.py", "tests/test_answer_pins.py"),
     "sandbox": ("tests/test_sandbox.py", "tests/test_sandbox_layers.py"),
     "cache": ("tests/test_teacher_openai.py",),
 }
