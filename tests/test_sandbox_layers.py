@@ -1,7 +1,7 @@
 """Each sandbox layer on its own, so one removed is seen even when the others would still
 contain the program: the in-worker timer (answers before the parent's kill), the CPU limit
-(answers before the wall clock) and the process limit (set in the worker, so a fork fails even
-where an import of ``os`` slipped through)."""
+(answers before the wall clock), and the process and file-size limits (set in the worker, so a fork
+or a big write fails even where an import of ``os`` slipped through)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_the_cpu_limit_stops_a_loop_long_before_the_wall_clock():
         assert sb.run("answer = 1 + 1").value == 2.0
 
 
-_FORK_PROBE = """
+_LIMITS_PROBE = """
 import os, resource
 from fdd.reasoning.sandbox import _drop_privileges, _set_limits
 _drop_privileges()
@@ -51,14 +51,25 @@ else:
         os._exit(0)
     os.waitpid(pid, 0)
     print("fork allowed", flush=True)
+import signal, tempfile
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so the write fails with EFBIG instead of killing us
+with tempfile.TemporaryFile() as f:
+    try:
+        f.write(b"x" * (2 << 20))
+        f.flush()
+    except OSError as e:
+        print("write refused", type(e).__name__, flush=True)
+    else:
+        print("write allowed", flush=True)
 """
 
 
-def test_the_worker_limits_forbid_new_processes():
+def test_the_worker_limits_forbid_new_processes_and_big_files():
     env = dict(os.environ, PYTHONPATH=ROOT)
     out = subprocess.run(
-        [sys.executable, "-c", _FORK_PROBE], capture_output=True, text=True, env=env, timeout=60, cwd="/"
+        [sys.executable, "-c", _LIMITS_PROBE], capture_output=True, text=True, env=env, timeout=60, cwd="/"
     )
     lines = out.stdout.split("\n")
     assert lines[0] == "0", out.stderr
     assert lines[1].startswith("fork refused"), out.stdout + out.stderr
+    assert lines[2].startswith("write refused"), out.stdout + out.stderr
