@@ -60,7 +60,10 @@ class FDDLoop:
     # ------------------------------------------------------------------ the algorithm
     def run(self) -> List[Dict]:
         init = self.stages.run(0, "init", self.initialize)
-        self.tracker.log_round(0, self._metrics(0, {"init": init}))
+        round0 = {"init": init}
+        if self.cfg.student.evaluates_base():
+            round0["evaluate"] = self.stages.run(0, "evaluate", self.evaluate_base)
+        self.tracker.log_round(0, self._metrics(0, round0))
         for r in range(1, self.cfg.rounds + 1):
             summaries = {
                 "train": self.stages.run(r, "train", lambda d, r=r: self.train(r, d)),
@@ -111,6 +114,19 @@ class FDDLoop:
             write_jsonl(out / f"eval_{name}.jsonl", preds)
             acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
             log.info("round %d: accuracy on %s = %.3f (%d problems)", r, name, acc[name], len(preds))
+        return {"accuracy": acc}
+
+    def evaluate_base(self, out: Path) -> Dict:
+        """Round 0: the base student (before any fine-tuning) on every held-out set."""
+        # Pin the tokenizer to round 1's corpus first (a word-level one is trained on it).
+        self.student.tokenizer([t for it in self.distill_set(0)
+                                for t in (self.fmt.student_prompt(it.question), it.rationale)])
+        acc = {}
+        for name, problems in self.eval_sets.items():
+            preds = self.student.answer(problems, None, self.sandbox, desc=f"eval {name} (base)")
+            write_jsonl(out / f"eval_{name}.jsonl", preds)
+            acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
+            log.info("round 0 (base student): accuracy on %s = %.3f (%d problems)", name, acc[name], len(preds))
         return {"accuracy": acc}
 
     def feedback(self, r: int, out: Path) -> Dict:
@@ -240,6 +256,8 @@ class FDDLoop:
             init = s["init"]
             row.update(distill_size=init["distill_size"], seed_problems=init["seed_problems"],
                        seed_rejected=init["rejected"], teacher=init.get("teacher", {}))
+            if "evaluate" in s:  # the base student's accuracy: the zero-shot starting point
+                row.update(accuracy=s["evaluate"]["accuracy"])
             return row
         tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
         row.update(trained_on=tr["distill_size"], train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),

@@ -130,7 +130,7 @@ def main(cfg: DictConfig) -> None:
         print(f"fdd: error: {exc}", file=sys.stderr)
         sys.exit(2)
     for row in rows:
-        if row["round"] > 0:
+        if row["round"] > 0 or row.get("accuracy"):  # round 0 has one when the base student was evaluated
             acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
             log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
                      row.get("hard_ratio", 0), row.get("distill_size"))
