@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 RATIONALE_FORMATS = ("pot", "cot")
 LOADERS = ("synthetic", "gsm8k", "svamp", "asdiv", "multiarith", "local")
 ARCHS = ("causal", "seq2seq")
-TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf")
+TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf", "gold")
 AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
 
 
@@ -108,6 +108,21 @@ class StudentConfig:
 
 
 @dataclass
+class TeacherRoles:
+    """The teacher's jobs on other backends. Each role is unset (null: this teacher config does
+    it), the name of a conf/teacher/<name>.yaml, or a mapping of TeacherConfig fields
+    ({config: <name>, ...overrides} starts from that file). new_rationale defaults to the
+    rationale role's backend when it can write rationales for generated problems, else to this
+    teacher config; problems sets harder and similar."""
+
+    rationale: Optional[Any] = None  # rationales for the seed problems
+    new_rationale: Optional[Any] = None  # rationales for generated problems (they have no gold)
+    problems: Optional[Any] = None  # harder and similar problems
+    harder: Optional[Any] = None
+    similar: Optional[Any] = None
+
+
+@dataclass
 class TeacherConfig:
     backend: str = MISSING  # oracle | openai | vllm | hf
     model: Optional[str] = None
@@ -132,6 +147,7 @@ class TeacherConfig:
     cache: str = "on"
     cache_dir: Optional[str] = None
     prompts: Dict[str, str] = field(default_factory=dict)
+    roles: TeacherRoles = field(default_factory=TeacherRoles)  # jobs on other backends (fdd/teachers/roles.py)
 
 
 @dataclass

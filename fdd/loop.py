@@ -89,7 +89,8 @@ class FDDLoop:
         log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems),
                  dict(Counter(r.reason for r in rejected)))
         return {"seed_problems": len(problems), "distill_size": len(items), "rejected": len(rejected),
-                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot()}
+                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot(),
+                **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {})}
 
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
@@ -171,7 +172,8 @@ class FDDLoop:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
-        replies = self.teacher.write_rationales([c.problem() for c in survivors], self.aug.samples, self.cfg.rationale)
+        replies = self.teacher.write_new_rationales([c.problem() for c in survivors], self.aug.samples,
+                                                    self.cfg.rationale)
         fail_on_outage(f"round {r} augment (rationales)", replies)
         accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
         rejected += screened_out + disagreed
@@ -256,6 +258,8 @@ class FDDLoop:
             init = s["init"]
             row.update(distill_size=init["distill_size"], seed_problems=init["seed_problems"],
                        seed_rejected=init["rejected"], teacher=init.get("teacher", {}))
+            if "teacher_roles" in init:  # which backend did each job
+                row.update(teacher_roles=init["teacher_roles"])
             if "evaluate" in s:  # the base student's accuracy: the zero-shot starting point
                 row.update(accuracy=s["evaluate"]["accuracy"])
             return row

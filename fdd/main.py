@@ -91,6 +91,9 @@ def preflight(cfg) -> None:
 def run(cfg: DictConfig) -> list:
     """Run (or resume) FDD for a composed config; returns the per-round metric rows."""
     obj = validate(cfg)
+    from fdd.teachers.roles import check_roles
+
+    check_roles(obj)  # an augmenting run whose problem writer cannot write problems stops here
     run_dir = Path(obj.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, evals = load_problems(obj)
