@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-table}; shift || true
 DATA=${DATA:-$(cd .. && pwd)/shared/data}
-TRAIN=${TRAIN:-120}      # GSM8K train problems (seed set)
-EVAL=${EVAL:-30}         # problems per held-out set
-BUDGET=${BUDGET:-12}     # new problems asked of the served teacher per augmenting round
+TRAIN=${TRAIN:-40}       # GSM8K train problems (seed set)
+EVAL=${EVAL:-12}         # problems per held-out set
+BUDGET=${BUDGET:-3}      # new problems asked of the served teacher per augmenting round
 ROUNDS=${ROUNDS:-2}
 OUT=outputs/real_data/$NAME
 PORT=${PORT:-$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
@@ -49,18 +49,20 @@ for _ in $(seq 360); do
 done
 
 SECONDS=0
-python -m fdd.main task_name=real_data "hydra.run.dir=$OUT/run" \
+# One thread for the student too: measured on this shared 2-core box, two spinning OpenMP threads
+# per process make decoding far slower, not faster.
+OMP_NUM_THREADS=${STUDENT_THREADS:-1} python -m fdd.main task_name=real_data "hydra.run.dir=$OUT/run" \
   dataset=paper "dataset.path=$DATA" \
   dataset.train.limit="$TRAIN" dataset.train.shuffle=true \
   dataset.eval.gsm8k.limit="$EVAL" dataset.eval.svamp.limit="$EVAL" dataset.eval.asdiv.limit="$EVAL" \
   dataset.eval.multiarith.limit="$EVAL" dataset.eval.gsm8k.shuffle=true dataset.eval.svamp.shuffle=true \
   dataset.eval.asdiv.shuffle=true dataset.eval.multiarith.shuffle=true \
-  rationale=pot rounds="$ROUNDS" train_subset=60 \
-  student=smollm2-135m student.eval_before_training=true student.epochs=2 student.batch_size=8 \
-  student.max_target_len=160 student.generation.max_new_tokens=112 student.generation.batch_size=30 \
+  rationale=pot rounds="$ROUNDS" train_subset=20 \
+  student=smollm2-135m student.eval_before_training=true student.epochs=2 student.batch_size=8 student.lr=2e-4 \
+  student.max_target_len=128 student.generation.max_new_tokens=64 student.generation.batch_size=12 \
   student.generation.stop_at_answer=true \
   teacher=openai "teacher.base_urls=[http://127.0.0.1:$PORT/v1]" "teacher.model=$FOLDER" teacher.api_key=local \
-  teacher.max_tokens=200 teacher.concurrency=2 teacher.timeout_s=600 teacher.max_retries=1 \
+  teacher.max_tokens=128 teacher.concurrency=2 teacher.timeout_s=600 teacher.max_retries=1 \
   teacher.roles.rationale=gold \
   augmentation.budget="$BUDGET" augmentation.samples=2 augmentation.min_agree=2 \
   logger=wandb logger.mode=offline trainer.enable_progress_bar=false "$@" 2>&1 | tee "$OUT/fdd.log"
