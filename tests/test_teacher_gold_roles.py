@@ -122,3 +122,10 @@ def test_gold_seeds_a_real_data_run(tiny_cfg, shared_data, one_thread):
                         "dataset.train.limit=30", "dataset.eval.gsm8k.limit=10", "rounds=1"))
     assert rows[0]["distill_size"] >= 27 and rows[0]["seed_problems"] == 30
     assert set(rows[1]["accuracy"]) == {"gsm8k"}
+
+
+def test_a_role_with_an_unknown_backend_is_a_config_error():
+    from fdd.teachers.roles import resolve_roles
+
+    with pytest.raises(ConfigError, match="teacher.roles.harder: backend must be one of"):
+        resolve_roles(TeacherConfig(backend="oracle", roles={"harder": {"backend": "nope"}}))

@@ -100,13 +100,15 @@ def given_roles(cfg) -> Dict[str, object]:
 
 def resolve_roles(cfg) -> Dict[str, object]:
     """Role -> ``TeacherConfig`` for each of JOB_ROLES (``cfg`` is the top-level one)."""
-    from fdd.config import TeacherRoles
+    from fdd.config import TEACHER_BACKENDS, TeacherRoles
     from fdd.teachers import teacher_class
 
     roles = given_roles(cfg)
     base = dataclasses.replace(cfg, roles=TeacherRoles())
     given = {k: role_config(v) for k, v in roles.items()}
     for k, c in given.items():
+        if c.backend not in TEACHER_BACKENDS:
+            raise _config_error(f"teacher.roles.{k}: backend must be one of {TEACHER_BACKENDS}, got {c.backend!r}")
         if given_roles(c):
             raise _config_error(f"teacher.roles.{k}: a role's config cannot have roles of its own")
     out = {"rationale": given.get("rationale", base)}
