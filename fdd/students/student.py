@@ -132,6 +132,7 @@ class Student:
 
             if ckpt_dir is None:
                 model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
+                model.config.use_cache = True  # build_model turns it off for gradient checkpointing
             else:
                 model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
             if uses_cuda(self.trainer_cfg):
