@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 RATIONALE_FORMATS = ("pot", "cot")
 LOADERS = ("synthetic", "gsm8k", "svamp", "asdiv", "multiarith", "local")
 ARCHS = ("causal", "seq2seq")
-TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf")
+TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf", "gold")
 AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
 
 
@@ -95,6 +95,31 @@ class StudentConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     num_workers: int = 0
+    # Answer the held-out sets with the base student before round 1 (reported as round 0):
+    # auto = on for pretrained students (a zero-shot starting point), off for random-init ones.
+    eval_before_training: str = "auto"  # auto | true | false
+
+    def evaluates_base(self) -> bool:
+        """Whether the base student is evaluated before round 1."""
+        choice = str(self.eval_before_training).lower()
+        if choice == "auto":
+            return bool(self.pretrained or self.gguf_file)
+        return choice == "true"
+
+
+@dataclass
+class TeacherRoles:
+    """The teacher's jobs on other backends. Each role is unset (null: this teacher config does
+    it), the name of a conf/teacher/<name>.yaml, or a mapping of TeacherConfig fields
+    ({config: <name>, ...overrides} starts from that file). new_rationale defaults to the
+    rationale role's backend when it can write rationales for generated problems, else to this
+    teacher config; problems sets harder and similar."""
+
+    rationale: Optional[Any] = None  # rationales for the seed problems
+    new_rationale: Optional[Any] = None  # rationales for generated problems (they have no gold)
+    problems: Optional[Any] = None  # harder and similar problems
+    harder: Optional[Any] = None
+    similar: Optional[Any] = None
 
 
 @dataclass
@@ -122,6 +147,7 @@ class TeacherConfig:
     cache: str = "on"
     cache_dir: Optional[str] = None
     prompts: Dict[str, str] = field(default_factory=dict)
+    roles: TeacherRoles = field(default_factory=TeacherRoles)  # jobs on other backends (fdd/teachers/roles.py)
 
 
 @dataclass
@@ -212,6 +238,8 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(s.tokenizer in ("auto", "byt5", "wordlevel"), f"student.tokenizer: unknown {s.tokenizer!r}")
     _check(s.lr > 0, f"student.lr must be > 0, got {s.lr}")
     _check(s.batch_size > 0 and s.epochs >= 0, "student.batch_size must be > 0 and student.epochs >= 0")
+    _check(str(s.eval_before_training).lower() in ("auto", "true", "false"),
+           f"student.eval_before_training must be auto|true|false, got {s.eval_before_training!r}")
     _check(s.generation.backend in ("hf", "vllm"), f"student.generation.backend: unknown {s.generation.backend!r}")
     _check(not (s.generation.backend == "vllm" and s.arch != "causal"),
            "student.generation.backend=vllm serves causal students only")

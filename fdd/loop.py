@@ -60,7 +60,10 @@ class FDDLoop:
     # ------------------------------------------------------------------ the algorithm
     def run(self) -> List[Dict]:
         init = self.stages.run(0, "init", self.initialize)
-        self.tracker.log_round(0, self._metrics(0, {"init": init}))
+        round0 = {"init": init}
+        if self.cfg.student.evaluates_base():
+            round0["evaluate"] = self.stages.run(0, "evaluate", self.evaluate_base)
+        self.tracker.log_round(0, self._metrics(0, round0))
         for r in range(1, self.cfg.rounds + 1):
             summaries = {
                 "train": self.stages.run(r, "train", lambda d, r=r: self.train(r, d)),
@@ -86,7 +89,8 @@ class FDDLoop:
         log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems),
                  dict(Counter(r.reason for r in rejected)))
         return {"seed_problems": len(problems), "distill_size": len(items), "rejected": len(rejected),
-                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot()}
+                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot(),
+                **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {})}
 
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
@@ -111,6 +115,19 @@ class FDDLoop:
             write_jsonl(out / f"eval_{name}.jsonl", preds)
             acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
             log.info("round %d: accuracy on %s = %.3f (%d problems)", r, name, acc[name], len(preds))
+        return {"accuracy": acc}
+
+    def evaluate_base(self, out: Path) -> Dict:
+        """Round 0: the base student (before any fine-tuning) on every held-out set."""
+        # Pin the tokenizer to round 1's corpus first (a word-level one is trained on it).
+        self.student.tokenizer([t for it in self.distill_set(0)
+                                for t in (self.fmt.student_prompt(it.question), it.rationale)])
+        acc = {}
+        for name, problems in self.eval_sets.items():
+            preds = self.student.answer(problems, None, self.sandbox, desc=f"eval {name} (base)")
+            write_jsonl(out / f"eval_{name}.jsonl", preds)
+            acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
+            log.info("round 0 (base student): accuracy on %s = %.3f (%d problems)", name, acc[name], len(preds))
         return {"accuracy": acc}
 
     def feedback(self, r: int, out: Path) -> Dict:
@@ -155,7 +172,8 @@ class FDDLoop:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
-        replies = self.teacher.write_rationales([c.problem() for c in survivors], self.aug.samples, self.cfg.rationale)
+        replies = self.teacher.write_new_rationales([c.problem() for c in survivors], self.aug.samples,
+                                                    self.cfg.rationale)
         fail_on_outage(f"round {r} augment (rationales)", replies)
         accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
         rejected += screened_out + disagreed
@@ -240,6 +258,10 @@ class FDDLoop:
             init = s["init"]
             row.update(distill_size=init["distill_size"], seed_problems=init["seed_problems"],
                        seed_rejected=init["rejected"], teacher=init.get("teacher", {}))
+            if "teacher_roles" in init:  # which backend did each job
+                row.update(teacher_roles=init["teacher_roles"])
+            if "evaluate" in s:  # the base student's accuracy: the zero-shot starting point
+                row.update(accuracy=s["evaluate"]["accuracy"])
             return row
         tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
         row.update(trained_on=tr["distill_size"], train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),

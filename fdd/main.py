@@ -91,6 +91,9 @@ def preflight(cfg) -> None:
 def run(cfg: DictConfig) -> list:
     """Run (or resume) FDD for a composed config; returns the per-round metric rows."""
     obj = validate(cfg)
+    from fdd.teachers.roles import check_roles
+
+    check_roles(obj)  # an augmenting run whose problem writer cannot write problems stops here
     run_dir = Path(obj.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train, evals = load_problems(obj)
@@ -130,7 +133,7 @@ def main(cfg: DictConfig) -> None:
         print(f"fdd: error: {exc}", file=sys.stderr)
         sys.exit(2)
     for row in rows:
-        if row["round"] > 0:
+        if row["round"] > 0 or row.get("accuracy"):  # round 0 has one when the base student was evaluated
             acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
             log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
                      row.get("hard_ratio", 0), row.get("distill_size"))

@@ -85,7 +85,7 @@ def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Opt
             loaded = cls.from_pretrained(folder, gguf_file=fname)
             # A GGUF-loaded model keeps quantization bookkeeping that save_pretrained refuses;
             # a fresh model from the same config with the de-quantized weights has none.
-            model = cls.from_config(loaded.config)
+            model = cls.from_config(plain_config(loaded.config))
             model.load_state_dict(loaded.state_dict())
             del loaded
         else:
@@ -100,6 +100,28 @@ def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Opt
     return model
 
 
+def plain_config(config):
+    """A copy of a model config without GGUF quantization bookkeeping: a model built from it (or
+    a folder saved with it) is an ordinary model that every round and any user can load."""
+    import copy
+
+    config = copy.deepcopy(config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.__dict__.pop("_pre_quantization_dtype", None)
+    return config
+
+
+def save_plain(model, out_dir: str) -> None:
+    """``save_pretrained`` with the config's quantization bookkeeping removed first, so the folder
+    never tells a loader that the (de-quantized) weights are quantized."""
+    if hasattr(model.config, "quantization_config"):
+        model.config = plain_config(model.config)
+    if getattr(model, "hf_quantizer", None) is not None:  # e.g. a folder saved before this fix
+        model.hf_quantizer = None
+    model.save_pretrained(out_dir)
+
+
 def save_gguf_as_folder(gguf_file: str, out_dir: str, arch: str = "causal") -> str:
     """Write GGUF weights as a normal ``save_pretrained`` folder (what servers such as
     ``transformers serve`` or vLLM expect). Idempotent."""
@@ -112,7 +134,7 @@ def save_gguf_as_folder(gguf_file: str, out_dir: str, arch: str = "causal") -> s
     # GGUF carries no do_sample flag: without it a server decodes greedily and silently ignores
     # the request's temperature / top_p, so k teacher samples would all be the same.
     model.generation_config.do_sample = True
-    model.save_pretrained(tmp)
+    save_plain(model, tmp)
     tok.save_pretrained(tmp)
     os.replace(tmp, out)
     return str(out)

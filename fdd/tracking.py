@@ -195,14 +195,18 @@ def plot_rounds(rows: List[Dict], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # Round 0 has an accuracy only when the base student was evaluated before training.
+    acc_rows = [r for r in rows if r.get("round", 0) > 0 or r.get("accuracy")]
     rows = [r for r in rows if r.get("round", 0) > 0]
-    if not rows:
+    if not rows and not acc_rows:
         return
     rounds = [r["round"] for r in rows]
+    acc_rounds = [r["round"] for r in acc_rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name in sorted({k for r in rows for k in r.get("accuracy", {})}):
-        ax1.plot(rounds, [r.get("accuracy", {}).get(name) for r in rows], marker="o", label=name)
-    ax1.set(title="held-out accuracy", xlabel="round", ylabel="accuracy", ylim=(0, 1), xticks=rounds)
+    for name in sorted({k for r in acc_rows for k in r.get("accuracy", {})}):
+        ax1.plot(acc_rounds, [r.get("accuracy", {}).get(name) for r in acc_rows], marker="o", label=name)
+    ax1.set(title="held-out accuracy (round 0 = before training)" if 0 in acc_rounds else "held-out accuracy",
+            xlabel="round", ylabel="accuracy", ylim=(0, 1), xticks=acc_rounds)
     ax1.legend(fontsize=8)
     easy = [r.get("easy_ratio", 0) for r in rows]
     ax2.bar(rounds, easy, label="easy", color="tab:green")

@@ -68,5 +68,7 @@ def save_model(model, tokenizer, out_dir: str) -> None:
     """A plain ``save_pretrained`` folder (LoRA adapters merged in) that any round can load."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(out_dir)
+    from fdd.modeling import save_plain
+
+    save_plain(model, out_dir)
     tokenizer.save_pretrained(out_dir)

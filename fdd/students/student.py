@@ -125,11 +125,16 @@ class Student:
         return kw
 
     # -- answering -------------------------------------------------------------------------
-    def _model(self, ckpt_dir: str):
+    def _model(self, ckpt_dir: Optional[str]):
+        """The network saved in ``ckpt_dir``; ``None`` = the base student, before any training."""
         if self._loaded is None or self._loaded[0] != ckpt_dir:
             from fdd.students.model import _model_class
 
-            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
+            if ckpt_dir is None:
+                model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
+                model.config.use_cache = True  # build_model turns it off for gradient checkpointing
+            else:
+                model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
             if uses_cuda(self.trainer_cfg):
                 model = model.to(torch.device("cuda", torch.cuda.current_device()))
                 if str(self.trainer_cfg.get("precision", "")).startswith("bf16"):
@@ -137,7 +142,7 @@ class Student:
             self._loaded = (ckpt_dir, model)
         return self._loaded[1]
 
-    def generate_texts(self, prompts: Sequence[str], ckpt_dir: str, desc: str = "generate") -> List[str]:
+    def generate_texts(self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate") -> List[str]:
         """Greedy completions of ``prompts`` in order. Inside a process group (DDP) each rank
         generates its share of the batches and every rank gets all texts back; from a single
         process with a ddp trainer config, worker processes are launched to do the same."""
@@ -145,6 +150,9 @@ class Student:
         stop = gen.stop_at_answer and getattr(self.fmt, "name", "") == "pot"  # only programs have answer lines
         tok = self.tokenizer()
         enc = encode_prompts(tok, prompts, self.cfg.arch, self.cfg.max_source_len)
+        if ckpt_dir is None and (gen.backend == "vllm" or requested_world_size(self.trainer_cfg) > 1):
+            # vLLM and launched ranks load a folder: give them the base student as one
+            ckpt_dir = self._base_folder()
         if gen.backend == "vllm":
             from fdd.students.vllm_generate import generate_vllm
 
@@ -159,6 +167,16 @@ class Student:
                                  progress=rank == 0, desc=desc)
         return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
+    def _base_folder(self) -> str:
+        """The base student saved once beside the tokenizer, for generators that load folders."""
+        out = str(Path(self.tokenizer_dir).with_name("base_student"))
+        if not Path(out, "config.json").is_file():
+            tmp = out + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_model(self._model(None), self.tokenizer(), tmp)
+            os.replace(tmp, out)
+        return out
+
     def _generate_launched(self, prompts: Sequence[str], ckpt_dir: str, world: int) -> List[str]:
         import tempfile
 
@@ -170,8 +188,9 @@ class Student:
             with open(out, encoding="utf-8") as f:
                 return json.load(f)
 
-    def answer(self, problems: Sequence[Problem], ckpt_dir: str, sandbox, desc: str = "answer") -> List[Prediction]:
-        """Greedy answers to ``problems``, each checked against its gold answer."""
+    def answer(self, problems: Sequence[Problem], ckpt_dir: Optional[str], sandbox, desc: str = "answer") -> List[Prediction]:
+        """Greedy answers to ``problems``, each checked against its gold answer (``ckpt_dir=None``:
+        the base student, untrained)."""
         from fdd.reasoning.answer import answers_match
 
         if not problems:

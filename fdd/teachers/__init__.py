@@ -16,6 +16,7 @@ REGISTRY: Dict[str, str] = {
     "openai": "fdd.teachers.openai:OpenAITeacher",
     "vllm": "fdd.teachers.vllm:VLLMTeacher",
     "hf": "fdd.teachers.hf:HFTeacher",
+    "gold": "fdd.teachers.gold:GoldTeacher",
 }
 
 
@@ -45,6 +46,10 @@ def build_teacher(cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> Tea
         from fdd.config import TeacherConfig
 
         cfg = TeacherConfig(**cfg)
+    from fdd.teachers.roles import build_role_teacher, given_roles
+
+    if given_roles(cfg):  # jobs split over backends: one Teacher dispatching them
+        return build_role_teacher(cfg, lambda rc: build_teacher(rc, cache_dir=cache_dir, seed=seed))
     cls = teacher_class(cfg.backend)
     log.info("teacher: backend=%s model=%s", cfg.backend, getattr(cfg, "model", None) or getattr(cfg, "gguf_file", None))
     return cls(cfg, cache_dir=cache_dir, seed=seed)

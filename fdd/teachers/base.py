@@ -56,6 +56,9 @@ class Usage:
 class Teacher(ABC):
     """What the FDD loop needs from a teacher. Backends are chosen by config (Hydra ``_target_``)."""
 
+    writes_problems = True  # can do write_harder / write_similar (the gold teacher cannot)
+    writes_new_rationales = True  # can write rationales for generated problems (which have no gold)
+
     def __init__(self) -> None:
         self.usage = Usage()
 
@@ -70,6 +73,11 @@ class Teacher(ABC):
     @abstractmethod
     def write_similar(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
         """``n`` new problems of similar complexity to each problem (reply text = the new question)."""
+
+    def write_new_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
+        """Rationales for problems the teacher generated (no gold); the same job as
+        ``write_rationales`` unless the jobs are split over backends (``RoleTeacher``)."""
+        return self.write_rationales(problems, k, fmt)
 
     def close(self) -> None:
         """Release servers, engines, pools."""

@@ -1,0 +1,37 @@
+"""The real-data experiment's table from a run's metrics.jsonl: accuracy per held-out set per
+round (round 0 = the base student, zero-shot), and what the served teacher's problems became.
+
+    python experiments/real_data_table.py outputs/real_data/table/run
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fdd.io import read_jsonl
+
+
+def table(run_dir: Path) -> str:
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    sets = sorted({k for r in rows for k in r.get("accuracy", {})})
+    out = ["| round | " + " | ".join(sets) + " | trained on |", "|---" * (len(sets) + 2) + "|"]
+    for r in rows:
+        if not r.get("accuracy"):
+            continue
+        label = "0 (zero-shot)" if r["round"] == 0 else str(r["round"])
+        acc = " | ".join(f"{r['accuracy'].get(s, float('nan')):.3f}" for s in sets)
+        out.append(f"| {label} | {acc} | {r.get('trained_on', '-')} |")
+    for r in rows:
+        if r["round"] == 0:
+            out.append(f"\nD0 (gold rationales): {r['distill_size']} of {r['seed_problems']} seed problems "
+                       f"({r.get('seed_rejected', 0)} without usable gold)")
+        elif "generated" in r:
+            gen, acc = r["generated"], r["accepted"]
+            rate = f"{acc / gen:.1%}" if gen else "n/a"
+            out.append(f"round {r['round']} augment: {gen} problems written by the served teacher, {acc} accepted "
+                       f"({rate}); rejected by reason {r.get('rejected_by_reason')}; teacher usage {r.get('teacher')}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(table(Path(sys.argv[1] if len(sys.argv) > 1 else "outputs/real_data/table/run")))
