@@ -123,11 +123,19 @@ def _roundtrip(tok, text: str) -> str:
 
 def fit_codec(tok, corpus: Optional[Iterable[str]] = None) -> Codec:
     """Probe ``tok`` for what it loses and add one marker token per lost piece. The probe covers
-    the characters of ``corpus`` (without one: printable ASCII, newline and tab), so a tokenizer
-    that already keeps the run's texts is left exactly as it is. Mutates ``tok`` (added tokens)."""
+    the characters of the ``corpus`` texts that do not survive (without a corpus: printable
+    ASCII, newline and tab), so a tokenizer that already keeps the run's texts is left exactly
+    as it is. Mutates ``tok`` (added tokens)."""
     from tokenizers import AddedToken
 
-    chars = set("".join(corpus)) if corpus is not None else set(string.printable) - set("\x0b\x0c")
+    if corpus is not None:
+        # Only what the run's texts need: a tokenizer that keeps them all stays as it is.
+        failing = [t for t in dict.fromkeys(corpus) if _roundtrip(tok, t) != t]
+        if not failing:
+            return Codec()
+        chars = set("".join(failing))
+    else:
+        chars = set(string.printable) - set("\x0b\x0c")
     chars -= set(_RESERVED.findall("".join(chars)))
     ws = sorted(c for c in chars if c.isspace() and c != " ")
     probes = [f"a{c}b" for c in ws] + (["a  b", "a \nb", " a"] if " " in chars else [])
