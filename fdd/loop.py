@@ -246,7 +246,7 @@ class FDDLoop:
                    easy=fb["easy"], hard=fb["hard"], easy_ratio=fb["easy_ratio"], hard_ratio=fb["hard_ratio"],
                    accuracy=ev["accuracy"])
         # What the student's tokenizer and length limits did to the set it trained on.
-        row.update({k: tr[k] for k in ("unrepresentable", "unrepresentable_by_reason", "overlong", "overlong_by_kind",
+        row.update({k: tr[k] for k in ("unrepresentable", "unrepresentable_by_reason", "lossy_prompts", "overlong", "overlong_by_kind",
                                        "overlong_dropped", "token_lengths") if k in tr})
         if "augment" in s:
             a = s["augment"]

@@ -218,9 +218,13 @@ def why_lost(tok: FaithfulTokenizer, text: str) -> Optional[str]:
         else:
             continue
         if tok.decode(tok(probe, add_special_tokens=False)["input_ids"], skip_special_tokens=True) != probe:
+            if unicodedata.normalize("NFKC", c) != c:
+                return "normalized_char"
             if tok.unk_token_id is not None and tok.unk_token_id in tok.tok(c, add_special_tokens=False)["input_ids"]:
                 return "unknown_char"
-            return "normalized_char" if unicodedata.normalize("NFKC", c) != c else "lost_char"
+            return "lost_char"
+    if tok.unk_token_id is not None and tok.unk_token_id in tok(text, add_special_tokens=False)["input_ids"]:
+        return "unknown_word"
     return "mismatch"
 
 

@@ -58,22 +58,25 @@ class Student:
         The counts and length percentiles travel in the dataset's ``summary``."""
         prompts = [self.fmt.student_prompt(it.question) for it in items]
         tok = self.tokenizer([t for p, it in zip(prompts, items) for t in (p, it.rationale)])
-        reasons = []
-        for p, it in zip(prompts, items):
-            why_t = why_lost(tok, it.rationale)
-            why_p = None if why_t else why_lost(tok, p)
-            reasons.append(f"target_{why_t}" if why_t else f"prompt_{why_p}" if why_p else None)
-        lost = count(reasons)
+        # A lost target would teach the student a wrong output: the item is dropped. A lost
+        # prompt (e.g. a word-level vocabulary meeting a new name) is only counted: the student
+        # reads it as the tokenizer renders it, as it will at answer time.
+        reasons = [why_lost(tok, it.rationale) for it in items]
+        lost = count(f"target_{r}" for r in reasons if r)
+        lossy_prompts = count(f"prompt_{r}" for r in map(lambda p: why_lost(tok, p), prompts) if r)
         n_lost = sum(lost.values())
         if items and n_lost > self.cfg.max_unrepresentable * len(items):
             raise UnrepresentableError(
-                f"student {self.cfg.name!r}: {n_lost} of {len(items)} training items cannot be represented by its "
+                f"student {self.cfg.name!r}: {n_lost} of {len(items)} training targets cannot be represented by its "
                 f"tokenizer ({lost}; student.fidelity={getattr(self.cfg, 'fidelity', True)}), more than "
                 f"student.max_unrepresentable={self.cfg.max_unrepresentable}")
         if n_lost:
             first = next(i for i, r in enumerate(reasons) if r)
-            log.warning("%d of %d items are not representable by the student's tokenizer and are dropped: %s "
+            log.warning("%d of %d items have targets the student's tokenizer cannot represent and are dropped: %s "
                         "(e.g. item %s)", n_lost, len(items), lost, items[first].id)
+        if lossy_prompts:
+            log.info("%d prompts lose characters in the student's tokenizer (kept): %s",
+                     sum(lossy_prompts.values()), lossy_prompts)
         kept = [(p, it) for p, it, r in zip(prompts, items, reasons) if r is None]
         rows, rep = encode_training_set(tok, [(p, it.rationale) for p, it in kept], self.cfg.arch,
                                         self.cfg.max_source_len, self.cfg.max_target_len,
@@ -86,6 +89,7 @@ class Student:
                                        f"{n_lost} unrepresentable and {rep.dropped} over-long ones "
                                        f"(student.max_source_len / max_target_len / overlong)")
         return EncodedDataset(rows, {"unrepresentable": n_lost, "unrepresentable_by_reason": lost,
+                                     "lossy_prompts": sum(lossy_prompts.values()),
                                      "overlong": rep.overlong_items, "overlong_by_kind": dict(rep.overlong),
                                      "overlong_dropped": rep.dropped, "token_lengths": lengths})
 
