@@ -164,6 +164,8 @@ class FaithfulTokenizer:
         self.__dict__.update(tok=tok, codec=codec)
 
     def __getattr__(self, name):
+        if name in ("tok", "codec") or name.startswith("__"):  # unpickling: before __dict__ is set
+            raise AttributeError(name)
         return getattr(self.tok, name)
 
     def __setattr__(self, name, value) -> None:
