@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies
 
 from fdd.config import SourceConfig
 from fdd.students.data import OverlongError, encode_training_set
@@ -83,6 +85,18 @@ def test_student_tokenizer_roundtrips_teacher_replies_and_reloads(t5like_dir, tm
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert again(text, add_special_tokens=False)["input_ids"] == ids
         assert again.decode(ids, skip_special_tokens=True) == text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(strategies.text(alphabet="ab1 \n\t{}<>=:#()'", max_size=40))
+def test_any_program_like_text_survives_the_t5like_student(t5like_tokenizer, text):
+    tok = t5like_tokenizer
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
+
+
+@pytest.fixture(scope="session")
+def t5like_tokenizer(t5like_dir, tmp_path_factory):
+    return _student(t5like_dir, tmp_path_factory.mktemp("tok")).tokenizer()
 
 
 def _gold_programs(data: Path, name: str, n: int = 200):
@@ -177,13 +191,14 @@ def _parses(code: str) -> bool:
 
 
 @pytest.mark.slow
-def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_path, t5like_dir, one_thread):
+def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_path, one_thread):
     from fdd.io import read_jsonl
     from fdd.main import run
 
-    rows = run(tiny_cfg("student=tiny-t5", f"student.pretrained={t5like_dir}", "student.tokenizer=auto",
-                        "rounds=1", "dataset.train.n=60", "student.epochs=30", "student.lr=3e-3",
-                        "student.max_target_len=96", "student.generation.max_new_tokens=96"))
+    folder = build_t5like(tmp_path / "student", d_model=128, layers=2)
+    rows = run(tiny_cfg("student=tiny-t5", f"student.pretrained={folder}", "student.tokenizer=auto",
+                        "rounds=1", "dataset.train.n=60", "student.epochs=40", "student.lr=3e-3",
+                        "student.max_target_len=96", "student.generation.max_new_tokens=96", "sandbox.timeout_s=10"))
     acc = rows[-1]["accuracy"]["synthetic"]
     preds = read_jsonl(tmp_path / "run" / "round_1" / "eval_synthetic.jsonl")
     parsed = [p for p in preds if _parses(p["output"])]
