@@ -60,14 +60,18 @@ def train_spm(texts: Iterable[str], vocab_size: int = 600) -> bytes:
     return buf.getvalue()
 
 
-def build_t5like(out_dir, vocab_size: int = 600, d_model: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """Write a T5-like student folder (tokenizer + random-init model) to ``out_dir``."""
+def build_t5like(out_dir, vocab_size: int = 600, d_model: int = 64, layers: int = 2, seed: int = 0,
+                 extra: Iterable[str] = (), tie: bool = False) -> Path:
+    """Write a T5-like student folder (tokenizer + random-init model) to ``out_dir``. ``extra``
+    texts join the tokenizer's corpus (as T5's vocabulary knows English words, not only letters).
+    flan-t5 (T5 v1.1) unties its output layer; ``tie=True`` ties it, which scales the decoder
+    output by ``d_model ** -0.5`` and trains faster from a random init."""
     import torch
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spiece.model").write_bytes(train_spm(corpus(seed=seed), vocab_size))
+    (out / "spiece.model").write_bytes(train_spm(corpus(seed=seed, extra=extra), vocab_size))
     (out / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 512}))
     tok = AutoTokenizer.from_pretrained(str(out))
@@ -75,7 +79,7 @@ def build_t5like(out_dir, vocab_size: int = 600, d_model: int = 64, layers: int 
     conf = T5Config(vocab_size=len(tok), d_model=d_model, d_ff=2 * d_model, d_kv=16, num_layers=layers,
                     num_decoder_layers=layers, num_heads=4, pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
-                    tie_word_embeddings=False)
+                    tie_word_embeddings=tie)
     torch.manual_seed(seed)
     T5ForConditionalGeneration(conf).save_pretrained(str(out))
     return out

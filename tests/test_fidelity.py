@@ -195,9 +195,13 @@ def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_pat
     from fdd.io import read_jsonl
     from fdd.main import run
 
-    folder = build_t5like(tmp_path / "student", d_model=128, layers=2)
+    from fdd.data.synthetic import generate, render
+
+    # The vocabulary knows the world's words (other seeds than the run's), as T5's knows English.
+    world = [t for p in generate(400, seed=99, split="train") for t in render(p.meta["world"])[:2]]
+    folder = build_t5like(tmp_path / "student", vocab_size=1000, d_model=128, layers=3, extra=world)
     rows = run(tiny_cfg("student=tiny-t5", f"student.pretrained={folder}", "student.tokenizer=auto",
-                        "rounds=1", "dataset.train.n=60", "student.epochs=40", "student.lr=3e-3",
+                        "rounds=1", "dataset.train.n=100", "student.epochs=80", "student.lr=3e-3",
                         "student.max_target_len=96", "student.generation.max_new_tokens=96", "sandbox.timeout_s=10"))
     acc = rows[-1]["accuracy"]["synthetic"]
     preds = read_jsonl(tmp_path / "run" / "round_1" / "eval_synthetic.jsonl")
