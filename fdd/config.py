@@ -95,6 +95,11 @@ class StudentConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     num_workers: int = 0
+    # Tokenizer fidelity (fdd/students/fidelity.py): escape what the tokenizer loses with added
+    # tokens; items still lost are dropped and counted, and more than this share fails the fit.
+    fidelity: bool = True
+    max_unrepresentable: float = 0.5
+    overlong: str = "drop"  # drop | truncate | error: items longer than max_source_len/max_target_len
     # Answer the held-out sets with the base student before round 1 (reported as round 0):
     # auto = on for pretrained students (a zero-shot starting point), off for random-init ones.
     eval_before_training: str = "auto"  # auto | true | false
@@ -243,6 +248,8 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(s.generation.backend in ("hf", "vllm"), f"student.generation.backend: unknown {s.generation.backend!r}")
     _check(not (s.generation.backend == "vllm" and s.arch != "causal"),
            "student.generation.backend=vllm serves causal students only")
+    _check(s.overlong in ("drop", "truncate", "error"), f"student.overlong must be drop|truncate|error, got {s.overlong!r}")
+    _check(0.0 <= s.max_unrepresentable <= 1.0, f"student.max_unrepresentable must be in [0, 1], got {s.max_unrepresentable}")
     t = obj.teacher
     _check(t.backend in TEACHER_BACKENDS, f"teacher.backend must be one of {TEACHER_BACKENDS}, got {t.backend!r}")
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")

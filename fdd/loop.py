@@ -267,6 +267,9 @@ class FDDLoop:
         row.update(trained_on=tr["distill_size"], train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),
                    easy=fb["easy"], hard=fb["hard"], easy_ratio=fb["easy_ratio"], hard_ratio=fb["hard_ratio"],
                    accuracy=ev["accuracy"])
+        # What the student's tokenizer and length limits did to the set it trained on.
+        row.update({k: tr[k] for k in ("unrepresentable", "unrepresentable_by_reason", "lossy_prompts", "overlong", "overlong_by_kind",
+                                       "overlong_dropped", "token_lengths") if k in tr})
         if "augment" in s:
             a = s["augment"]
             row.update(generated=a["generated"], accepted=a["accepted"], rejected=a["rejected"],

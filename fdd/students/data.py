@@ -2,14 +2,22 @@
 rationale tokens only, dynamic padding, and length-grouped batches."""
 from __future__ import annotations
 
+import logging
 import random
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
 
 IGNORE = -100
+OVERLONG = ("drop", "truncate", "error")
+log = logging.getLogger(__name__)
+
+
+class OverlongError(ValueError):
+    """An item is longer than the student's limits and ``student.overlong=error``."""
 
 
 def encode_example(tokenizer, prompt: str, target: Optional[str], arch: str, max_source: int,
@@ -26,9 +34,57 @@ def encode_example(tokenizer, prompt: str, target: Optional[str], arch: str, max
     return {"input_ids": p_ids + t_ids, "labels": [IGNORE] * len(p_ids) + t_ids}
 
 
+@dataclass
+class LengthReport:
+    """What encoding a training set did about length: token lengths before any cut, and the
+    items over ``max_source_len`` / ``max_target_len`` by kind (an item can count in both)."""
+
+    prompt_lengths: List[int] = field(default_factory=list)
+    target_lengths: List[int] = field(default_factory=list)
+    overlong: Counter = field(default_factory=Counter)
+    overlong_items: int = 0
+    dropped: int = 0
+
+
+def encode_training_set(tokenizer, pairs: Sequence[Tuple[str, str]], arch: str, max_source: int, max_target: int,
+                        overlong: str = "drop", ids: Optional[Sequence[str]] = None
+                        ) -> Tuple[List[Dict[str, List[int]]], LengthReport]:
+    """Encode (prompt, target) pairs; an item over a limit is dropped, truncated or refused
+    (``overlong``) and always counted -- never cut silently. Target lengths count the EOS."""
+    if overlong not in OVERLONG:
+        raise ValueError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
+    rows, rep = [], LengthReport()
+    for k, (prompt, target) in enumerate(pairs):
+        full = encode_example(tokenizer, prompt, target, arch, 10 ** 9, 10 ** 9)
+        n_t = sum(1 for x in full["labels"] if x != IGNORE)
+        n_p = len(full["input_ids"]) - (n_t if arch == "causal" else 0)
+        rep.prompt_lengths.append(n_p)
+        rep.target_lengths.append(n_t)
+        kinds = [kind for kind, n, limit in (("prompt", n_p, max_source), ("target", n_t, max_target)) if n > limit]
+        if kinds:
+            rep.overlong.update(kinds)
+            rep.overlong_items += 1
+            if overlong == "error":
+                name = ids[k] if ids is not None else f"#{k}"
+                raise OverlongError(
+                    f"item {name}: {' and '.join(kinds)} longer than the student's limit ({n_p} prompt tokens, "
+                    f"max_source_len={max_source}; {n_t} target tokens, max_target_len={max_target}); raise the limit "
+                    f"or set student.overlong=drop|truncate")
+            if overlong == "drop":
+                rep.dropped += 1
+                continue
+            full = encode_example(tokenizer, prompt, target, arch, max_source, max_target)  # truncate
+        rows.append(full)
+    if rep.overlong_items:
+        log.warning("%d of %d items are over the length limits (%s): %s", rep.overlong_items, len(pairs),
+                    dict(rep.overlong), "dropped" if overlong == "drop" else "truncated")
+    return rows, rep
+
+
 class EncodedDataset(Dataset):
-    def __init__(self, rows: Sequence[Dict[str, List[int]]]):
+    def __init__(self, rows: Sequence[Dict[str, List[int]]], summary: Optional[Dict] = None):
         self.rows = list(rows)
+        self.summary = dict(summary or {})  # what encoding counted (unrepresentable, over-long, lengths)
 
     def __len__(self) -> int:
         return len(self.rows)

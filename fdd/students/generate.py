@@ -4,6 +4,7 @@ Thought -- a complete top-level ``answer = ...`` line when ``stop_at_answer`` is
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from typing import Dict, List, Optional, Sequence
 
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 
 from fdd.students.data import encode_example
 
+log = logging.getLogger(__name__)
 _ANSWER_START = re.compile(r"^answer[ \t]*=(?!=)", re.M)
 
 
@@ -83,7 +85,14 @@ class AnswerLineStop:
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], arch: str, max_source_len: int) -> List[List[int]]:
-    return [encode_example(tokenizer, p, None, arch, max_source_len, 0)["input_ids"] for p in prompts]
+    """Prompt ids; a prompt over ``max_source_len`` keeps its end (the question's last words
+    and the cue to answer) and is counted in a warning, never cut silently."""
+    full = [encode_example(tokenizer, p, None, arch, 10 ** 9, 0)["input_ids"] for p in prompts]
+    over = [len(e) for e in full if len(e) > max_source_len]
+    if over:
+        log.warning("%d of %d prompts are longer than max_source_len=%d (up to %d tokens) and keep only their "
+                    "last %d tokens", len(over), len(full), max_source_len, max(over), max_source_len)
+    return [e[-max_source_len:] for e in full]
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:

@@ -12,7 +12,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_example
+from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
+from fdd.students.fidelity import (Codec, FaithfulTokenizer, UnrepresentableError, count, fit_codec,
+                                   init_marker_embeddings, percentiles, why_lost)
 from fdd.students.distributed import externally_launched, gather_in_order, launch, rank_world, requested_world_size, uses_cuda
 from fdd.students.generate import encode_prompts, generate_batches, plan_batches
 from fdd.students.model import build_model, save_model
@@ -38,17 +40,58 @@ class Student:
             tok = build_tokenizer(self.cfg, corpus=corpus, saved=self.tokenizer_dir)
             if tok.pad_token is None:
                 tok.pad_token = tok.eos_token
-            if not Path(self.tokenizer_dir, "tokenizer_config.json").is_file():
+            saved = Path(self.tokenizer_dir, "tokenizer_config.json").is_file()
+            # The codec is fitted once, with the tokenizer, and read back with it afterwards.
+            codec = Codec.load(self.tokenizer_dir) if saved else \
+                fit_codec(tok, corpus) if getattr(self.cfg, "fidelity", True) else Codec()
+            tok = FaithfulTokenizer(tok, codec)
+            if not saved:
                 tmp = self.tokenizer_dir + ".tmp"
                 tok.save_pretrained(tmp)
                 os.replace(tmp, self.tokenizer_dir)
             self._tokenizer = tok
         return self._tokenizer
 
-    def _encode(self, items: Sequence[Item]):
-        tok = self.tokenizer([t for it in items for t in (self.fmt.student_prompt(it.question), it.rationale)])
-        return EncodedDataset([encode_example(tok, self.fmt.student_prompt(it.question), it.rationale, self.cfg.arch,
-                                              self.cfg.max_source_len, self.cfg.max_target_len) for it in items])
+    def _encode(self, items: Sequence[Item]) -> EncodedDataset:
+        """Encode the training items after checking each survives the tokenizer (dropped and
+        counted by reason where not) and its length (counted; ``student.overlong`` decides).
+        The counts and length percentiles travel in the dataset's ``summary``."""
+        prompts = [self.fmt.student_prompt(it.question) for it in items]
+        tok = self.tokenizer([t for p, it in zip(prompts, items) for t in (p, it.rationale)])
+        # A lost target would teach the student a wrong output: the item is dropped. A lost
+        # prompt (e.g. a word-level vocabulary meeting a new name) is only counted: the student
+        # reads it as the tokenizer renders it, as it will at answer time.
+        reasons = [why_lost(tok, it.rationale) for it in items]
+        lost = count(f"target_{r}" for r in reasons if r)
+        lossy_prompts = count(f"prompt_{r}" for r in map(lambda p: why_lost(tok, p), prompts) if r)
+        n_lost = sum(lost.values())
+        if items and n_lost > self.cfg.max_unrepresentable * len(items):
+            raise UnrepresentableError(
+                f"student {self.cfg.name!r}: {n_lost} of {len(items)} training targets cannot be represented by its "
+                f"tokenizer ({lost}; student.fidelity={getattr(self.cfg, 'fidelity', True)}), more than "
+                f"student.max_unrepresentable={self.cfg.max_unrepresentable}")
+        if n_lost:
+            first = next(i for i, r in enumerate(reasons) if r)
+            log.warning("%d of %d items have targets the student's tokenizer cannot represent and are dropped: %s "
+                        "(e.g. item %s)", n_lost, len(items), lost, items[first].id)
+        if lossy_prompts:
+            log.info("%d prompts lose characters in the student's tokenizer (kept): %s",
+                     sum(lossy_prompts.values()), lossy_prompts)
+        kept = [(p, it) for p, it, r in zip(prompts, items, reasons) if r is None]
+        rows, rep = encode_training_set(tok, [(p, it.rationale) for p, it in kept], self.cfg.arch,
+                                        self.cfg.max_source_len, self.cfg.max_target_len,
+                                        overlong=self.cfg.overlong, ids=[it.id for _, it in kept])
+        lengths = {"prompt": percentiles(rep.prompt_lengths), "target": percentiles(rep.target_lengths)}
+        log.info("token lengths of %d items: prompt %s, target %s (limits %d / %d)", len(kept), lengths["prompt"],
+                 lengths["target"], self.cfg.max_source_len, self.cfg.max_target_len)
+        if items and not rows:
+            raise UnrepresentableError(f"student {self.cfg.name!r}: no training item is left after dropping "
+                                       f"{n_lost} unrepresentable and {rep.dropped} over-long ones "
+                                       f"(student.max_source_len / max_target_len / overlong)")
+        return EncodedDataset(rows, {"unrepresentable": n_lost, "unrepresentable_by_reason": lost,
+                                     "lossy_prompts": sum(lossy_prompts.values()),
+                                     "overlong": rep.overlong_items, "overlong_by_kind": dict(rep.overlong),
+                                     "overlong_dropped": rep.dropped, "token_lengths": lengths})
 
     # -- training --------------------------------------------------------------------------
     def fit(self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None,
@@ -66,6 +109,8 @@ class Student:
         data = self._encode(items)
         tok = self.tokenizer()
         model = build_model(self.cfg, tok, init_from=init_from, seed=self.seed)
+        if init_from is None and isinstance(tok, FaithfulTokenizer):
+            init_marker_embeddings(model, tok)  # a checkpoint's marker rows are trained already
         model.train()  # from_pretrained returns eval mode; dropout belongs in fine-tuning
         module = StudentModule(model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
                                warmup_ratio=self.cfg.warmup_ratio)
@@ -108,7 +153,8 @@ class Student:
         tokens = metrics.get("train/tokens") or float(module.tokens_seen)
         return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": max(int(trainer.global_step), int(metrics.get("train/steps", 0))),
                 "train_examples": len(data), "train_seconds": round(seconds, 2),
-                "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None}
+                "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None,
+                **data.summary}
 
     def _trainer_kwargs(self) -> Dict:
         """Lightning Trainer kwargs from the trainer config. ``strategy=ddp`` in a process that
@@ -156,7 +202,8 @@ class Student:
         if gen.backend == "vllm":
             from fdd.students.vllm_generate import generate_vllm
 
-            return generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=stop)
+            texts = generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=stop)
+            return [tok.restore(t) for t in texts] if isinstance(tok, FaithfulTokenizer) else texts
         rank, world = rank_world()
         requested = requested_world_size(self.trainer_cfg)
         if world == 1 and requested > 1 and len(prompts) > gen.batch_size:
