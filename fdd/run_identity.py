@@ -44,6 +44,9 @@ COSMETIC_KEYS = (
     "trainer.log_every_n_steps",
     "student.num_workers",  # data-loader processes
     "sandbox.workers",  # program-running processes
+    # Not cosmetic, but a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 as they are
+    # (each stage depends only on earlier rounds), so extending a run is not a changed config.
+    "rounds",
 )
 
 _OVERRIDE_KEY = re.compile(r"^[+~]{0,2}([^=]+)=")

@@ -105,10 +105,10 @@ class Tracker:
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
-        from fdd.run_identity import mask_secrets
+        from fdd.run_identity import mask_secrets  # API keys and tokens never reach wandb
 
         run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type, tags=list(lc.tags),
-                         name=name, config=mask_secrets(config),  # API keys and tokens never reach wandb dir=str(self.run_dir), mode=mode, id=run_id, resume="allow",
+                         name=name, config=mask_secrets(config), dir=str(self.run_dir), mode=mode, id=run_id, resume="allow",
                          reinit="finish_previous")
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
