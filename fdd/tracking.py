@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import struct
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -107,9 +108,13 @@ class Tracker:
         os.environ.setdefault("WANDB_SILENT", "true")
         from fdd.run_identity import mask_secrets  # API keys and tokens never reach wandb
 
-        run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type, tags=list(lc.tags),
-                         name=name, config=mask_secrets(config), dir=str(self.run_dir), mode=mode, id=run_id, resume="allow",
-                         reinit="finish_previous")
+        argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
+        try:
+            run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type,
+                             tags=list(lc.tags), name=name, config=mask_secrets(config), dir=str(self.run_dir), mode=mode,
+                             id=run_id, resume="allow", reinit="finish_previous")
+        finally:
+            sys.argv = argv
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
         log.info("wandb run %s (%s, group=%s, job_type=%s) in %s", run_id, mode, lc.group, lc.job_type,
