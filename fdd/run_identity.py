@@ -283,13 +283,19 @@ class MaskSecretsCallback(_HydraCallback):
         mask_file(sweep_dir / "multirun.yaml", secrets)
 
 
+def _no_work(p: Path) -> bool:
+    """Hydra's files, the fingerprint and empty folders: what a command makes before any work."""
+    if p.is_dir() and not p.is_symlink():
+        return p.name == ".hydra" or all(_no_work(c) for c in p.iterdir())
+    return p.suffix == ".log" or p.name == FINGERPRINT_FILE
+
+
 def remove_if_empty(run_dir, stop_at=None) -> bool:
     """Remove a run directory that holds nothing but Hydra's own files (``.hydra/``, the job log),
-    e.g. after a command failed before any work; then its parents while empty, up to ``stop_at``."""
+    the fingerprint and empty folders, e.g. after a command failed before any work; then its
+    parents while empty, up to ``stop_at``."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return False
-    if any(p.name != ".hydra" and not (p.is_file() and p.suffix == ".log") for p in run_dir.iterdir()):
+    if not run_dir.is_dir() or not all(_no_work(p) for p in run_dir.iterdir()):
         return False
     import shutil
 

@@ -161,3 +161,22 @@ def test_edited_yaml_refuses_and_an_api_key_is_written_nowhere(tmp_path):
     errors = [line for line in out.stderr.splitlines() if line.startswith("fdd: error:")]
     assert len(errors) == 1 and "student.lr (0.003 -> 0.001)" in errors[0], out.stderr[-3000:]
     assert (run_dir / "round_1" / "DONE.metrics").is_file()  # the refused resume lost nothing
+
+
+def test_only_a_run_dir_without_work_is_removed(tmp_path):
+    from fdd.run_identity import remove_if_empty
+
+    made = tmp_path / "outputs" / "fdd" / "seed=1"
+    (made / ".hydra").mkdir(parents=True)
+    (made / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (made / "main.log").write_text("...")
+    (made / "fingerprint.json").write_text("{}")
+    (made / "round_0").mkdir()
+    worked = tmp_path / "outputs" / "fdd" / "seed=2"
+    (worked / "round_0").mkdir(parents=True)
+    (worked / "round_0" / "DONE.init").write_text("{}")
+    assert not remove_if_empty(worked, stop_at=tmp_path) and worked.is_dir()
+    assert remove_if_empty(made, stop_at=tmp_path) and not made.exists()
+    shutil.rmtree(worked)
+    (worked / ".hydra").mkdir(parents=True)
+    assert remove_if_empty(worked, stop_at=tmp_path) and not (tmp_path / "outputs").exists()  # empty parents too
