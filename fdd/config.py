@@ -295,7 +295,8 @@ def _check_ranges(obj: FDDConfig) -> None:
         _check(_in(value, lo, hi, lo_open, nullable), f"{key} must be in {rng}{' or null' if nullable else ''}, "
                                                        f"got {value!r}")
     for name, src in [("train", obj.dataset.train), *obj.dataset.eval.items()]:
-        _check(_in(src.limit, 1, nullable=True), f"dataset source {name!r}: limit must be >= 1 or null, got {src.limit}")
+        _check(_in(src.limit, 1, nullable=True),
+               f"dataset source {name!r}: limit must be >= 1 or null, got {src.limit}")
         _check(_in(src.n, 0), f"dataset source {name!r}: n must be >= 0, got {src.n}")
         _check(_in(src.min_steps, 1) and _in(src.max_steps, src.min_steps),
                f"dataset source {name!r}: need 1 <= min_steps ({src.min_steps}) <= max_steps ({src.max_steps})")

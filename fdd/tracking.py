@@ -111,8 +111,8 @@ class Tracker:
         argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
         try:
             run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type,
-                             tags=list(lc.tags), name=name, config=mask_secrets(config), dir=str(self.run_dir), mode=mode,
-                             id=run_id, resume="allow", reinit="finish_previous")
+                             tags=list(lc.tags), name=name, config=mask_secrets(config), dir=str(self.run_dir),
+                             mode=mode, id=run_id, resume="allow", reinit="finish_previous")
         finally:
             sys.argv = argv
         run.define_metric("round")
