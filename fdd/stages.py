@@ -96,7 +96,7 @@ def recompute_from(run_dir, spec: str) -> List[Path]:
         rm = re.fullmatch(r"round_(\d+)", m.parent.name)
         stage = m.name[len("DONE."):]
         if rm and stage in STAGE_ORDER and (int(rm.group(1)), STAGE_ORDER.index(stage)) >= start:
-            m.unlink()
+            m.unlink(missing_ok=True)  # another rank of a launched run may have removed it
             removed.append(m)
     if removed:
         log.warning("recompute_from=%s: recomputing %d finished stages (%s)", spec, len(removed),
