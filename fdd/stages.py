@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from fdd.io import read_json, write_json
+from fdd.io import MalformedFileError, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,11 @@ class StageRunner:
         """``fn(round_dir) -> summary``; skipped (summary read back) when already done and intact."""
         m = self.marker(r, stage)
         if m.is_file():
-            summary = read_json(m)
+            try:
+                summary = read_json(m)
+            except MalformedFileError as e:
+                raise StageOutputError(f"{e}; rerun with recompute_from=round_{r}/{stage} to recompute from that "
+                                       f"stage on") from None
             self.verify(r, stage, summary)
             log.info("round %d: %s already done, skipping", r, stage)
             summary.pop(OUTPUTS, None)

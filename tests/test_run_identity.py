@@ -93,6 +93,9 @@ def test_markers_record_only_their_own_stage_outputs_and_edits_are_caught(tmp_pa
     (tmp_path / "round_1" / "b.jsonl").unlink()
     with pytest.raises(StageOutputError, match="b.jsonl is damaged \\(missing\\)"):
         runner.run(1, "evaluate", lambda d: {})
+    (tmp_path / "round_1" / "DONE.evaluate").write_text('{"n": ')
+    with pytest.raises(StageOutputError, match="DONE.evaluate: not valid JSON.*recompute_from=round_1/evaluate"):
+        runner.run(1, "evaluate", lambda d: {})
 
 
 # ---------------------------------------------------------------------- validation, files
