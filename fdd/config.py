@@ -16,6 +16,7 @@ RATIONALE_FORMATS = ("pot", "cot")
 LOADERS = ("synthetic", "gsm8k", "svamp", "asdiv", "multiarith", "local")
 ARCHS = ("causal", "seq2seq")
 TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf", "gold")
+RESUME_MODES = ("auto", "force", "never")
 AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
 
 
@@ -213,6 +214,11 @@ class FDDConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     extras: Dict[str, Any] = field(default_factory=dict)
+    # Resuming a run directory (fdd/run_identity.py, fdd/stages.py): auto resumes a run whose
+    # config fingerprint matches and refuses another; force resumes anyway; never refuses any
+    # existing run. recompute_from=round_<r>/<stage> reruns that stage and every later one.
+    resume: str = "auto"
+    recompute_from: Optional[str] = None
 
 
 def register_configs() -> None:
@@ -269,4 +275,71 @@ def validate(cfg: DictConfig) -> FDDConfig:
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
+    _check_ranges(obj)
     return obj
+
+
+def _in(value, lo=None, hi=None, lo_open=False, nullable=False) -> bool:
+    if value is None:
+        return nullable
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        return False
+    return hi is None or value <= hi
+
+
+def _check_ranges(obj: FDDConfig) -> None:
+    """Every numeric setting in its meaningful range, named with the range in the error."""
+    s, g, t, a, sb = obj.student, obj.student.generation, obj.teacher, obj.augmentation, obj.sandbox
+    checks = [  # (key, value, lo, hi, lo_open, nullable)
+        ("seed", obj.seed, 0, None, False, False),
+        ("student.max_source_len", s.max_source_len, 1, None, False, False),
+        ("student.max_target_len", s.max_target_len, 1, None, False, False),
+        ("student.lr", s.lr, 0, None, True, False),
+        ("student.weight_decay", s.weight_decay, 0, None, False, False),
+        ("student.warmup_ratio", s.warmup_ratio, 0, 1, False, False),
+        ("student.batch_size", s.batch_size, 1, None, False, False),
+        ("student.epochs", s.epochs, 0, None, False, False),
+        ("student.steps_per_round", s.steps_per_round, 1, None, False, True),
+        ("student.num_workers", s.num_workers, 0, None, False, False),
+        ("student.lora.r", s.lora.r, 1, None, False, False),
+        ("student.lora.alpha", s.lora.alpha, 0, None, True, False),
+        ("student.lora.dropout", s.lora.dropout, 0, 1, False, False),
+        ("student.generation.batch_size", g.batch_size, 1, None, False, False),
+        ("student.generation.max_new_tokens", g.max_new_tokens, 1, None, False, False),
+        ("teacher.temperature", t.temperature, 0, 2, False, False),
+        ("teacher.top_p", t.top_p, 0, 1, True, False),
+        ("teacher.max_tokens", t.max_tokens, 1, None, False, False),
+        ("teacher.concurrency", t.concurrency, 1, None, False, False),
+        ("teacher.timeout_s", t.timeout_s, 0, None, True, False),
+        ("teacher.max_retries", t.max_retries, 0, None, False, False),
+        ("teacher.batch_size", t.batch_size, 1, None, False, False),
+        ("teacher.error_rate", t.error_rate, 0, 1, False, False),
+        ("augmentation.per_easy", a.per_easy, 0, None, False, False),
+        ("augmentation.per_hard", a.per_hard, 0, None, False, False),
+        ("augmentation.samples", a.samples, 1, None, False, False),
+        ("augmentation.seed_samples", a.seed_samples, 1, None, False, False),
+        ("augmentation.budget", a.budget, 0, None, False, True),
+        ("sandbox.workers", sb.workers, 1, None, False, False),
+        ("sandbox.timeout_s", sb.timeout_s, 0, None, True, False),
+        ("sandbox.memory_mb", sb.memory_mb, 16, None, False, False),
+    ]
+    for key, value, lo, hi, lo_open, nullable in checks:
+        rng = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}]" if hi is not None else "inf)")
+        _check(_in(value, lo, hi, lo_open, nullable), f"{key} must be in {rng}{' or null' if nullable else ''}, "
+                                                       f"got {value!r}")
+    for name, src in [("train", obj.dataset.train), *obj.dataset.eval.items()]:
+        _check(_in(src.limit, 1, nullable=True),
+               f"dataset source {name!r}: limit must be >= 1 or null, got {src.limit}")
+        _check(_in(src.n, 0), f"dataset source {name!r}: n must be >= 0, got {src.n}")
+        _check(_in(src.min_steps, 1) and _in(src.max_steps, src.min_steps),
+               f"dataset source {name!r}: need 1 <= min_steps ({src.min_steps}) <= max_steps ({src.max_steps})")
+    _check(obj.resume in RESUME_MODES, f"resume must be one of {RESUME_MODES}, got {obj.resume!r}")
+    if obj.recompute_from is not None:
+        from fdd.stages import parse_stage
+
+        try:
+            parse_stage(obj.recompute_from)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None

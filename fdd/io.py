@@ -4,8 +4,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
+
+_UMASK_LOCK = threading.Lock()
+
+
+class MalformedFileError(ValueError):
+    """A file of the run (or given to it) that is not valid JSON / JSON lines; names the file."""
+
+
+def file_mode() -> int:
+    """The mode ``open()`` would give a new file (0644 under the usual umask 022): ``mkstemp``
+    makes 0600 files, which collaborators could not read."""
+    with _UMASK_LOCK:  # os.umask can only be read by setting it; restore it at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -13,6 +29,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -33,7 +50,7 @@ def read_json(path):
         try:
             return json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+            raise MalformedFileError(f"{path}: not valid JSON ({e})") from e
 
 
 def write_jsonl(path, rows: Iterable) -> None:
@@ -53,5 +70,5 @@ def iter_jsonl(path, cls=None) -> Iterator:
                 try:
                     d = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not valid JSON ({e})") from e
+                    raise MalformedFileError(f"{path}:{i}: not valid JSON ({e})") from e
                 yield cls.from_dict(d) if cls is not None else d

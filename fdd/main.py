@@ -14,12 +14,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fdd.config import ConfigError, register_configs, validate
+from fdd.run_identity import check_fingerprint, remove_if_empty, run_name
 
 log = logging.getLogger("fdd")
 
 register_configs()
-# The run directory is named by the command's overrides, so rerunning a command resumes its run.
-OmegaConf.register_new_resolver("fdd.run_name", lambda s: s or "default", replace=True)
+# The run directory is named by the command's overrides, so rerunning a command resumes its run;
+# the name is one sanitised, bounded folder without secrets (fdd/run_identity.py).
+OmegaConf.register_new_resolver("fdd.run_name", run_name, replace=True)
 
 
 class UserError(RuntimeError):
@@ -30,11 +32,18 @@ def _user_errors():
     from fdd.loop import EmptyDistillationSetError, TeacherUnavailableError
     from fdd.modeling import ModelUnavailableError
 
-    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError, TeacherUnavailableError]
-    try:
-        from fdd.data.files import DataUnavailableError
+    import sqlite3
 
-        errors.append(DataUnavailableError)
+    from fdd.io import MalformedFileError
+    from fdd.run_identity import FingerprintMismatch
+    from fdd.stages import StageOutputError
+
+    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError, TeacherUnavailableError,
+              FingerprintMismatch, StageOutputError, MalformedFileError, sqlite3.DatabaseError]
+    try:
+        from fdd.data.files import DataFormatError, DataUnavailableError
+
+        errors += [DataUnavailableError, DataFormatError]
     except ImportError:  # data backends not importable: nothing to translate
         pass
     return tuple(errors)
@@ -95,12 +104,18 @@ def run(cfg: DictConfig) -> list:
 
     check_roles(obj)  # an augmenting run whose problem writer cannot write problems stops here
     run_dir = Path(obj.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     train, evals = load_problems(obj)
     if obj.dry_run:
         dry_run(obj, train, evals)
         return []
     preflight(obj)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    check_fingerprint(run_dir, resolved, obj.resume)  # a run is its config: refuses a changed one
+    if obj.recompute_from:
+        from fdd.stages import recompute_from
+
+        recompute_from(run_dir, obj.recompute_from)
 
     from fdd.loop import FDDLoop
     from fdd.reasoning.formats import get_format
@@ -110,7 +125,7 @@ def run(cfg: DictConfig) -> list:
     from fdd.tracking import Tracker
 
     fmt = get_format(obj.rationale)
-    tracker = Tracker(run_dir, obj.logger, config=OmegaConf.to_container(cfg, resolve=True), name=run_dir.name)
+    tracker = Tracker(run_dir, obj.logger, config=resolved, name=run_dir.name)
     status = 1
     try:
         with Sandbox(workers=obj.sandbox.workers, timeout_s=obj.sandbox.timeout_s, memory_mb=obj.sandbox.memory_mb) as sandbox, \
@@ -131,6 +146,7 @@ def main(cfg: DictConfig) -> None:
     except _user_errors() as exc:
         log.error("%s", exc)
         print(f"fdd: error: {exc}", file=sys.stderr)
+        _drop_empty_run_dir(cfg)
         sys.exit(2)
     for row in rows:
         if row["round"] > 0 or row.get("accuracy"):  # round 0 has one when the base student was evaluated
@@ -138,6 +154,18 @@ def main(cfg: DictConfig) -> None:
             log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
                      row.get("hard_ratio", 0), row.get("distill_size"))
     log.info("run directory: %s", cfg.paths.output_dir)
+
+
+def _drop_empty_run_dir(cfg) -> None:
+    """A command that failed before any work leaves no run directory behind (Hydra made it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        out = HydraConfig.get().runtime.output_dir
+    except Exception:  # noqa: BLE001 -- not under Hydra: nothing was made for us
+        return
+    logging.shutdown()  # close the job's log file before removing its folder
+    remove_if_empty(out, stop_at=Path(str(cfg.paths.root_dir)))
 
 
 if __name__ == "__main__":

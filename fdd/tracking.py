@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -104,9 +105,15 @@ class Tracker:
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
-        run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type, tags=list(lc.tags),
-                         name=name, config=config, dir=str(self.run_dir), mode=mode, id=run_id, resume="allow",
-                         reinit="finish_previous")
+        from fdd.run_identity import mask_secrets  # API keys and tokens never reach wandb
+
+        argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
+        try:
+            run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type,
+                             tags=list(lc.tags), name=name, config=mask_secrets(config), dir=str(self.run_dir),
+                             mode=mode, id=run_id, resume="allow", reinit="finish_previous")
+        finally:
+            sys.argv = argv
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
         log.info("wandb run %s (%s, group=%s, job_type=%s) in %s", run_id, mode, lc.group, lc.job_type,
