@@ -37,6 +37,9 @@ def _user_errors():
         errors.append(DataUnavailableError)
     except ImportError:  # data backends not importable: nothing to translate
         pass
+    from fdd.teachers.cache import CacheCorruptError
+
+    errors.append(CacheCorruptError)  # teacher.cache_on_corrupt=error, or a damaged readonly replay
     return tuple(errors)
 
 

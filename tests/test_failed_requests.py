@@ -89,3 +89,12 @@ def test_reopen_failed_reopens_the_stage_and_everything_after_it(tmp_path):
                                                "round_2/DONE.evaluate", "round_2/DONE.train"]
     left = sorted(f"{m.parent.name}/{m.name}" for m in tmp_path.glob("round_*/DONE.*"))
     assert left == ["round_0/DONE.init", "round_1/DONE.evaluate", "round_1/DONE.feedback", "round_1/DONE.train"]
+
+
+@pytest.mark.parametrize("override, message", [("teacher.max_failed_share=1.5", "max_failed_share must be in"),
+                                               ("teacher.cache_on_corrupt=ignore", "cache_on_corrupt must be")])
+def test_failure_options_are_validated(tmp_path, override, message):
+    from fdd.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg(TINY + ["teacher=openai", override], tmp_path / "run"))
