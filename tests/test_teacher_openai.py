@@ -27,9 +27,9 @@ from fdd.teachers.openai import OpenAITeacher, parse_retry_after
 from fdd.types import Problem
 
 try:
-    from tests.fake_openai_server import FakeOpenAIServer, free_port, request_identity
+    from tests.fake_openai_server import FakeOpenAIServer, free_port
 except ImportError:
-    from fake_openai_server import FakeOpenAIServer, free_port, request_identity
+    from fake_openai_server import FakeOpenAIServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

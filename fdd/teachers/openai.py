@@ -12,8 +12,10 @@
 * Retries are ours (the client's own are disabled): 429, 408, 409, 5xx, timeouts, connection
   errors, malformed responses and empty 200 replies (no choices, or empty content) are retried
   with exponential backoff and full jitter, at most ``cfg.max_retries`` times, waiting at least
-  the server's ``Retry-After`` (seconds or HTTP date) when it sends one; a backoff never holds a concurrency slot. Other 4xx fail at once. A request
-  that still fails becomes ``Completion(None, error="request_failed: <reason>")``.
+  the server's ``Retry-After`` (seconds or HTTP date) when it sends one; a backoff never holds a
+  concurrency slot. Other 4xx fail at once. A request that still fails becomes
+  ``Completion(None, error="request_failed: <reason>")``; ``meta["retried"]`` counts the failed
+  attempts before the last by kind (:func:`fdd.teachers.base.failure_kind`) for the usage.
 * Each request has a total time limit of ``cfg.timeout_s``.
 * Sync callers: the async batch runs on a private event loop in a daemon thread owned by the
   teacher, so ``write_*`` work from plain code, from any thread, and from inside a running event
