@@ -112,25 +112,31 @@ def _open_lock(path: Path):
         os.close(fd)  # releases the lock
 
 
-def check_health(path: Path) -> Optional[str]:
-    """Why the sqlite file at ``path`` is unusable, or None when it is fine (or absent)."""
+def check_health(path: Path, readonly: bool = False) -> Optional[str]:
+    """Why the sqlite file at ``path`` is damaged, or None when it is fine (or absent).
+
+    Only sqlite's own verdicts count as damage (SQLITE_CORRUPT, SQLITE_NOTADB, a failed
+    ``quick_check``): a busy or unreadable file is an operational problem, reported by the
+    normal path, and never a reason to move a shared cache aside."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return None
     if size == 0:
         return "zero-byte file"
-    try:
-        conn = _connect(path, readonly=True)
-    except sqlite3.Error as exc:
-        return f"cannot open ({exc})"
+    conn = _connect(path, readonly=readonly)  # read-write lets sqlite recover a killed writer's log first
     try:
         rows = conn.execute("PRAGMA quick_check").fetchall()
         if [r[0] for r in rows] != ["ok"]:
             return "failed integrity check: " + "; ".join(str(r[0]) for r in rows[:3])
         return None
-    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
-        return str(exc)
+    except sqlite3.DatabaseError as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or (
+                not name and not isinstance(exc, sqlite3.OperationalError)):
+            return str(exc)  # "file is not a database", "database disk image is malformed"
+        log.warning("could not check teacher cache %s (%s); using it as it is", path, exc)
+        return None
     finally:
         conn.close()
 
@@ -183,7 +189,7 @@ class TeacherCache:
                 # Not fatal: every lookup misses, which is what "replay of nothing" means.
                 log.warning("teacher cache %s does not exist; readonly replay will miss every call", self.path)
                 return
-            problem = check_health(self.path)
+            problem = check_health(self.path, readonly=True)
             if problem is not None:
                 raise CacheCorruptError(f"teacher cache {self.path} is unusable ({problem}); a readonly replay "
                                         f"needs the recorded file intact: restore it, or use teacher.cache=on")
