@@ -154,6 +154,10 @@ class TeacherConfig:
     cache_dir: Optional[str] = None
     prompts: Dict[str, str] = field(default_factory=dict)
     roles: TeacherRoles = field(default_factory=TeacherRoles)  # jobs on other backends (fdd/teachers/roles.py)
+    # failures (README "Teacher failures and cache health")
+    max_failed_share: float = 0.1  # a stage with more failed requests than this share is not marked done
+    retry_failed: bool = False  # reopen finished stages that recorded failed requests (and what depends on them)
+    cache_on_corrupt: str = "recreate"  # recreate (move the damaged file aside, start afresh) | error
 
 
 @dataclass
@@ -261,6 +265,9 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
     _check(t.concurrency > 0, "teacher.concurrency must be > 0")
     _check(0.0 <= t.error_rate <= 1.0, "teacher.error_rate must be in [0, 1]")
+    _check(0.0 <= t.max_failed_share <= 1.0, f"teacher.max_failed_share must be in [0, 1], got {t.max_failed_share}")
+    _check(t.cache_on_corrupt in ("recreate", "error"),
+           f"teacher.cache_on_corrupt must be recreate|error, got {t.cache_on_corrupt!r}")
     a = obj.augmentation
     _check(a.mode in AUGMENTATION_MODES, f"augmentation.mode must be one of {AUGMENTATION_MODES}, got {a.mode!r}")
     _check(a.samples >= 1 and 1 <= a.min_agree <= a.samples,

@@ -38,14 +38,92 @@ class TeacherUnavailableError(RuntimeError):
     it (calls that did succeed are replayed from the cache)."""
 
 
-def fail_on_outage(stage: str, replies) -> None:
-    """Single failed requests are counted rejections; a stage whose every request failed is an
-    outage, and finishing it would freeze an empty result into the run."""
+def fail_on_outage(stage: str, replies, max_share: float = 1.0) -> None:
+    """Single failed requests are counted rejections; a stage whose every request failed, or more
+    than ``max_share`` of them (``teacher.max_failed_share``), is an outage, and finishing it
+    would freeze the lost items into the run."""
     flat = [rep for reps in replies for rep in reps]
-    failed = [rep.error for rep in flat if (rep.error or "").startswith("request_failed")]
-    if flat and len(failed) == len(flat):
-        raise TeacherUnavailableError(f"{stage}: all {len(flat)} teacher requests failed (e.g. {failed[0]}); "
+    _raise_on_outage(stage, [rep.error for rep in flat if _request_failed(rep)], len(flat), max_share)
+
+
+def _raise_on_outage(stage: str, failed: List[str], asked: int, max_share: float) -> None:
+    if asked and len(failed) == asked:
+        raise TeacherUnavailableError(f"{stage}: all {asked} teacher requests failed (e.g. {failed[0]}); "
                                       f"rerun the same command when the teacher is reachable")
+    if asked and len(failed) > max_share * asked:
+        raise TeacherUnavailableError(
+            f"{stage}: {len(failed)} of {asked} teacher requests failed (e.g. {failed[0]}), more than "
+            f"teacher.max_failed_share={max_share:g}; the stage is not marked done: rerun the same command when the "
+            f"teacher is healthy (requests that succeeded are replayed from the cache)")
+
+
+def _request_failed(rep) -> bool:
+    """A request that got no reply (transient: a rerun may succeed), unlike a reply we rejected."""
+    return (rep.error or "").startswith("request_failed")
+
+
+FAILED_REQUESTS = "failed_requests.jsonl"
+TEACHER_STAGES = ("init", "augment")  # the stages that ask the teacher, and may record failed requests
+ROUND_STAGES = ("train", "evaluate", "feedback", "augment", "metrics")
+
+
+class FailedRequests:
+    """The failed teacher requests of one stage, kept in ``<round_dir>/failed_requests.jsonl``
+    (stage, job, problem id, sample index, reason) so a user sees what a stage lost and
+    ``teacher.retry_failed=true`` can ask for exactly those again."""
+
+    def __init__(self, out: Path, stage: str, max_share: float) -> None:
+        self.path, self.stage, self.max_share = Path(out) / FAILED_REQUESTS, stage, max_share
+        self.rows: List[Dict] = []
+        self.asked = 0
+
+    def check(self, label: str, job: str, ids: Sequence[str], replies) -> None:
+        """Record a batch's failures; an outage of the whole batch ends the stage at once."""
+        for pid, reps in zip(ids, replies):
+            self.asked += len(reps)
+            self.rows += [{"stage": self.stage, "job": job, "id": pid, "sample_index": rep.call.get("sample_index", k),
+                           "reason": rep.error} for k, rep in enumerate(reps) if _request_failed(rep)]
+        self.write()  # before a possible raise: a failed stage still names what it lost
+        fail_on_outage(label, replies)
+
+    def finish(self, label: str) -> int:
+        """Refuse to mark the stage done when more than ``max_share`` of its requests failed."""
+        self.write()
+        _raise_on_outage(label, [r["reason"] for r in self.rows], self.asked, self.max_share)
+        if self.rows:
+            log.warning("%s: %d of %d teacher requests failed (%s); listed in %s, asked again by a rerun with "
+                        "teacher.retry_failed=true", label, len(self.rows), self.asked,
+                        dict(Counter(r["job"] for r in self.rows)), self.path)
+        return len(self.rows)
+
+    def write(self) -> None:
+        if self.rows:
+            write_jsonl(self.path, self.rows)
+        elif self.path.is_file():
+            self.path.unlink()  # a stale list from an earlier attempt of this stage
+
+
+def reopen_failed(run_dir: Path, stages: StageRunner) -> List[str]:
+    """``teacher.retry_failed``: the earliest finished stage that recorded failed requests is
+    reopened, with every stage after it (they were computed from the incomplete result). The
+    rerun then replays its successful calls from the cache and asks only for the failed ones."""
+    rounds = sorted((int(d.name[6:]), d) for d in Path(run_dir).glob("round_*") if d.name[6:].isdigit())
+    for r, round_dir in rounds:
+        path = round_dir / FAILED_REQUESTS
+        rows = read_jsonl(path) if path.is_file() else []
+        stage = next((x["stage"] for x in rows if x.get("stage") in TEACHER_STAGES), None)
+        if stage is None or not stages.done(r, stage):
+            continue
+        later = ROUND_STAGES[ROUND_STAGES.index(stage) + 1:] if stage in ROUND_STAGES else ()
+        markers = [stages.marker(r, s) for s in (stage, *later)]
+        markers += [m for q, d in rounds if q > r for m in sorted(d.glob("DONE.*"))]
+        reopened = [f"{m.parent.name}/{m.name}" for m in markers if m.is_file()]
+        for m in markers:
+            m.unlink(missing_ok=True)
+        log.warning("teacher.retry_failed: round %d %s had %d failed teacher requests; reopening %s", r, stage,
+                    len(rows), ", ".join(reopened))
+        return reopened
+    return []
 
 
 class FDDLoop:
@@ -59,6 +137,8 @@ class FDDLoop:
 
     # ------------------------------------------------------------------ the algorithm
     def run(self) -> List[Dict]:
+        if getattr(self.cfg.teacher, "retry_failed", False):
+            reopen_failed(self.run_dir, self.stages)
         init = self.stages.run(0, "init", self.initialize)
         round0 = {"init": init}
         if self.cfg.student.evaluates_base():
@@ -81,7 +161,8 @@ class FDDLoop:
         self.teacher.usage.reset()
         problems = self.train_problems
         replies = self.teacher.write_rationales(problems, self.aug.seed_samples, self.cfg.rationale)
-        fail_on_outage("init", replies)
+        failures = self._failures(out, "init")
+        failures.check("init", "rationale", [p.id for p in problems], replies)
         answers = self._extract(replies)
         items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
         write_jsonl(out / "rejected.jsonl", rejected)
@@ -90,6 +171,7 @@ class FDDLoop:
                  dict(Counter(r.reason for r in rejected)))
         return {"seed_problems": len(problems), "distill_size": len(items), "rejected": len(rejected),
                 "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot(),
+                "failed_requests": failures.finish("init"),
                 **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {})}
 
     def train(self, r: int, out: Path) -> Dict:
@@ -152,12 +234,14 @@ class FDDLoop:
         to_harder, to_similar = self.choose_targets(r, [by_id[i] for i in split["easy"] if i in by_id],
                                                     [by_id[i] for i in split["hard"] if i in by_id])
         candidates, rejected = [], []
+        failures = self._failures(out, "augment")
         for branch, targets, job, n in ((BRANCH_HARDER, to_harder, self.teacher.write_harder, self.aug.per_easy),
                                         (BRANCH_SIMILAR, to_similar, self.teacher.write_similar, self.aug.per_hard)):
             if not targets or n == 0:
                 continue
             written = job(targets, n)
-            fail_on_outage(f"round {r} augment ({branch})", written)
+            failures.check(f"round {r} augment ({branch})", "harder" if branch == BRANCH_HARDER else "similar",
+                           [p.id for p in targets], written)
             for parent, replies in zip(targets, written):
                 for rep in replies:
                     if rep.ok:
@@ -174,7 +258,7 @@ class FDDLoop:
         survivors, screened_out = screen(candidates, dedup, contamination)
         replies = self.teacher.write_new_rationales([c.problem() for c in survivors], self.aug.samples,
                                                     self.cfg.rationale)
-        fail_on_outage(f"round {r} augment (rationales)", replies)
+        failures.check(f"round {r} augment (rationales)", "rationale", [c.id for c in survivors], replies)
         accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
@@ -185,7 +269,8 @@ class FDDLoop:
         return {"asked_harder": len(to_harder), "asked_similar": len(to_similar), "generated": len(candidates),
                 "accepted": len(accepted), "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
                 "rejected": len(rejected), "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
-                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot()}
+                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot(),
+                "failed_requests": failures.finish(f"round {r} augment")}
 
     # ------------------------------------------------------------------ choices of the method
     def choose_targets(self, r: int, easy: List[Problem], hard: List[Problem]) -> Tuple[List[Problem], List[Problem]]:
@@ -236,6 +321,9 @@ class FDDLoop:
         return pool
 
     # ------------------------------------------------------------------ helpers
+    def _failures(self, out: Path, stage: str) -> FailedRequests:
+        return FailedRequests(out, stage, float(getattr(self.cfg.teacher, "max_failed_share", 0.1)))
+
     def distill_set(self, r: int) -> List[Item]:
         """D_r: round r's distill.jsonl, or D_{r-1} where round r did not augment."""
         for q in range(r, -1, -1):

@@ -46,6 +46,9 @@ def _user_errors():
         errors += [DataUnavailableError, DataFormatError]
     except ImportError:  # data backends not importable: nothing to translate
         pass
+    from fdd.teachers.cache import CacheCorruptError
+
+    errors.append(CacheCorruptError)  # teacher.cache_on_corrupt=error, or a damaged readonly replay
     return tuple(errors)
 
 

@@ -8,7 +8,7 @@ aiohttp app on its own event loop in a background thread, bound to 127.0.0.1 on 
   identity, attempt number), so the same request sees the same fault on the same attempt in
   every run: ``"429"`` (with ``Retry-After``), ``"500"``, ``"hang"`` (sleeps ``hang_s``, longer
   than the client's timeout), ``"malformed"`` (truncated JSON with status 200), ``"empty"``
-  (an empty message content);
+  (an empty message content), ``"no_choices"`` (status 200 with an empty ``choices`` list);
 * ``latency`` makes every answer take a fixed time (the throughput benchmark uses 50 ms);
 * it counts requests, records each request's identity and arrival times, and tracks the
   number in flight (and its maximum).
@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
-FAULTS = ("429", "500", "hang", "malformed", "empty")
+FAULTS = ("429", "500", "hang", "malformed", "empty", "no_choices")
 
 
 def free_port() -> int:
@@ -213,6 +213,10 @@ class FakeOpenAIServer(_AppServer):
             if fault == "malformed":
                 return web.Response(text='{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"ind',
                                     content_type="application/json")
+            if fault == "no_choices":
+                return web.json_response({"id": f"chatcmpl-{ident}-{attempt}", "object": "chat.completion",
+                                          "created": int(time.time()), "model": body.get("model", self.model),
+                                          "choices": []})
             text = "" if fault == "empty" else self.reply_fn(body)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             payload = {

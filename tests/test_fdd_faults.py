@@ -41,7 +41,8 @@ def test_a_round_completes_and_accounts_for_every_item(tmp_path):
         cfg = compose_cfg([a for a in TINY if not a.startswith("dataset.")] + [
             "teacher=openai", f"teacher.base_urls=[{srv.url}]", "teacher.model=fake-model", "teacher.timeout_s=0.5",
             "teacher.max_retries=1", "teacher.concurrency=8", "dataset=local", f"dataset.train.path={data}",
-            "augmentation.seed_samples=2", "rounds=2"], run_dir)
+            "augmentation.seed_samples=2", "rounds=2",
+            "teacher.max_failed_share=1.0"], run_dir)  # finish despite the losses: this test accounts for them
         run(cfg)
     assert set(srv.fault_counts) == set(FAULTS)  # every fault really happened
 
@@ -63,6 +64,11 @@ def test_a_round_completes_and_accounts_for_every_item(tmp_path):
     assert set(verdicts) == {g["id"] for g in generated} and set(verdicts.values()) == {1}
     assert all(r["reason"] for r in rejected) and accepted  # the round produced data despite the faults
     assert summary["rejected"] == len(rejected) and summary["accepted"] == len(accepted)
+    # every request that failed is listed for a rerun with teacher.retry_failed=true
+    listed = read_jsonl(run_dir / "round_1" / "failed_requests.jsonl") if summary["failed_requests"] else []
+    assert len(listed) == summary["failed_requests"]
+    assert sorted(f"{f['id']}/{'easy-harder' if f['job'] == 'harder' else 'hard-similar'}" for f in listed
+                  if f["job"] != "rationale") == sorted(r["id"] for r in failed_asks)
 
 
 def test_a_total_outage_fails_the_stage_and_a_rerun_recovers(tmp_path):

@@ -20,15 +20,16 @@ import pytest
 
 from fdd.config import TeacherConfig
 from fdd.teachers import build_teacher, teacher_class
+from fdd.teachers.base import FAILURE_KINDS
 from fdd.teachers.cache import DB_NAME, TeacherCache, cache_key
 from fdd.teachers.llm import DEFAULT_PROMPTS, parse_program, parse_question, sample_seed
 from fdd.teachers.openai import OpenAITeacher, parse_retry_after
 from fdd.types import Problem
 
 try:
-    from tests.fake_openai_server import FakeOpenAIServer, free_port, request_identity
+    from tests.fake_openai_server import FakeOpenAIServer, free_port
 except ImportError:
-    from fake_openai_server import FakeOpenAIServer, free_port, request_identity
+    from fake_openai_server import FakeOpenAIServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,14 +204,15 @@ def test_fault_injection_every_reply_accounted_for(tmp_path):
                 for rs in group:
                     for r in rs:
                         assert (r.ok and r.error is None) or (r.text is None and r.error), r
-                        assert r.ok or r.error == "empty_reply" or r.error.startswith("request_failed: "), r
+                        assert r.ok or r.error.startswith("request_failed: "), r  # empty 200s are failures too
             replies = [r for g in (rat, sim) for rs in g for r in rs]
             assert sum(r.ok for r in replies) >= len(replies) // 2
             assert {"429", "500", "hang", "malformed", "empty"} <= set(srv.fault_counts)
             u = t.usage
             assert u.total("requests") == 60
             assert u.total("failed") == sum(1 for r in replies if (r.error or "").startswith("request_failed"))
-            assert u.total("empty") == sum(1 for r in replies if r.error == "empty_reply")
+            assert u.total("failed") == sum(u.total(f"failed_{k}") for k in FAILURE_KINDS)
+            assert u.total("retried_empty") > 0 and u.total("retried_http_5xx") > 0 and u.total("retried_timeout") > 0
             ok_before = {id_ for id_, n in srv.answered_ids.items()}
         # A rerun against a healthy server repeats only what did not end with a cached reply.
         srv.faults = {}
@@ -271,20 +273,56 @@ def test_unreachable_endpoint_never_raises(tmp_path):
         assert t.usage.total("failed") == 6
 
 
-def test_unparseable_and_empty_replies(tmp_path):
+def test_unparseable_and_persistently_empty_replies(tmp_path):
+    """An unparseable reply is a rejection; an empty one is a transient failure, retried and, when it
+    persists, a failed request (counted by kind, never cached)."""
     def reply(body):
         user = body["messages"][-1]["content"]
         return "" if any(f"has {n} pens" in user for n in (2, 4, 6)) else "I'd rather not."
 
-    with FakeOpenAIServer(reply_fn=reply) as srv, make_teacher([srv.url], tmp_path) as t:
+    with FakeOpenAIServer(reply_fn=reply) as srv, make_teacher([srv.url], tmp_path, max_retries=2) as t:
         out = t.write_harder(problems(6), 2)
         errs = {r.error for rs in out for r in rs}
-        assert errs == {"unparseable", "empty_reply"}
+        assert errs == {"unparseable", "request_failed: empty reply (finish_reason=stop)"}
         assert t.usage.snapshot()["harder"] == {"requests": 12, "prompt_tokens": t.usage.total("prompt_tokens"),
                                                 "completion_tokens": t.usage.total("completion_tokens"),
-                                                "failed": 0, "empty": 6, "unparseable": 6}
+                                                "failed": 6, "failed_empty": 6, "retries": 12, "retried_empty": 12,
+                                                "unparseable": 6}
         assert all(r.text is None for rs in out for r in rs)
         assert any("raw" in r.call for rs in out for r in rs if r.error == "unparseable")
+        assert srv.requests == 6 + 6 * 3  # the empty ones were asked 1 + max_retries times
+        assert len(t.cache) == 6  # only the non-empty (if unparseable) replies were stored
+
+
+@pytest.mark.parametrize("fault", ["empty", "no_choices"])
+def test_empty_replies_are_retried(tmp_path, fault):
+    """A 200 with empty content or no choices is retried like a 5xx; usage counts it by kind."""
+    def fault_fn(body, attempt):
+        return fault if attempt == 0 else None
+
+    with FakeOpenAIServer(fault_fn=fault_fn) as srv, make_teacher([srv.url], tmp_path) as t:
+        out = t.write_rationales(problems(5), 2, "pot")
+        assert all(r.ok and r.text.startswith("def solution") for rs in out for r in rs)
+        u = t.usage.snapshot()["rationale"]
+        assert u["requests"] == 10 and u.get("failed", 0) == 0
+        assert u["retries"] == 10 and u["retried_empty"] == 10
+        assert srv.requests == 20 and srv.fault_counts[fault] == 10
+
+
+def test_failure_kinds_are_counted():
+    from fdd.teachers.base import Usage, failure_kind
+
+    reasons = {"request_failed: empty reply (no choices)": "empty", "request_failed: HTTP 429": "http_429",
+               "request_failed: HTTP 503": "http_5xx", "request_failed: HTTP 404: not found": "http_4xx",
+               "request_failed: timeout": "timeout", "request_failed: connection error (refused)": "connection",
+               "request_failed: malformed response": "malformed", "cache_miss": "cache_miss",
+               "request_failed: cancelled": "cancelled", "request_failed: RuntimeError: CUDA": "other"}
+    assert {r: failure_kind(r) for r in reasons} == reasons
+    u = Usage()
+    for r in reasons:
+        u.add_failure("rationale", r)
+    snap = u.snapshot()["rationale"]
+    assert snap["failed"] == len(reasons) and snap["failed_http_5xx"] == 1 and snap["failed_empty"] == 1
 
 
 # ---- load -------------------------------------------------------------------------------------

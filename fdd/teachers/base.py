@@ -33,9 +33,39 @@ class Reply:
         return self.error is None and bool(self.text and self.text.strip())
 
 
+FAILURE_KINDS = ("empty", "http_429", "http_5xx", "http_4xx", "timeout", "connection", "malformed", "cancelled",
+                 "cache_miss", "other")
+
+
+def failure_kind(reason: Optional[str]) -> str:
+    """The kind of a failed request, from its reason (``request_failed: HTTP 503``, ``cache_miss``,
+    ...): one of :data:`FAILURE_KINDS`, so usage can count failures by kind for every backend."""
+    r = (reason or "").lower()
+    if r.startswith("request_failed:"):
+        r = r[len("request_failed:"):].strip()
+    if r == "cache_miss":
+        return "cache_miss"
+    if r.startswith("empty"):
+        return "empty"
+    if r.startswith("http "):
+        code = r[5:8]
+        if code == "429":
+            return "http_429"
+        return "http_5xx" if code.startswith("5") else "http_4xx"
+    for kind in ("timeout", "connection", "malformed", "cancelled"):
+        if r.startswith(kind):
+            return kind
+    return "other"
+
+
 @dataclass
 class Usage:
-    """Teacher accounting per job: requests sent, cache hits, tokens, failures."""
+    """Teacher accounting per job: requests sent, cache hits, tokens, failures.
+
+    ``failed`` counts requests that ended without a reply, ``failed_<kind>`` the same by
+    :func:`failure_kind`; ``retries`` counts attempts that failed and were tried again, and
+    ``retried_<kind>`` the same by kind (so an empty 200 reply shows up even when a retry fixed it).
+    """
 
     counts: Dict[str, Dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
@@ -51,6 +81,15 @@ class Usage:
 
     def total(self, key: str) -> int:
         return sum(c.get(key, 0) for c in self.counts.values())
+
+    def add_failure(self, job: str, reason: str) -> None:
+        """One request that ended failed, counted in total and by kind."""
+        self.add(job, failed=1, **{f"failed_{failure_kind(reason)}": 1})
+
+    def add_retries(self, job: str, kinds: Dict[str, int]) -> None:
+        """Failed attempts that were retried, by kind."""
+        if kinds:
+            self.add(job, retries=sum(kinds.values()), **{f"retried_{k}": n for k, n in kinds.items()})
 
 
 class Teacher(ABC):

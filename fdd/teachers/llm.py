@@ -160,7 +160,7 @@ class LLMTeacher(Teacher):
                 raise ValueError("teacher.cache=readonly needs a cache_dir (teacher.cache_dir or paths.cache_dir)")
             log.warning("teacher cache is on but no cache_dir was given; teacher calls will not be cached")
             mode = "off"
-        self.cache = TeacherCache(cache_dir, mode)
+        self.cache = TeacherCache(cache_dir, mode, on_corrupt=getattr(cfg, "cache_on_corrupt", None) or "recreate")
 
     # ---- what backends provide -------------------------------------------------------------
     @property
@@ -234,7 +234,8 @@ class LLMTeacher(Teacher):
                 self.usage.add(r.job, cached=1)
             elif self.cache.mode == "readonly":
                 out[i] = Completion(None, error="cache_miss")
-                self.usage.add(r.job, failed=1, cache_miss=1)
+                self.usage.add_failure(r.job, "cache_miss")
+                self.usage.add(r.job, cache_miss=1)
             elif key in first_of:  # the same prompt twice in one batch: ask once
                 dupes.append((i, first_of[key]))
             else:
@@ -269,7 +270,11 @@ class LLMTeacher(Teacher):
             for i, comp in zip(todo, comps):
                 out[i] = comp
                 self.usage.add(reqs[i].job, requests=1, prompt_tokens=comp.prompt_tokens,
-                               completion_tokens=comp.completion_tokens, failed=int(comp.error is not None))
+                               completion_tokens=comp.completion_tokens)
+                if comp.error is not None:
+                    self.usage.add_failure(reqs[i].job, comp.error)
+                self.usage.add_retries(reqs[i].job, comp.meta.get("retried") or {})
+            self.cache.flush()  # this batch's replies are committed before the caller moves on
         for i, j in dupes:
             out[i] = out[j]
             self.usage.add(reqs[i].job, cached=1)

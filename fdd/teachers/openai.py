@@ -10,10 +10,12 @@
   servers, whatever the number of endpoints). Each endpoint has its own shared ``AsyncOpenAI``
   client whose connection pool holds ``concurrency`` keep-alive connections.
 * Retries are ours (the client's own are disabled): 429, 408, 409, 5xx, timeouts, connection
-  errors and malformed responses are retried with exponential backoff and full jitter, at most
-  ``cfg.max_retries`` times, waiting at least the server's ``Retry-After`` (seconds or HTTP date)
-  when it sends one; a backoff never holds a concurrency slot. Other 4xx fail at once. A request
-  that still fails becomes ``Completion(None, error="request_failed: <reason>")``.
+  errors, malformed responses and empty 200 replies (no choices, or empty content) are retried
+  with exponential backoff and full jitter, at most ``cfg.max_retries`` times, waiting at least
+  the server's ``Retry-After`` (seconds or HTTP date) when it sends one; a backoff never holds a
+  concurrency slot. Other 4xx fail at once. A request that still fails becomes
+  ``Completion(None, error="request_failed: <reason>")``; ``meta["retried"]`` counts the failed
+  attempts before the last by kind (:func:`fdd.teachers.base.failure_kind`) for the usage.
 * Each request has a total time limit of ``cfg.timeout_s``.
 * Sync callers: the async batch runs on a private event loop in a daemon thread owned by the
   teacher, so ``write_*`` work from plain code, from any thread, and from inside a running event
@@ -32,6 +34,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from fdd.modeling import ModelUnavailableError
+from fdd.teachers.base import failure_kind
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
@@ -236,6 +239,7 @@ class OpenAITeacher(LLMTeacher):
     async def _request(self, req: Request, model: str) -> Completion:
         attempt = 0
         started = time.monotonic()
+        retried: Dict[str, int] = {}  # failed attempts that were tried again, by kind (for usage)
         while True:
             async with self._sem:
                 ep = self._pick()
@@ -247,7 +251,7 @@ class OpenAITeacher(LLMTeacher):
                             comp = await self._send(ep, req, model)
                     else:  # pragma: no cover - Python 3.10
                         comp = await asyncio.wait_for(self._send(ep, req, model), self.timeout_s)
-                    comp.meta.update(endpoint=ep.url, attempts=attempt + 1)
+                    comp.meta.update(endpoint=ep.url, attempts=attempt + 1, retried=retried)
                     return comp
                 except asyncio.TimeoutError:
                     fail = _Failure("timeout", True)
@@ -263,7 +267,9 @@ class OpenAITeacher(LLMTeacher):
                 log.warning("teacher request failed after %d attempt(s) in %.1fs: %s",
                             attempt + 1, time.monotonic() - started, fail.reason)
                 return Completion(None, error=f"request_failed: {fail.reason}",
-                                  meta={"attempts": attempt + 1, "endpoint": ep.url})
+                                  meta={"attempts": attempt + 1, "endpoint": ep.url, "retried": retried})
+            kind = failure_kind(fail.reason)
+            retried[kind] = retried.get(kind, 0) + 1
             # Full jitter spreads retries of many clients; Retry-After is a floor, not a suggestion.
             delay = self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** attempt))
             if fail.retry_after is not None:
@@ -289,14 +295,27 @@ class OpenAITeacher(LLMTeacher):
         else:  # the typed path, kept for comparison (benchmarks/teacher_throughput.py --typed)
             resp = await ep.client.chat.completions.create(**body)
             data = resp.model_dump() if hasattr(resp, "model_dump") else resp
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        if not isinstance(data, dict):
             raise _Failure("malformed response", True)
-        choices = data["choices"]
+        choices = data.get("choices")
+        if not choices:  # a 200 without choices: an overloaded or restarting server, retried like a 5xx
+            raise _Failure("empty reply (no choices)", True)
+        if not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise _Failure("malformed response", True)
+        first = choices[0]
+        message = first.get("message")
+        if message is not None and not isinstance(message, dict):
+            raise _Failure("malformed response", True)
+        text = (message or {}).get("content") or ""
+        if not isinstance(text, str):
+            raise _Failure("malformed response", True)
+        if not text.strip():
+            # Transient like a 5xx: never cached, retried, and a failure if it persists, so a
+            # rerun asks again instead of freezing a lost item into a finished stage.
+            raise _Failure(f"empty reply (finish_reason={first.get('finish_reason')})", True)
         usage = data.get("usage") or {}
         pt = int(usage.get("prompt_tokens") or 0)
         ct = int(usage.get("completion_tokens") or 0)
-        first = choices[0] if choices and isinstance(choices[0], dict) else {}
-        text = (first.get("message") or {}).get("content") or ""
         return Completion(text, None, pt, ct, {"finish_reason": first.get("finish_reason")})
 
     @staticmethod
