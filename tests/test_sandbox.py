@@ -414,3 +414,15 @@ def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_val
         with pytest.raises(ConfigError, match=message):
             validate(compose_cfg([override], tmp_path))
     assert validate(compose_cfg(["sandbox.os_layer=off"], tmp_path)).sandbox.os_layer == "off"
+
+
+def test_require_mode_runs_only_with_landlock():
+    from fdd.reasoning.sandbox import SandboxUnavailableError, landlock_abi
+
+    if landlock_abi() < 1:
+        with pytest.raises(SandboxUnavailableError, match="Landlock is not available"):
+            Sandbox(os_layer="require")
+        return
+    with Sandbox(workers=1, os_layer="require") as s:
+        assert_usable(s)
+        assert s.os_layers()["landlock_fs"]

@@ -534,7 +534,7 @@ def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int,
     signal.signal(signal.SIGXCPU, on_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     layers = _os_layer(os_layer, tmp_root, drop_privileges)
-    if os_layer == "require" and layers["missing"]:
+    if os_layer == "require" and not layers["landlock_fs"]:
         try:
             conn.send(("ready", layers, None))
         finally:
@@ -832,7 +832,7 @@ class Sandbox:
                     code = w.proc.exitcode
                     if code == -signal.SIGXCPU:
                         fail_worker(i, ExecResult(None, "cpu_limit", f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)"))
-                    elif code == 3 and self.layers and self.layers.get("missing"):
+                    elif code == 3 and self.layers and not self.layers.get("landlock_fs"):
                         fail_worker(i, ExecResult(None, "crashed", "os_layer=require: " + "; ".join(self.layers["missing"])))
                     else:
                         fail_worker(i, ExecResult(None, "crashed", f"worker died (exit code {code})"))
