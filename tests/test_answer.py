@@ -199,7 +199,7 @@ def _accepts(text: str, gold) -> bool:
 
 @given(st.integers(min_value=-10**30, max_value=10**30), st.integers(min_value=-10**30, max_value=10**30),
        st.booleans())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_prop_wrong_integer_never_accepted(gold, wrong, commas):
     text = f"{abs(wrong):,}" if commas else str(abs(wrong))
     golds = [gold, str(gold)] + ([float(gold)] if abs(gold) <= 2 ** 53 else [])
@@ -212,7 +212,7 @@ def test_prop_wrong_integer_never_accepted(gold, wrong, commas):
 
 @given(st.integers(min_value=-10**10, max_value=10**10), st.integers(min_value=-10**10, max_value=10**10),
        st.integers(min_value=1, max_value=4))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_prop_wrong_decimal_never_accepted(gold_units, wrong_units, places):
     gold = Fraction(gold_units, 10 ** places)
     wrong = Fraction(wrong_units, 10 ** places)
@@ -225,7 +225,7 @@ def test_prop_wrong_decimal_never_accepted(gold_units, wrong_units, places):
 @given(st.integers(min_value=0, max_value=10**4), st.integers(min_value=1, max_value=10**4),
        st.integers(min_value=0, max_value=10**4), st.integers(min_value=1, max_value=10**4),
        st.integers(min_value=1, max_value=50), st.booleans())
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_prop_wrong_fraction_never_accepted(a, b, c, d, whole, neg):
     gold = Fraction(a, b)
     stated = [(f"{c}/{d}", Fraction(c, d)), (f"\\frac{{{c}}}{{{d}}}", Fraction(c, d))]
