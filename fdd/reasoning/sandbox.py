@@ -831,9 +831,11 @@ class Sandbox:
                     seen.add(i)
                     code = w.proc.exitcode
                     if code == -signal.SIGXCPU:
-                        fail_worker(i, ExecResult(None, "cpu_limit", f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)"))
+                        fail_worker(i, ExecResult(None, "cpu_limit",
+                                                  f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)"))
                     elif code == 3 and self.layers and not self.layers.get("landlock_fs"):
-                        fail_worker(i, ExecResult(None, "crashed", "os_layer=require: " + "; ".join(self.layers["missing"])))
+                        fail_worker(i, ExecResult(None, "crashed",
+                                                  "os_layer=require: " + "; ".join(self.layers["missing"])))
                     else:
                         fail_worker(i, ExecResult(None, "crashed", f"worker died (exit code {code})"))
             now = time.monotonic()
