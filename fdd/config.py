@@ -199,6 +199,17 @@ class SandboxConfig:
     workers: int = 2
     timeout_s: float = 2.0
     memory_mb: int = 512
+    cpu_s: int = 2  # CPU seconds per program (RLIMIT_CPU; reported as cpu_limit)
+    os_layer: str = "auto"  # auto | require | off: Landlock + network namespace (see fdd/reasoning/sandbox.py)
+
+
+def check_sandbox(s: SandboxConfig) -> None:
+    """Refuse sandbox settings under which no program could run (every one would 'time out')."""
+    _check(s.timeout_s > 0, f"sandbox.timeout_s must be > 0 seconds, got {s.timeout_s}")
+    _check(s.workers >= 1, f"sandbox.workers must be >= 1, got {s.workers}")
+    _check(s.cpu_s >= 1, f"sandbox.cpu_s must be >= 1 second, got {s.cpu_s}")
+    _check(s.memory_mb >= 16, f"sandbox.memory_mb must be >= 16, got {s.memory_mb}")
+    _check(s.os_layer in ("auto", "require", "off"), f"sandbox.os_layer must be auto|require|off, got {s.os_layer!r}")
 
 
 @dataclass
@@ -283,6 +294,7 @@ def validate(cfg: DictConfig) -> FDDConfig:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     _check_ranges(obj)
+    check_sandbox(obj.sandbox)
     return obj
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.seeding import rng
 from fdd.stages import StageRunner
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem, Rejection
@@ -36,6 +37,10 @@ class EmptyDistillationSetError(RuntimeError):
 class TeacherUnavailableError(RuntimeError):
     """Every teacher request of a stage failed: the stage is not marked done, so a rerun retries
     it (calls that did succeed are replayed from the cache)."""
+
+
+# SandboxUnavailableError (raised by Sandbox.run_many) is the sandbox's outage: like a teacher
+# outage it propagates out of the stage, which is therefore not marked done, and the rerun retries.
 
 
 def fail_on_outage(stage: str, replies, max_share: float = 1.0) -> None:

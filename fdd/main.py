@@ -29,7 +29,7 @@ class UserError(RuntimeError):
 
 
 def _user_errors():
-    from fdd.loop import EmptyDistillationSetError, TeacherUnavailableError
+    from fdd.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
     from fdd.modeling import ModelUnavailableError
 
     import sqlite3
@@ -39,7 +39,7 @@ def _user_errors():
     from fdd.stages import StageOutputError
 
     errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError, TeacherUnavailableError,
-              FingerprintMismatch, StageOutputError, MalformedFileError, sqlite3.DatabaseError]
+              FingerprintMismatch, StageOutputError, MalformedFileError, sqlite3.DatabaseError, SandboxUnavailableError]
     try:
         from fdd.data.files import DataFormatError, DataUnavailableError
 
@@ -131,7 +131,8 @@ def run(cfg: DictConfig) -> list:
     tracker = Tracker(run_dir, obj.logger, config=resolved, name=run_dir.name)
     status = 1
     try:
-        with Sandbox(workers=obj.sandbox.workers, timeout_s=obj.sandbox.timeout_s, memory_mb=obj.sandbox.memory_mb) as sandbox, \
+        with Sandbox(workers=obj.sandbox.workers, timeout_s=obj.sandbox.timeout_s, memory_mb=obj.sandbox.memory_mb,
+                     cpu_s=obj.sandbox.cpu_s, os_layer=obj.sandbox.os_layer) as sandbox, \
                 build_teacher(obj.teacher, cache_dir=obj.teacher.cache_dir or obj.paths.cache_dir, seed=obj.seed) as teacher:
             student = Student(obj.student, obj.trainer, fmt, obj.seed, tokenizer_dir=str(run_dir / "tokenizer"))
             loop = FDDLoop(obj, run_dir, teacher, student, fmt, sandbox, tracker, train, evals)

@@ -134,3 +134,106 @@ def test_large_answers_off_by_a_little_do_not_match(pred, gold):
 
 def test_float_noise_and_rounded_fractions_match():
     assert answers_match(12 * 1.2, 14.4) and answers_match(0.3333, 1 / 3) and answers_match(123456789.0, 123456789)
+
+
+# ---------------------------------------------------------------------------- conventions (module docstring)
+@pytest.mark.parametrize("text,value", [
+    ("1 1/2", 1.5), ("-2 3/4", -2.75), ("$1 1/2", 1.5), ("1 1/2 cups", 1.5), ("\u22121 1/2", -1.5),
+    ("1e3", 1000.0), ("1.5E-2", 0.015), ("2.5e+20", 2.5e20), ("-3e2 apples", -300.0),
+])
+def test_mixed_numbers_and_scientific_notation_are_read_right(text, value):
+    assert parse_number(text) == value, text
+
+
+@pytest.mark.parametrize("text", [
+    "1 3/2", "1 1/0", "1.234.567", "1.234,5", "12,34", "1 000", "1 000 000", "1e999999999", "3 4",
+])
+def test_ambiguous_numbers_are_refused(text):
+    assert parse_number(text) is None, text
+
+
+@pytest.mark.parametrize("text,value", [
+    ("He ate 3 1/2 pizzas.", 3.5), ("so it is 1.5e+20.", 1.5e20), ("a total of 2.5E3 grams", 2500.0),
+    ("then 1.234.567 people", None), ("about 1,23 kg", None), ("on 3/4/2024", None), ("paid 1.234,5 euros", None),
+    ("3 3/2 cups", None), ("It costs $1,200.", 1200.0), ("5, 6, 7.", 7.0), ("she has -5 left", -5.0),
+])
+def test_last_number_reads_whole_tokens_or_refuses(text, value):
+    assert last_number(text) == value, text
+
+
+def test_integers_compare_exactly_at_any_size():
+    assert not answers_match("1000000000001", 10**12)
+    assert not answers_match(10**12 + 1, float(10**12))  # rel_tol=1e-9 used to call these equal
+    assert not answers_match("123456789012345678901", 123456789012345678900)
+    assert answers_match("123,456,789,012,345,678,901", 123456789012345678901)
+    assert answers_match("1e20", 10**20) and answers_match(1e20, "100000000000000000000")
+    assert not answers_match("1000000000000.5", 10**12)
+
+
+def test_last_answer_phrase_wins_within_a_line():
+    from fdd.reasoning.answer import answer_phrase_tail
+    from fdd.reasoning.formats import cot_answer
+
+    text = "First I thought the answer is 5. Checking again, the answer is 7."
+    assert answer_phrase_tail(text) == "7."
+    assert cot_answer(text).value == 7.0
+    assert cot_answer("The answer is 3.\nNo wait, #### 4").value == 4.0
+    assert answer_phrase_tail("no phrase here") is None
+
+
+# A wrong number is never accepted, whatever its formatting. "Wrong" means farther than the
+# documented 5e-5 from the gold (closer is the same answer by convention); integers must be equal.
+def _variants(text: str, neg: bool):
+    sign = "-" if neg else ""
+    return [f"{sign}{text}", f"{sign}${text}", f"{sign}{text}.", f"{sign}{text} apples", f"{sign}${text} (dollars).",
+            f"\\boxed{{{sign}{text}}}", f"The answer is {sign}{text}."]
+
+
+def _accepts(text: str, gold) -> bool:
+    from fdd.reasoning.formats import cot_answer
+
+    if text.startswith("The answer is"):
+        return answers_match(cot_answer(text).value, gold)
+    return answers_match(text, gold)
+
+
+@given(st.integers(min_value=-10**30, max_value=10**30), st.integers(min_value=-10**30, max_value=10**30),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_prop_wrong_integer_never_accepted(gold, wrong, commas):
+    text = f"{abs(wrong):,}" if commas else str(abs(wrong))
+    golds = [gold, str(gold)] + ([float(gold)] if abs(gold) <= 2 ** 53 else [])
+    for t in _variants(text, wrong < 0):
+        for g in golds:
+            if t.startswith("The answer is") and abs(wrong) > 2 ** 53:
+                continue  # cot_answer returns a float: beyond 2**53 it cannot state an exact integer
+            assert _accepts(t, g) == (wrong == gold), (t, g)
+
+
+@given(st.integers(min_value=-10**10, max_value=10**10), st.integers(min_value=-10**10, max_value=10**10),
+       st.integers(min_value=1, max_value=4))
+@settings(max_examples=300, deadline=None)
+def test_prop_wrong_decimal_never_accepted(gold_units, wrong_units, places):
+    gold = Fraction(gold_units, 10 ** places)
+    wrong = Fraction(wrong_units, 10 ** places)
+    body = f"{abs(wrong_units) // 10 ** places:,}.{abs(wrong_units) % 10 ** places:0{places}d}"
+    for t in _variants(body, wrong < 0):
+        for g in (gold, str(float(gold)), float(gold)):
+            assert _accepts(t, g) == (wrong == gold), (t, g)
+
+
+@given(st.integers(min_value=0, max_value=10**4), st.integers(min_value=1, max_value=10**4),
+       st.integers(min_value=0, max_value=10**4), st.integers(min_value=1, max_value=10**4),
+       st.integers(min_value=1, max_value=50), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_prop_wrong_fraction_never_accepted(a, b, c, d, whole, neg):
+    gold = Fraction(a, b)
+    stated = [(f"{c}/{d}", Fraction(c, d)), (f"\\frac{{{c}}}{{{d}}}", Fraction(c, d))]
+    if c < d:  # a mixed number: whole + proper fraction
+        stated.append((f"{whole} {c}/{d}", whole + Fraction(c, d)))
+    for text, value in stated:
+        value = -value if neg else value
+        same = abs(value - gold) <= Fraction(5e-5)
+        for t in _variants(text, neg):
+            for g in (gold, float(gold)):
+                assert _accepts(t, g) == same, (t, g)

@@ -182,3 +182,247 @@ def test_pot_format_uses_the_sandbox(sb):
     res = get_format("pot").extract(["```python\ndef solution():\n    return 2 + 2\n```", "answer = 1/0", ""], sb)
     assert [r.value for r in res] == [4.0, None, None]
     assert [r.error for r in res] == [None, "error", "no_answer"]
+
+
+# ---------------------------------------------------------------------------- each layer on its own
+def test_timeout_must_be_positive():
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="timeout_s must be > 0"):
+            Sandbox(timeout_s=bad)
+    with pytest.raises(ValueError, match="os_layer"):
+        Sandbox(os_layer="maybe")
+
+
+def test_in_worker_timer_fires_before_the_parent_kill():
+    with Sandbox(workers=1, timeout_s=0.5, cpu_s=60) as s:
+        t0 = time.monotonic()
+        r = s.run("while True:\n    pass")
+        assert r.error == "timeout" and "in-worker timer" in r.detail, r
+        assert time.monotonic() - t0 < 0.5 + s.grace_s  # not the parent's kill
+        assert s.stats["restarts"] == 0  # the worker survived its program
+
+
+def test_parent_kills_a_program_that_swallows_the_timer():
+    with Sandbox(workers=1, timeout_s=0.5, cpu_s=60) as s:
+        r = s.run(ADVERSARIAL["loop swallowing the timer"][0])
+        assert r.error == "timeout" and "parent" in r.detail, r
+        assert s.stats["restarts"] == 1
+        assert_usable(s)
+
+
+def test_cpu_limit_is_named_not_called_a_timeout():
+    with Sandbox(workers=1, timeout_s=60, cpu_s=1) as s:
+        r = s.run("while True:\n    pass")
+        assert r.error == "cpu_limit" and "CPU" in r.detail, r
+        assert_usable(s)
+
+
+def test_memory_limit_on_its_own():
+    # bytearray is calloc'ed: without RLIMIT_AS the pages are never touched and this succeeds.
+    with Sandbox(workers=1, timeout_s=5, memory_mb=64) as s:
+        r = s.run("x = bytearray(400 * 2**20)\nanswer = 1")
+        assert r.error == "memory", r
+        assert s.run("x = bytearray(8 * 2**20)\nanswer = len(x)").value == 8 * 2**20
+
+
+# A __subclasses__ escape to the os module's globals, for tests with the AST check off.
+ESCAPE = ("g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
+          ".__init__.__globals__\n")
+
+
+def test_process_limit_on_its_own():
+    with Sandbox(workers=1, timeout_s=5, ast_check=False, os_layer="off") as s:
+        r = s.run(ESCAPE + "pid = g['fork']()\nif pid == 0:\n    g['_exit'](0)\nanswer = 1")
+        assert r.error == "error" and "BlockingIOError" in r.detail, r
+
+
+@pytest.fixture
+def listener():
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.2)
+    yield srv
+    srv.close()
+
+
+def _escapes(s: Sandbox, target: str, port: int):
+    """(write result, connect result) of two escapes that the AST check would have refused."""
+    assert s.run(ESCAPE + "answer = g['getpid']()").ok  # the AST check is really off: os is reached
+    write = s.run(ESCAPE + f"fd = g['open']({target!r}, g['O_WRONLY'] | g['O_CREAT'], 0o666)\n"
+                           "g['write'](fd, b'escaped')\nanswer = 1")
+    connect = s.run(ESCAPE + "socket = g['sys'].modules['builtins'].__import__('socket')\n"
+                             f"c = socket.socket()\nc.settimeout(2)\nc.connect(('127.0.0.1', {port}))\nanswer = 1")
+    return write, connect
+
+
+@pytest.fixture
+def world_writable():
+    """A folder like /tmp (directly under it, mode 0777): the worker, even as nobody, may write
+    here unless the OS layer stops it."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    d = pathlib.Path(tempfile.mkdtemp(prefix="fdd-escape-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    os.chmod(d, 0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_without_the_os_layer_the_escapes_succeed(world_writable, listener):
+    """The control: with both the AST check and the OS layer off, these escapes do get out."""
+    with Sandbox(workers=1, timeout_s=5, ast_check=False, os_layer="off") as s:
+        write, connect = _escapes(s, str(world_writable / "escape.txt"), listener.getsockname()[1])
+    assert write.ok and (world_writable / "escape.txt").read_bytes() == b"escaped", write
+    assert connect.ok, connect
+    listener.accept()[0].close()
+
+
+def test_os_layer_stops_escapes_with_the_ast_check_off(world_writable, listener):
+    import socket
+
+    from fdd.reasoning.sandbox import landlock_abi
+
+    with Sandbox(workers=1, timeout_s=5, ast_check=False) as s:
+        layers = s.os_layers()
+        write, connect = _escapes(s, str(world_writable / "escape.txt"), listener.getsockname()[1])
+        inside = s.run(ESCAPE + "fd = g['open']('own.txt', g['O_WRONLY'] | g['O_CREAT'], 0o600)\n"
+                                "answer = g['write'](fd, b'ok')")
+    abi = landlock_abi()
+    if _netns_probe().startswith("refused"):
+        assert layers["netns"], layers
+    if abi >= 1:
+        assert layers["landlock_fs"], layers
+    if abi >= 4:
+        assert layers["landlock_net"], layers
+    assert inside.value == 2.0, inside  # the program's own temporary directory stays writable
+    if not layers["landlock_fs"]:
+        pytest.skip(f"Landlock not available here: {layers['missing']}")
+    assert write.error == "error" and "PermissionError" in write.detail, write
+    assert not (world_writable / "escape.txt").exists()
+    if not (layers["landlock_net"] or layers["netns"]):
+        pytest.skip(f"no network layer here: {layers['missing']}")
+    assert connect.error == "error", connect
+    assert "PermissionError" in connect.detail or "unreachable" in connect.detail, connect
+    with pytest.raises(socket.timeout):
+        listener.accept()
+
+
+def _in_child(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (a layer applied there cannot leak into the tests)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_landlock_on_its_own(world_writable, listener):
+    from fdd.reasoning.sandbox import landlock_abi
+
+    if landlock_abi() < 1:
+        pytest.skip("Landlock not available on this kernel")
+    own = world_writable / "own"
+    own.mkdir()
+    res = _in_child(f"""
+import socket
+from fdd.reasoning.sandbox import _apply_landlock
+print(_apply_landlock({str(own)!r}))
+open({str(own / 'a.txt')!r}, 'w').write('ok')
+for what, fn in [('write', lambda: open({str(world_writable / 'b.txt')!r}, 'w')),
+                 ('connect', lambda: socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2))]:
+    try:
+        fn()
+        print(what, 'allowed')
+    except PermissionError:
+        print(what, 'denied')
+""")
+    assert "write denied" in res and (own / "a.txt").read_text() == "ok" and not (world_writable / "b.txt").exists()
+    if landlock_abi() >= 4:
+        assert "connect denied" in res, res
+
+
+def _netns_probe(port: int = 9) -> str:
+    """'refused ...' where this process may create a network namespace and it has no network."""
+    return _in_child(f"""
+import socket
+from fdd.reasoning.sandbox import _unshare_network
+try:
+    _unshare_network()
+except OSError as e:
+    print('unavailable', e)
+    raise SystemExit(0)
+try:
+    socket.create_connection(('127.0.0.1', {port}), 2)
+    print('connected')
+except OSError as e:
+    print('refused', e.errno)
+""")
+
+
+def test_network_namespace_on_its_own(listener):
+    res = _netns_probe(listener.getsockname()[1])
+    if res.startswith("unavailable"):
+        pytest.skip(res)
+    assert res.startswith("refused"), res
+
+
+# ---------------------------------------------------------------------------- outage vs bad programs
+def test_a_batch_of_bad_programs_is_not_an_outage(sb):
+    res = sb.run_many(["while True:\n    pass"] * 3)
+    assert [r.error for r in res] == ["timeout"] * 3
+
+
+def test_workers_that_cannot_start_are_an_outage(monkeypatch):
+    from fdd.reasoning import sandbox as mod
+
+    def no_fork(self, ctx, args):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(mod._Worker, "__init__", no_fork)
+    with Sandbox(workers=2) as s:
+        with pytest.raises(mod.SandboxUnavailableError, match="all 3 programs failed with crashed.*trivial program"):
+            s.run_many([OK, OK, OK])
+
+
+def test_a_sandbox_that_fails_every_program_is_an_outage():
+    import shutil
+
+    from fdd.reasoning.sandbox import SandboxUnavailableError
+
+    with Sandbox(workers=1) as s:
+        shutil.rmtree(s._tmp_root)  # no program can get a working directory any more
+        with pytest.raises(SandboxUnavailableError) as e:
+            s.run_many([OK, "answer = 1"])
+    assert "\n" not in str(e.value) and "sandbox unavailable" in str(e.value)
+
+
+def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_values(tmp_path):
+    from fdd.config import ConfigError, validate
+    from fdd.main import _user_errors
+    from fdd.reasoning.sandbox import SandboxUnavailableError
+    from tests.conftest import compose_cfg
+
+    assert SandboxUnavailableError in _user_errors()
+    for override, message in [("sandbox.timeout_s=-1", "sandbox.timeout_s must be > 0"),
+                              ("sandbox.timeout_s=0", "sandbox.timeout_s must be > 0"),
+                              ("sandbox.cpu_s=0", "sandbox.cpu_s"), ("sandbox.os_layer=maybe", "sandbox.os_layer")]:
+        with pytest.raises(ConfigError, match=message):
+            validate(compose_cfg([override], tmp_path))
+    assert validate(compose_cfg(["sandbox.os_layer=off"], tmp_path)).sandbox.os_layer == "off"
+
+
+def test_require_mode_runs_only_with_landlock():
+    from fdd.reasoning.sandbox import SandboxUnavailableError, landlock_abi
+
+    if landlock_abi() < 1:
+        with pytest.raises(SandboxUnavailableError, match="Landlock is not available"):
+            Sandbox(os_layer="require")
+        return
+    with Sandbox(workers=1, os_layer="require") as s:
+        assert_usable(s)
+        assert s.os_layers()["landlock_fs"]

@@ -8,20 +8,43 @@ SymPy expression without ``eval`` (so it is safe on model output).
 
 ``answers_match`` compares with a tolerance, never with ``round()``: rounding makes 0.5 vs 0.4999
 flip depending on the digit, and hides real errors on large numbers.
+
+Conventions (each one is a choice; the tests in tests/test_answer.py pin them down):
+
+* **Integers compare exactly.** Two integral answers match only when they are the same integer, at
+  any size (``1000000000001`` is not ``1000000000000``). Strings, ``int``, ``Fraction`` and
+  ``Decimal`` are read exactly; a binary ``float`` above 2**53 holds no exact integer, so there the
+  other side must round to the same float.
+* **Non-integers** match within ``abs_tol`` (5e-5: float noise such as 14.399999999 vs 14.4, and a
+  rounded 0.3333 for 1/3); a relative term of one float epsilon applies only when a side is a binary
+  float, to absorb its rounding. Answers closer than 5e-5 are the same answer by design.
+* **Mixed numbers** (``1 1/2``, ``-2 3/4``) are read as whole + proper fraction, the sign applying
+  to the whole (``-2 3/4`` = -2.75); an improper or zero-denominator part (``1 3/2``, ``1 1/0``)
+  is refused. ``last_number`` reads a trailing mixed number the same way.
+* **Thousands groupings** use commas only (``1,234,567``). Dots as group separators
+  (``1.234.567``), decimal commas (``1,23``, ``1.234,5``), badly placed groups (``12,34``) and
+  space-separated digit groups (``1 000``) are ambiguous and refused (``None``), by
+  ``parse_number`` and by ``last_number`` when such a token is the last number, rather than read
+  as a different number.
+* **Scientific notation** (``1e3``, ``1.5E-2``, ``2.5e+20``) is read as the number it states, as a
+  whole (never as its mantissa or exponent alone); exponents beyond +-400 are refused.
+* **"The answer is"**: ``answer_phrase_tail`` returns the text after the *last* "the (final)
+  answer is" / ``####`` of the rationale, also when several stand on one line.
 """
 from __future__ import annotations
 
 import logging
 import math
 import re
+import sys
 import threading
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 log = logging.getLogger(__name__)
 
-__all__ = ["parse_number", "last_number", "answers_match", "to_float"]
+__all__ = ["parse_number", "parse_exact", "last_number", "answers_match", "to_float", "answer_phrase_tail"]
 
 # Unicode look-alikes models and datasets write for the minus sign.
 _MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
@@ -39,14 +62,22 @@ _NUM = (
     r"(?P<pct>\s*%)?"
 )
 _LEAD = re.compile(r"^\s*" + _NUM)
-# last_number: any number in running text (no leading-position requirement, no mixed numbers:
-# "3 1/2" in prose is more often two quantities than a mixed number).
-_ANY = re.compile(
+# last_number: every number-like token of running text. The token is taken greedily with its dots,
+# commas and slashes ("1.234.567", "1,23", "3/4/2024") and then validated as a whole, so an
+# ambiguous token is refused instead of being read as one of its pieces. A mixed number needs
+# exactly one space ("3 1/2").
+_TOKEN = re.compile(
     r"(?<![\w.])(?P<sign>-)?\$?\s?"
-    r"(?:(?P<n>\d+)/(?P<d>\d+)(?![\d/])"
-    r"|(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+))"
+    r"(?:(?P<whole>\d+) (?P<fn>\d+)/(?P<fd>\d+)(?![\w/.,]\w)"
+    r"|(?P<raw>\d[\d.,/]*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))"
     r"(?P<pct>%)?"
 )
+_PLAIN = re.compile(
+    r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?P<exp>[eE][-+]?\d+)?|(?P<n>\d+)/(?P<d>\d+)"
+)
+_MAX_EXP = 400  # 10**400 is past any float; a bigger exponent is refused rather than computed
+# "The answer is 42", "the final answer is: $1,200", "#### 42"
+_ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)", re.I)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _FRAC = re.compile(r"(-)?\s*\\[dt]?frac\s*\{\s*([-+]?\d+(?:\.\d+)?)\s*\}\s*\{\s*([-+]?\d+(?:\.\d+)?)\s*\}")
 _FRAC_BARE = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")  # \frac12
@@ -88,29 +119,33 @@ def _clean(text: str) -> str:
     return s.strip()
 
 
-def _frac(a: str, b: str) -> Optional[float]:
-    d = float(b)
-    return float(Fraction(a) / Fraction(b)) if d != 0 else None
-
-
-def _from_match(m: re.Match) -> Optional[float]:
-    g = m.groupdict()
+def _exact(g: dict) -> Optional[Fraction]:
+    """The exact value of a number matched by _NUM/_TOKEN/_PLAIN groups, or None when refused."""
     if g.get("whole") is not None:
-        if int(g["fd"]) == 0:
+        num, den = int(g["fn"]), int(g["fd"])
+        if den == 0 or num >= den:  # "1 3/2" and "1 1/0" are not mixed numbers
             return None
-        v: Optional[float] = float(int(g["whole"]) + Fraction(int(g["fn"]), int(g["fd"])))
+        v = int(g["whole"]) + Fraction(num, den)
     elif g.get("n") is not None:
-        v = _frac(g["n"], g["d"])
+        if Fraction(g["d"]) == 0:
+            return None
+        v = Fraction(g["n"]) / Fraction(g["d"])
     else:
-        num = g["num"].replace(",", "")
-        if num.endswith("."):
-            num = num[:-1]
-        v = float(num + (g.get("exp") or ""))
+        num = g["num"].replace(",", "").rstrip(".")
+        exp = int(g["exp"][1:]) if g.get("exp") else 0
+        if abs(exp) > _MAX_EXP:
+            return None
+        v = Fraction(num) * Fraction(10) ** exp
+    return -v if g.get("sign") == "-" else v
+
+
+def _as_float(v: Optional[Fraction]) -> Optional[float]:
     if v is None:
         return None
-    if g.get("sign") == "-":
-        v = -v
-    return v
+    try:
+        return _finite(float(v))
+    except OverflowError:
+        return None
 
 
 def _finite(v: Optional[float]) -> Optional[float]:
@@ -137,6 +172,39 @@ def to_float(value: Any) -> Optional[float]:
     return None
 
 
+_STRICT_REFUSED = Fraction(0)  # a distinct object: "a number, but strict mode refuses its tail"
+
+
+def _lead_exact(s: str, strict: bool) -> Optional[Fraction]:
+    """The exact number a cleaned answer string starts with, or None (see parse_number)."""
+    m = _LEAD.match(s)
+    if not m:
+        return None
+    rest = s[m.end():]
+    # The match must not be the prefix of something else: "3:30", "1,23" (decimal comma),
+    # "2x", "3.4.5", "12/0", "1 000" (space-grouped digits) etc. are not numbers we can trust.
+    bad_continuation = re.match(r"^(?:[:/\d]|[.,]\d|\s+\d|[A-Za-z_]\w*\s*[=(/*^+]|\s*(?:\*\*|[-+*/^])\s*[\d(\\{])",
+                                rest)
+    if bad_continuation:
+        return None
+    if strict and not re.fullmatch(r"\s*(?:\([^()]*\))?\s*[.,!]?\s*", rest):
+        return _STRICT_REFUSED
+    # "45%" stays 45: the datasets state percentages in percent, not as fractions.
+    return _exact(m.groupdict())
+
+
+def parse_exact(text: str, strict: bool = False) -> Optional[Fraction]:
+    """The exact value (a Fraction) of a plain numeric answer string, or None.
+
+    Same reading as :func:`parse_number` without the symbolic fallback: integers, decimals,
+    fractions, mixed numbers and scientific notation, with currency, units and punctuation."""
+    if not isinstance(text, str):
+        return None
+    s = _clean(text)
+    v = _lead_exact(s, strict) if s else None
+    return None if v is _STRICT_REFUSED else v
+
+
 def parse_number(text: Any, strict: bool = False) -> Optional[float]:
     """The number an answer string states, or None.
 
@@ -152,19 +220,12 @@ def parse_number(text: Any, strict: bool = False) -> Optional[float]:
     s = _clean(text)
     if not s:
         return None
-    m = _LEAD.match(s)
-    if m:
-        rest = s[m.end():]
-        # The match must not be the prefix of something else: "3:30", "1,23" (decimal comma),
-        # "2x", "3.4.5", "12/0" etc. are not numbers we can trust.
-        bad_continuation = re.match(r"^(?:[:/\d]|[.,]\d|[A-Za-z_]\w*\s*[=(/*^+]|\s*(?:\*\*|[-+*/^])\s*[\d(\\{])", rest)
-        if not bad_continuation:
-            if strict and not re.fullmatch(r"\s*(?:\([^()]*\))?\s*[.,!]?\s*", rest):
-                return None
-            v = _finite(_from_match(m))
-            # "45%" stays 45: the datasets state percentages in percent, not as fractions.
-            if v is not None:
-                return v
+    exact = _lead_exact(s, strict)
+    if exact is _STRICT_REFUSED:
+        return None
+    v = _as_float(exact)
+    if v is not None:
+        return v
     return _symbolic(s)
 
 
@@ -201,7 +262,10 @@ def _symbolic(s: str) -> Optional[float]:
 
 
 def last_number(text: Optional[str]) -> Optional[float]:
-    """The last number in running text (``... so she has $1,200.`` -> 1200.0), or None."""
+    """The last number in running text (``... so she has $1,200.`` -> 1200.0), or None.
+
+    None also when the last number-like token is ambiguous (``1.234.567``, ``1,23``, ``3/4/2024``):
+    an earlier number or a piece of the token would be a guess."""
     if not text:
         return None
     s = text.translate(_MINUS)
@@ -212,20 +276,76 @@ def last_number(text: Optional[str]) -> Optional[float]:
             return v
     s = _FRAC.sub(lambda m: f"{m.group(1) or ''}{m.group(2)}/{m.group(3)}", s)
     last = None
-    for m in _ANY.finditer(s):
+    for m in _TOKEN.finditer(s):
         last = m
     if last is None:
         return None
-    return _finite(_from_match(last))
+    g = dict(last.groupdict())
+    if g["raw"] is not None:
+        raw = g["raw"].rstrip(".,/")  # sentence punctuation after the number
+        plain = _PLAIN.fullmatch(raw)
+        if not raw or plain is None:
+            return None
+        g.update({k: v for k, v in plain.groupdict().items()})
+    return _as_float(_exact(g))
 
 
-def answers_match(pred: Any, gold: Any, rel_tol: float = 1e-9, abs_tol: float = 5e-5) -> bool:
+def answer_phrase_tail(text: Optional[str]) -> Optional[str]:
+    """The rest of the line after the last "the (final) answer is" / ``####``, or None."""
+    if not text:
+        return None
+    last = None
+    for m in _ANSWER_PHRASE.finditer(text):
+        last = m
+    if last is None:
+        return None
+    return text[last.end():].split("\n", 1)[0].strip()
+
+
+Number = Union[Fraction, float]
+
+
+def _value(x: Any) -> Optional[Number]:
+    """An exact Fraction where the input states one (str, int, Fraction, Decimal), else a float."""
+    if x is None or isinstance(x, bool):
+        return None
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, int):
+        return Fraction(x)
+    if isinstance(x, Fraction):
+        return x
+    if isinstance(x, Decimal):
+        return Fraction(x) if x.is_finite() else None
+    if isinstance(x, str):
+        exact = parse_exact(x)
+        return exact if exact is not None else parse_number(x)
+    return to_float(x)
+
+
+def _integral(v: Number) -> bool:
+    return v.is_integer() if isinstance(v, float) else v.denominator == 1
+
+
+def answers_match(pred: Any, gold: Any, rel_tol: float = sys.float_info.epsilon, abs_tol: float = 5e-5) -> bool:
     """Whether two answers (numbers or answer strings) are the same number; None never matches.
 
-    The tolerance is absolute (float noise such as 14.399999999 vs 14.4, or 0.3333 vs 1/3): a
-    relative one would call 15001 and 15000 equal, and GSM8K answers run into the tens of thousands."""
-    p = pred if isinstance(pred, float) else parse_number(pred)
-    g = gold if isinstance(gold, float) else parse_number(gold)
-    if p is None or g is None or not math.isfinite(p) or not math.isfinite(g):
+    Integers compare exactly; otherwise the tolerance is absolute (float noise such as
+    14.399999999 vs 14.4, or 0.3333 vs 1/3), plus ``rel_tol`` times the magnitude only when a side
+    is a binary float. A relative tolerance of 1e-9 would call 1000000000001 and 1000000000000
+    equal. See the module docstring for every convention."""
+    p, g = _value(pred), _value(gold)
+    if p is None or g is None:
         return False
-    return math.isclose(p, g, rel_tol=rel_tol, abs_tol=abs_tol)
+    floaty = isinstance(p, float) or isinstance(g, float)
+    if _integral(p) and _integral(g):
+        if not floaty or max(abs(p), abs(g)) <= 2 ** 53:
+            return Fraction(p) == Fraction(g)
+        # Beyond 2**53 a float is not an exact integer: the other side must round to it.
+        return _as_float(Fraction(p)) == _as_float(Fraction(g))
+    if not floaty:
+        return abs(p - g) <= Fraction(abs_tol)
+    pf, gf = _as_float(Fraction(p)), _as_float(Fraction(g))
+    if pf is None or gf is None:
+        return False
+    return abs(pf - gf) <= abs_tol + rel_tol * max(abs(pf), abs(gf))

@@ -6,17 +6,13 @@ and test accuracy, so the three can never disagree on what counts as an answer.
 """
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from typing import List, Optional
 
-from fdd.reasoning.answer import last_number, parse_number
+from fdd.reasoning.answer import answer_phrase_tail, last_number, parse_number
 from fdd.reasoning.sandbox import ExecResult, Sandbox
 
 __all__ = ["RationaleFormat", "PoTFormat", "CoTFormat", "get_format", "FORMATS", "cot_answer"]
-
-# "The answer is 42", "the final answer is: $1,200", "#### 42"
-_ANSWER_IS = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)\s*([^\n]*)", re.I)
 
 
 class RationaleFormat(ABC):
@@ -52,9 +48,8 @@ def cot_answer(text: Optional[str]) -> ExecResult:
     """The number after the last "The answer is" (or ``####``), else the last number in the text."""
     if not text:
         return ExecResult(None, "no_answer", "empty rationale")
-    matches = _ANSWER_IS.findall(text)
-    if matches:
-        tail = matches[-1].strip()
+    tail = answer_phrase_tail(text)  # the last phrase, also when several stand on one line
+    if tail is not None:
         v = parse_number(tail)
         if v is None:
             v = last_number(tail.split(". ")[0])

@@ -18,8 +18,22 @@ Design (why it is shaped like this):
     cumulative per process), ``RLIMIT_FSIZE``, ``RLIMIT_NPROC`` = 0 (no fork); if the worker runs
     as root it first drops to ``nobody`` where it can, because root ignores ``RLIMIT_NPROC``;
   - an in-worker ``SIGALRM`` timer, and a parent-side wall clock that kills and replaces a worker
-    stuck in C code (``10**10**9``) or swallowing the timer's exception.
-* **Never hang, never raise.** Every failure becomes an :class:`ExecResult` with a short reason;
+    stuck in C code (``10**10**9``) or swallowing the timer's exception;
+  - an OS layer that holds even when the Python-level checks above are bypassed (a
+    ``().__class__.__base__.__subclasses__()`` escape reaching ``os``): **Landlock** (kernel >= 5.13,
+    called through ``ctypes``: the PyPI bindings cover file rules only, not the TCP rules of ABI 4)
+    lets the worker write only under its temporary root, refuses TCP ``connect``/``bind`` (ABI >= 4)
+    and signals to processes outside the sandbox (ABI >= 6); a fresh **network namespace**
+    (``unshare(CLONE_NEWNET)``, as root, or inside a new user namespace otherwise) leaves the worker
+    no network at all, loopback included. Each part is used where the kernel and container allow
+    it; what is missing is logged once (``os_layer="require"`` refuses to run without Landlock).
+* **Reasons name the limit that fired**: ``timeout`` (wall clock: the in-worker timer, or the
+  parent's kill), ``cpu_limit`` (``RLIMIT_CPU``), ``memory`` (``RLIMIT_AS``), ``output_limit``.
+* **Outage, not rejections.** When every program of a batch fails for the same infrastructure
+  reason (crashed, timeout, cpu_limit, memory), a trivial program is run; if it fails too, the
+  sandbox itself is broken (workers cannot start, limits too tight for any program) and
+  :class:`SandboxUnavailableError` is raised instead of rejecting good rationales.
+* **Never hang.** Every failure of a program becomes an :class:`ExecResult` with a short reason;
   a dead worker is replaced and its program reported as ``"crashed"``.
 
 This is a defence for *model-written* code, not a hardened jail for adversaries with kernel
@@ -44,9 +58,20 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecResult", "Sandbox", "ERRORS", "strip_fences", "DEFAULT_MODULES"]
+__all__ = ["ExecResult", "Sandbox", "ERRORS", "strip_fences", "DEFAULT_MODULES", "SandboxUnavailableError",
+           "landlock_abi", "OS_LAYER_MODES"]
 
-ERRORS = ("timeout", "forbidden", "memory", "error", "no_answer", "non_numeric", "output_limit", "crashed")
+ERRORS = ("timeout", "cpu_limit", "forbidden", "memory", "error", "no_answer", "non_numeric", "output_limit",
+          "crashed")
+# Reasons that, when every program of a batch shares one and a trivial program fails too, mean the
+# sandbox (not the programs) is broken.
+INFRA_ERRORS = frozenset({"crashed", "timeout", "cpu_limit", "memory"})
+OS_LAYER_MODES = ("auto", "require", "off")
+CANARY = "answer = 6 * 7"
+
+
+class SandboxUnavailableError(RuntimeError):
+    """The sandbox cannot run even a trivial program: an outage, not a batch of bad programs."""
 
 DEFAULT_MODULES: Tuple[str, ...] = (
     "math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools", "collections",
@@ -149,7 +174,9 @@ class _WorkerState:
         self.output_chars = output_chars
         self.tmp_root: Optional[str] = None
         self.violation: Optional[str] = None
+        self.ast_check = True
         self.timed_out = False
+        self.limit: Optional[str] = None  # which limit's signal fired first: "timeout" or "cpu_limit"
         self.output_over = False
         self.out: List[str] = []
         self.out_len = 0
@@ -261,6 +288,113 @@ def _drop_privileges() -> None:
         log.debug("could not drop privileges: %s", e)
 
 
+# ---- OS layer: Landlock and a network namespace ------------------------------------------------
+# Landlock's syscalls have the same numbers on every architecture (they came after the unified
+# syscall table); constants from linux/landlock.h.
+_LL_CREATE, _LL_ADD_RULE, _LL_RESTRICT = 444, 445, 446
+_LL_VERSION_FLAG, _LL_RULE_PATH_BENEATH = 1, 1
+_LL_FS_READ = (1 << 0) | (1 << 2) | (1 << 3)  # execute, read_file, read_dir: left unrestricted
+_LL_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1}  # ABI 3 adds truncate; later ones ioctl (left out)
+_LL_NET_TCP = (1 << 0) | (1 << 1)  # bind_tcp, connect_tcp (ABI >= 4)
+_LL_SCOPE = (1 << 0) | (1 << 1)  # abstract unix sockets, signals (ABI >= 6)
+_PR_SET_NO_NEW_PRIVS = 38
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+def _libc():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0: not available here). Restricts nothing."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux":
+        return 0
+    try:
+        v = _libc().syscall(ctypes.c_long(_LL_CREATE), None, ctypes.c_size_t(0), ctypes.c_uint32(_LL_VERSION_FLAG))
+    except (OSError, AttributeError):
+        return 0
+    return max(0, int(v))
+
+
+def _apply_landlock(writable: str) -> Dict[str, bool]:
+    """Restrict this process for good: writes only beneath ``writable``, no TCP, no signals out."""
+    import ctypes
+
+    abi = landlock_abi()
+    if abi < 1:
+        raise OSError("Landlock is not available (kernel < 5.13, or disabled in this kernel/container)")
+    libc = _libc()
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1  # the kernel struct is packed
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    fs = _LL_FS_BY_ABI.get(abi, (1 << 15) - 1) & ~_LL_FS_READ
+    attr = RulesetAttr(fs, _LL_NET_TCP if abi >= 4 else 0, _LL_SCOPE if abi >= 6 else 0)
+    size = 8 if abi < 4 else 16 if abi < 6 else 24  # older kernels refuse fields they do not know
+
+    def check(ret: int, what: str) -> int:
+        if ret < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+        return ret
+
+    ruleset = check(libc.syscall(ctypes.c_long(_LL_CREATE), ctypes.byref(attr), ctypes.c_size_t(size),
+                                 ctypes.c_uint32(0)), "landlock_create_ruleset")
+    root = os.open(writable, os.O_PATH | os.O_CLOEXEC)
+    try:
+        rule = PathBeneath(fs, root)
+        check(libc.syscall(ctypes.c_long(_LL_ADD_RULE), ctypes.c_int(ruleset), ctypes.c_int(_LL_RULE_PATH_BENEATH),
+                           ctypes.byref(rule), ctypes.c_uint32(0)), "landlock_add_rule")
+        check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        check(libc.syscall(ctypes.c_long(_LL_RESTRICT), ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+              "landlock_restrict_self")
+    finally:
+        os.close(root)
+        os.close(ruleset)
+    return {"landlock_fs": True, "landlock_net": abi >= 4, "landlock_scope": abi >= 6}
+
+
+def _unshare_network() -> None:
+    """A new, empty network namespace (loopback down): as root directly, else in a user namespace."""
+    import ctypes
+
+    flags = _CLONE_NEWNET if os.getuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+    if _libc().unshare(ctypes.c_int(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+
+
+def _os_layer(mode: str, writable: str, drop_privileges: bool) -> Dict[str, Any]:
+    """Apply what the kernel allows of the OS layer; returns what was applied and why not."""
+    layers: Dict[str, Any] = {"mode": mode, "landlock_abi": landlock_abi(), "landlock_fs": False,
+                              "landlock_net": False, "landlock_scope": False, "netns": False, "missing": []}
+    if mode != "off":
+        try:
+            _unshare_network()  # before dropping root: it needs CAP_SYS_ADMIN or a user namespace
+            layers["netns"] = True
+        except OSError as e:
+            layers["missing"].append(f"network namespace ({e})")
+    if drop_privileges:
+        _drop_privileges()
+    if mode != "off":
+        try:
+            layers.update(_apply_landlock(writable))
+        except OSError as e:
+            layers["missing"].append(f"Landlock ({e})")
+    return layers
+
+
 def _to_number(v: Any) -> Tuple[str, Any]:
     """(kind, payload) sent back to the parent; strings are parsed there, not here."""
     from decimal import Decimal
@@ -289,7 +423,7 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
     import shutil
     import tempfile
 
-    state.violation, state.timed_out, state.output_over = None, False, False
+    state.violation, state.timed_out, state.output_over, state.limit = None, False, False, None
     state.out, state.out_len = [], 0
     if len(code) > MAX_CODE_CHARS:
         return "error", f"program longer than {MAX_CODE_CHARS} characters"
@@ -297,7 +431,7 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
         tree = ast.parse(code, "<program>", "exec")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
         return "error", f"{type(e).__name__}: {e}"
-    why = _check_ast(tree, state.allowed)
+    why = _check_ast(tree, state.allowed) if state.ast_check else None
     if why:
         return "forbidden", why
     try:
@@ -355,7 +489,9 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
     if state.violation:
         return "forbidden", state.violation
     if state.timed_out:
-        return "timeout", f"over {timeout_s}s"
+        if state.limit == "cpu_limit":
+            return "cpu_limit", f"over {cpu_s}s of CPU (RLIMIT_CPU)"
+        return "timeout", f"over {timeout_s}s wall clock (in-worker timer)"
     if state.output_over:
         return "output_limit", f"printed over {state.output_chars} characters"
     if value is _NO_ANSWER:
@@ -370,8 +506,10 @@ _NO_ANSWER = object()
 
 
 def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int, cpu_s: int,
-                 output_chars: int, drop_privileges: bool, tmp_root: str) -> None:
-    """Worker loop: receive [(idx, code)], send (idx, kind, payload) per program, forever."""
+                 output_chars: int, drop_privileges: bool, tmp_root: str, ast_check: bool = True,
+                 os_layer: str = "auto") -> None:
+    """Worker loop: send ("ready", layers, None) once, then receive [(idx, code)] and send
+    (idx, kind, payload) per program, forever."""
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # numpy (if whitelisted) must not start threads
     # Import everything the loop needs now: after dropping privileges the interpreter's own files
     # may no longer be readable (e.g. a Python installed under /root).
@@ -385,17 +523,27 @@ def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int,
         pass
     state = _WorkerState(allowed, output_chars)  # imports whitelisted modules before the limits
     state.tmp_root = tmp_root
+    state.ast_check = ast_check
 
-    def on_alarm(_sig, _frm):
+    def on_limit(sig, _frm):
         state.timed_out = True
+        state.limit = state.limit or ("cpu_limit" if sig == signal.SIGXCPU else "timeout")
         raise _Timeout()
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGXCPU, on_alarm)
+    signal.signal(signal.SIGALRM, on_limit)
+    signal.signal(signal.SIGXCPU, on_limit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    if drop_privileges:
-        _drop_privileges()
+    layers = _os_layer(os_layer, tmp_root, drop_privileges)
+    if os_layer == "require" and not layers["landlock_fs"]:
+        try:
+            conn.send(("ready", layers, None))
+        finally:
+            os._exit(3)
     _set_limits(memory_mb)
+    try:
+        conn.send(("ready", layers, None))
+    except (BrokenPipeError, OSError):
+        return
     while True:
         try:
             batch = conn.recv()
@@ -409,7 +557,8 @@ def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int,
             except MemoryError:
                 kind, payload = "memory", "MemoryError"
             except BaseException as e:  # noqa: BLE001 - a late _Timeout etc.; keep the worker alive
-                kind, payload = ("timeout", "late timer") if isinstance(e, _Timeout) else ("error", repr(e)[:200])
+                kind, payload = ((state.limit or "timeout"), "late timer") if isinstance(e, _Timeout) \
+                    else ("error", repr(e)[:200])
             try:
                 conn.send((idx, kind, payload))
             except (BrokenPipeError, OSError):
@@ -451,12 +600,23 @@ class Sandbox:
 
     ``timeout_s`` is the wall-clock budget per program, ``memory_mb`` the address space a program
     may add, ``cpu_s`` its CPU seconds. ``extra_modules`` widens the import whitelist (e.g.
-    ``("numpy",)``; do not add ``sympy``: it evaluates strings as code).
+    ``("numpy",)``; do not add ``sympy``: it evaluates strings as code). ``os_layer``: ``auto``
+    uses Landlock and a network namespace where available (logged once where not), ``require``
+    refuses to run without Landlock, ``off`` skips them. ``ast_check=False`` switches the AST check
+    off, only to test the layers behind it.
     """
 
     def __init__(self, workers: int = 2, timeout_s: float = 2.0, memory_mb: int = 512, cpu_s: int = 2,
                  extra_modules: Sequence[str] = (), output_chars: int = 65536, batch_size: int = 16,
-                 max_tasks_per_worker: int = 2000, drop_privileges: bool = True):
+                 max_tasks_per_worker: int = 2000, drop_privileges: bool = True, os_layer: str = "auto",
+                 ast_check: bool = True):
+        if not float(timeout_s) > 0:
+            raise ValueError(f"sandbox timeout_s must be > 0 seconds, got {timeout_s}")
+        if os_layer not in OS_LAYER_MODES:
+            raise ValueError(f"sandbox os_layer must be one of {OS_LAYER_MODES}, got {os_layer!r}")
+        if os_layer == "require" and landlock_abi() < 1:
+            raise SandboxUnavailableError("sandbox.os_layer=require but Landlock is not available on this kernel "
+                                          "(needs Linux >= 5.13 with Landlock enabled); use os_layer=auto")
         self.workers = max(1, int(workers))
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
@@ -473,7 +633,8 @@ class Sandbox:
         self._tmp_root = tempfile.mkdtemp(prefix="fdd-sandbox-")
         os.chmod(self._tmp_root, 0o777)
         self._args = (self.allowed, self.timeout_s, self.memory_mb, self.cpu_s, output_chars, drop_privileges,
-                      self._tmp_root)
+                      self._tmp_root, bool(ast_check), os_layer)
+        self.layers: Optional[Dict[str, Any]] = None  # what the OS layer of the last worker applied
         self._pool: List[Optional[_Worker]] = [None] * self.workers
         self._lock = threading.Lock()
         self._closed = False
@@ -529,8 +690,25 @@ class Sandbox:
         """Run one program."""
         return self.run_many([code])[0]
 
+    def os_layers(self) -> Dict[str, Any]:
+        """What the OS layer applied in a worker (starts one if none ran yet)."""
+        if self.layers is None:
+            self.run(CANARY)
+        return dict(self.layers or {})
+
+    def _note_layers(self, layers: Dict[str, Any]) -> None:
+        self.layers = layers
+        missing = tuple(layers.get("missing", ()))
+        if missing and missing not in _LOGGED_MISSING:
+            _LOGGED_MISSING.add(missing)
+            log.warning("sandbox: OS layer incomplete, running without: %s; the AST check and rlimits still apply",
+                        "; ".join(missing))
+
     def run_many(self, codes: Iterable[str], progress: bool = False) -> List[ExecResult]:
-        """Run programs in parallel across the workers; results in input order."""
+        """Run programs in parallel across the workers; results in input order.
+
+        Raises :class:`SandboxUnavailableError` when the sandbox itself is broken (see the module
+        docstring), so that good programs are not rejected for an outage."""
         codes = [strip_fences(c if isinstance(c, str) else str(c)) for c in codes]
         results: List[Optional[ExecResult]] = [None] * len(codes)
         if not codes:
@@ -548,7 +726,25 @@ class Sandbox:
             finally:
                 if bar is not None:
                     bar.close()
-        return [r if r is not None else ExecResult(None, "crashed", "lost") for r in results]
+            out = [r if r is not None else ExecResult(None, "crashed", "lost") for r in results]
+            self._check_outage(out)
+        return out
+
+    def _check_outage(self, results: List[ExecResult]) -> None:
+        """Raise when every program failed for one infrastructure reason and a trivial one fails too."""
+        reasons = {r.error for r in results}
+        if len(reasons) != 1 or not reasons <= INFRA_ERRORS:
+            return
+        canary: List[Optional[ExecResult]] = [None]
+        self._dispatch([CANARY], canary, None)
+        probe = canary[0] or ExecResult(None, "crashed", "lost")
+        if probe.value == 42.0:
+            return  # the programs are bad, not the sandbox
+        first = results[0]
+        raise SandboxUnavailableError(
+            f"sandbox unavailable: all {len(results)} programs failed with {first.error} ({first.detail}) and so did "
+            f"a trivial program ({probe.error}: {probe.detail}); check sandbox.timeout_s, cpu_s and memory_mb, and "
+            f"that worker processes can start")
 
     def _dispatch(self, codes: List[str], results: List[Optional[ExecResult]], bar) -> None:
         todo: deque = deque(enumerate(codes))
@@ -621,6 +817,9 @@ class Sandbox:
                 try:
                     while w.pending and w.conn.poll():
                         idx, kind, payload = w.conn.recv()
+                        if idx == "ready":  # the worker's report of its OS layer, once at start
+                            self._note_layers(kind)
+                            continue
                         if w.pending and w.pending[0][0] == idx:
                             w.pending.popleft()
                         finish(idx, _to_result(kind, payload))
@@ -632,13 +831,21 @@ class Sandbox:
                     seen.add(i)
                     code = w.proc.exitcode
                     if code == -signal.SIGXCPU:
-                        fail_worker(i, ExecResult(None, "timeout", "CPU limit"))
+                        fail_worker(i, ExecResult(None, "cpu_limit",
+                                                  f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)"))
+                    elif code == 3 and self.layers and not self.layers.get("landlock_fs"):
+                        fail_worker(i, ExecResult(None, "crashed",
+                                                  "os_layer=require: " + "; ".join(self.layers["missing"])))
                     else:
                         fail_worker(i, ExecResult(None, "crashed", f"worker died (exit code {code})"))
             now = time.monotonic()
             for i, w in busy:
                 if self._pool[i] is w and w.pending and now >= w.deadline:
-                    fail_worker(i, ExecResult(None, "timeout", f"killed after {self.timeout_s + self.grace_s:.1f}s"))
+                    fail_worker(i, ExecResult(None, "timeout",
+                                              f"killed after {self.timeout_s + self.grace_s:.1f}s wall clock (parent)"))
+
+
+_LOGGED_MISSING: set = set()  # OS-layer gaps already logged by this process
 
 
 def _to_result(kind: str, payload: Any) -> ExecResult:
