@@ -98,6 +98,14 @@ class StudentConfig:
 
 
 @dataclass
+class PriceConfig:
+    """Teacher prices in currency units per million tokens (dry_run's cost estimate)."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+
+@dataclass
 class TeacherConfig:
     backend: str = MISSING  # oracle | openai | vllm | hf
     model: Optional[str] = None
@@ -122,6 +130,7 @@ class TeacherConfig:
     cache: str = "on"
     cache_dir: Optional[str] = None
     prompts: Dict[str, str] = field(default_factory=dict)
+    price: PriceConfig = field(default_factory=PriceConfig)  # for dry_run's cost estimate
 
 
 @dataclass
@@ -148,6 +157,9 @@ class LoggerConfig:
     tags: List[str] = field(default_factory=list)
     log_tables: bool = True
     log_artifacts: bool = True
+    log_checkpoints: bool = False  # each round's student checkpoint as a wandb model artifact
+    log_curves: bool = True  # per-step loss and learning rate as train/round_<r>/... in the same wandb run
+    group_by_variant: bool = True  # group = <group>/<overrides without seed>, so seeds of a variant group together
 
 
 @dataclass
@@ -163,6 +175,26 @@ class SandboxConfig:
     workers: int = 2
     timeout_s: float = 2.0
     memory_mb: int = 512
+
+
+@dataclass
+class HubConfig:
+    model_id: Optional[str] = None  # e.g. user/fdd-student
+    dataset_id: Optional[str] = None  # e.g. user/fdd-distill
+    private: bool = False
+    token: Optional[str] = None  # default: $HF_TOKEN / the cached login
+
+
+@dataclass
+class FinalConfig:
+    """What leaves the run in ``final/``: the chosen student, its card and the distillation set."""
+
+    enabled: bool = True
+    select: str = "last"  # last | best
+    metric: str = "mean_accuracy"  # mean_accuracy | <held-out set name> (for select=best)
+    push_to_hub: bool = False
+    hub: HubConfig = field(default_factory=HubConfig)
+    license: str = "apache-2.0"
 
 
 @dataclass
@@ -182,6 +214,7 @@ class FDDConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     extras: Dict[str, Any] = field(default_factory=dict)
+    final: FinalConfig = field(default_factory=FinalConfig)
 
 
 def register_configs() -> None:
@@ -234,4 +267,10 @@ def validate(cfg: DictConfig) -> FDDConfig:
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
+    f = obj.final
+    _check(f.select in ("last", "best"), f"final.select must be last|best, got {f.select!r}")
+    _check(f.metric == "mean_accuracy" or f.metric in d.eval,
+           f"final.metric must be mean_accuracy or a held-out set ({sorted(d.eval)}), got {f.metric!r}")
+    _check(not f.push_to_hub or bool(f.hub.model_id or f.hub.dataset_id),
+           "final.push_to_hub=true needs final.hub.model_id and/or final.hub.dataset_id")
     return obj
