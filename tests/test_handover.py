@@ -260,3 +260,10 @@ def test_optuna_sweep_reports_the_best_value(tmp_path):
                for line in (d / "metrics.jsonl").open()]
     finals = [sum(r["accuracy"].values()) / len(r["accuracy"]) for r in metrics if r["round"] == 1]
     assert len(finals) == 2 and res["best_value"] == pytest.approx(max(finals))
+
+
+def test_a_user_error_is_printed_once(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fdd", "rounds=-1", f"hydra.run.dir={tmp_path}/run"],
+                         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert out.returncode == 2
+    assert (out.stdout + out.stderr).count("rounds must be >= 0") == 1, out.stdout + out.stderr
