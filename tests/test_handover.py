@@ -267,3 +267,19 @@ def test_a_user_error_is_printed_once(tmp_path):
                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
     assert out.returncode == 2
     assert (out.stdout + out.stderr).count("rounds must be >= 0") == 1, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_training_curves_and_checkpoints_reach_the_offline_wandb_run(tiny_cfg, tmp_path, one_thread):
+    from fdd.main import run
+    from fdd.tracking import iter_wandb_records, wandb_history
+
+    run(tiny_cfg("logger=wandb", "logger.mode=offline", "logger.log_checkpoints=true", "trainer.log_every_n_steps=1"))
+    (path,) = (tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb")
+    keys = {k for h in wandb_history(path) for k in h}
+    for r in (1, 2):
+        assert {f"train/round_{r}/loss_step", f"train/round_{r}/step"} <= keys, sorted(keys)
+        assert any(k.startswith(f"train/round_{r}/lr-") for k in keys), sorted(keys)
+    models = [rec.artifact for rec in iter_wandb_records(path)
+              if rec.WhichOneof("record_type") == "artifact" and rec.artifact.type == "model"]
+    assert len(models) == 2  # one version per round's student
