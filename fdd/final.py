@@ -87,10 +87,13 @@ def write_final(run_dir, cfg: Dict, rows: List[Dict]) -> Optional[Dict]:
     run_dir = Path(run_dir)
     final, tmp = run_dir / "final", run_dir / "final.tmp"
     done = final / "DONE.json"
-    if done.is_file():
-        log.info("final/ already written, skipping")
-        return read_json(done)
     fc = cfg.get("final", {})
+    if done.is_file():
+        prev = read_json(done)
+        if (prev.get("select"), prev.get("metric")) == (fc.get("select", "last"), fc.get("metric", "mean_accuracy")):
+            log.info("final/ already written, skipping")
+            return prev
+        log.info("final/: the selection rule changed since it was written, rebuilding it")
     chosen = choose_round(rows, fc.get("select", "last"), fc.get("metric", "mean_accuracy"))
     if chosen is None:
         log.warning("final/: no evaluated round, so no student to hand over (rounds=%s)", cfg.get("rounds"))

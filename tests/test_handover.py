@@ -96,6 +96,8 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
     # done: a rerun does not rebuild it
     (final / "README.md").write_text("kept")
     assert write_final(run, cfg, _rows())["round"] == 1 and (final / "README.md").read_text() == "kept"
+    cfg["final"]["select"] = "last"  # another selection rule: rebuilt
+    assert write_final(run, cfg, _rows())["round"] == 2 and (final / "README.md").read_text() != "kept"
 
 
 def test_push_to_hub_makes_the_exact_calls_once(fake_run):
