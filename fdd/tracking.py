@@ -45,7 +45,12 @@ def wandb_mode(mode: str) -> str:
 
 def artifact_name(prefix: str, name: str) -> str:
     """A valid wandb artifact name (letters, digits, ``-_.``) from a run name like ``a=b,c=d``."""
-    return f"{prefix}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "default")
+    full = f"{prefix}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "default")
+    if len(full) <= 128:  # wandb's limit; longer names (many overrides) keep a hash of the rest
+        return full
+    import hashlib
+
+    return full[:119] + "-" + hashlib.sha1(full.encode()).hexdigest()[:8]
 
 
 def round_extras(round_dir: Path) -> Dict:

@@ -285,3 +285,11 @@ def test_training_curves_and_checkpoints_reach_the_offline_wandb_run(tiny_cfg, t
     models = [rec.artifact for rec in iter_wandb_records(path)
               if rec.WhichOneof("record_type") == "artifact" and rec.artifact.type == "model"]
     assert len(models) == 2  # one version per round's student
+
+
+def test_long_artifact_names_fit_wandb_and_stay_distinct():
+    from fdd.tracking import artifact_name
+
+    a, b = artifact_name("distill", "x=1," * 60), artifact_name("distill", "x=2," * 60)
+    assert len(a) == len(b) == 128 and a != b
+    assert artifact_name("distill", "run") == "distill-run"
