@@ -97,7 +97,14 @@ def variant_group(group: Optional[str], overrides) -> str:
 
     keep = sorted(o for o in overrides if is_variant(o))
     base = group or "fdd"
-    return f"{base}/{','.join(keep)}"[:128] if keep else base
+    if not keep:
+        return base
+    full = f"{base}/{','.join(keep)}"
+    if len(full) <= 128:  # wandb's limit; a hash of the whole keeps distinct variants apart
+        return full
+    import hashlib
+
+    return full[:119] + "-" + hashlib.sha1(full.encode()).hexdigest()[:8]
 
 
 _CURVES = {"enabled": True}  # logger.log_curves of the current Tracker

@@ -155,6 +155,9 @@ def test_variant_group_drops_seed_and_logging_keys():
     assert variant_group("fdd", ["seed=2", "augmentation=none", "logger.mode=offline", "hydra/launcher=slurm"]) == \
         "fdd/augmentation=none"
     assert variant_group("fdd", ["seed=1"]) == variant_group("fdd", ["seed=2"]) == "fdd"
+    long_a, long_b = (variant_group("fdd", [f"student.lr={v}", "x=" + "y" * 200, "seed=0"]) for v in (1, 2))
+    assert len(long_a) == 128 and long_a != long_b
+    assert long_a == variant_group("fdd", [f"student.lr=1", "x=" + "y" * 200, "seed=5"])
 
 
 def test_curves_reach_the_wandb_run_under_a_round_prefix():
