@@ -129,6 +129,14 @@ class TeacherRoles:
 
 
 @dataclass
+class PriceConfig:
+    """Teacher prices in currency units per million tokens (dry_run's cost estimate)."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+
+@dataclass
 class TeacherConfig:
     backend: str = MISSING  # oracle | openai | vllm | hf
     model: Optional[str] = None
@@ -158,6 +166,7 @@ class TeacherConfig:
     max_failed_share: float = 0.1  # a stage with more failed requests than this share is not marked done
     retry_failed: bool = False  # reopen finished stages that recorded failed requests (and what depends on them)
     cache_on_corrupt: str = "recreate"  # recreate (move the damaged file aside, start afresh) | error
+    price: PriceConfig = field(default_factory=PriceConfig)  # for dry_run's cost estimate
 
 
 @dataclass
@@ -184,6 +193,9 @@ class LoggerConfig:
     tags: List[str] = field(default_factory=list)
     log_tables: bool = True
     log_artifacts: bool = True
+    log_checkpoints: bool = False  # each round's student checkpoint as a wandb model artifact
+    log_curves: bool = True  # per-step loss and learning rate as train/round_<r>/... in the same wandb run
+    group_by_variant: bool = True  # group = <group>/<overrides without seed>, so seeds of a variant group together
 
 
 @dataclass
@@ -213,6 +225,26 @@ def check_sandbox(s: SandboxConfig) -> None:
 
 
 @dataclass
+class HubConfig:
+    model_id: Optional[str] = None  # e.g. user/fdd-student
+    dataset_id: Optional[str] = None  # e.g. user/fdd-distill
+    private: bool = False
+    token: Optional[str] = None  # default: $HF_TOKEN / the cached login
+
+
+@dataclass
+class FinalConfig:
+    """What leaves the run in ``final/``: the chosen student, its card and the distillation set."""
+
+    enabled: bool = True
+    select: str = "last"  # last | best
+    metric: str = "mean_accuracy"  # mean_accuracy | <held-out set name> (for select=best)
+    push_to_hub: bool = False
+    hub: HubConfig = field(default_factory=HubConfig)
+    license: str = "apache-2.0"
+
+
+@dataclass
 class FDDConfig:
     rounds: int = 3
     seed: int = 0
@@ -234,6 +266,7 @@ class FDDConfig:
     # existing run. recompute_from=round_<r>/<stage> reruns that stage and every later one.
     resume: str = "auto"
     recompute_from: Optional[str] = None
+    final: FinalConfig = field(default_factory=FinalConfig)
 
 
 def register_configs() -> None:
@@ -295,6 +328,12 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     _check_ranges(obj)
     check_sandbox(obj.sandbox)
+    f = obj.final
+    _check(f.select in ("last", "best"), f"final.select must be last|best, got {f.select!r}")
+    _check(f.metric == "mean_accuracy" or f.metric in d.eval,
+           f"final.metric must be mean_accuracy or a held-out set ({sorted(d.eval)}), got {f.metric!r}")
+    _check(not f.push_to_hub or bool(f.hub.model_id or f.hub.dataset_id),
+           "final.push_to_hub=true needs final.hub.model_id and/or final.hub.dataset_id")
     return obj
 
 

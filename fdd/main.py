@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Optional
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -86,6 +87,9 @@ def dry_run(cfg, train, evals) -> dict:
     out = {"init_rationale_calls": init, "max_calls_per_round": per_round, "augmenting_rounds": rounds_augmenting,
            "max_total_calls": init + per_round * rounds_augmenting, "train_problems": len(train),
            "eval_problems": {k: len(v) for k, v in evals.items()}}
+    from fdd.cost import estimate_cost
+
+    out["teacher_tokens"] = estimate_cost(cfg, [p.question for p in train])
     print(OmegaConf.to_yaml(OmegaConf.create(out)))
     return out
 
@@ -128,6 +132,7 @@ def run(cfg: DictConfig) -> list:
     from fdd.tracking import Tracker
 
     fmt = get_format(obj.rationale)
+    _group_by_variant(obj)
     tracker = Tracker(run_dir, obj.logger, config=resolved, name=run_dir.name)
     status = 1
     try:
@@ -137,18 +142,48 @@ def run(cfg: DictConfig) -> list:
             student = Student(obj.student, obj.trainer, fmt, obj.seed, tokenizer_dir=str(run_dir / "tokenizer"))
             loop = FDDLoop(obj, run_dir, teacher, student, fmt, sandbox, tracker, train, evals)
             rows = loop.run()
+        if obj.final.enabled:
+            from fdd.final import run_final
+
+            run_final(run_dir, OmegaConf.to_container(cfg, resolve=True), rows)
         status = 0
         return rows
     finally:
         tracker.finish(exit_code=status)
 
 
+def _group_by_variant(obj) -> None:
+    """wandb group = the configured group plus the variant's overrides without the seed, so the
+    seeds of one variant of a sweep are grouped together."""
+    if not (obj.logger.wandb and obj.logger.group_by_variant):
+        return
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 -- not under @hydra.main (tests, notebooks): keep the group
+        return
+    from fdd.tracking import variant_group
+
+    obj.logger.group = variant_group(obj.logger.group, overrides)
+
+
+def objective(rows) -> Optional[float]:
+    """The sweep objective: the final round's mean held-out accuracy (None without one)."""
+    from fdd.final import mean_accuracy
+
+    scored = [mean_accuracy(r) for r in rows if r.get("round", 0) > 0]
+    scored = [v for v in scored if v is not None]
+    return scored[-1] if scored else None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> Optional[float]:
+    """Returns the final mean held-out accuracy, so Optuna/Ax sweepers can optimise it."""
     try:
         rows = run(cfg)
     except _user_errors() as exc:
-        log.error("%s", exc)
+        log.debug("%s", exc, exc_info=True)  # the log file keeps the traceback; the console gets one line
         print(f"fdd: error: {exc}", file=sys.stderr)
         _drop_empty_run_dir(cfg)
         sys.exit(2)
@@ -158,6 +193,7 @@ def main(cfg: DictConfig) -> None:
             log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
                      row.get("hard_ratio", 0), row.get("distill_size"))
     log.info("run directory: %s", cfg.paths.output_dir)
+    return objective(rows)
 
 
 def _drop_empty_run_dir(cfg) -> None:
@@ -173,4 +209,7 @@ def _drop_empty_run_dir(cfg) -> None:
 
 
 if __name__ == "__main__":
+    from fdd.cli import check_plugins
+
+    check_plugins(sys.argv[1:])
     main()

@@ -37,6 +37,41 @@ def resolve_gguf(spec: str) -> Tuple[str, str]:
     return str(path.parent), path.name
 
 
+_HUB_PROBED: Optional[bool] = None  # the one probe's result for this process
+
+
+def hub_offline(timeout_s: float = 2.0) -> bool:
+    """True when the Hub cannot be reached: ``HF_HUB_OFFLINE`` is honoured, else one quick TCP
+    probe of the endpoint (once per process). When offline, huggingface_hub is switched to
+    offline mode, so a model that is not cached fails at once instead of after ~50 s of retries."""
+    global _HUB_PROBED
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    if _HUB_PROBED is None:
+        import socket
+        from urllib.parse import urlparse
+
+        url = urlparse(constants.ENDPOINT)
+        try:
+            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                     timeout=timeout_s).close()
+            _HUB_PROBED = False
+        except OSError as exc:
+            log.warning("the Hugging Face Hub (%s) is unreachable (%s): offline mode, only cached models load",
+                        constants.ENDPOINT, exc)
+            _HUB_PROBED = True
+    if _HUB_PROBED:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        constants.HF_HUB_OFFLINE = True
+    return _HUB_PROBED
+
+
+def _needs_hub(name_or_path: Optional[str]) -> bool:
+    return bool(name_or_path) and not Path(str(name_or_path)).expanduser().exists()
+
+
 def _is_download_failure(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
     needles = ("couldn't connect", "could not connect", "offline", "connection", "name or service not known",
@@ -60,6 +95,8 @@ def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
             folder, fname = resolve_gguf(gguf_file)
             tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
         else:
+            if _needs_hub(name_or_path):
+                hub_offline()
             tok = AutoTokenizer.from_pretrained(name_or_path)
     except ModelUnavailableError:
         raise
@@ -90,6 +127,8 @@ def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Opt
             del loaded
         else:
             kw = {"dtype": dtype} if dtype is not None else {}
+            if _needs_hub(name_or_path):
+                hub_offline()
             model = cls.from_pretrained(name_or_path, **kw)
     except ModelUnavailableError:
         raise

@@ -45,7 +45,12 @@ def wandb_mode(mode: str) -> str:
 
 def artifact_name(prefix: str, name: str) -> str:
     """A valid wandb artifact name (letters, digits, ``-_.``) from a run name like ``a=b,c=d``."""
-    return f"{prefix}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "default")
+    full = f"{prefix}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "default")
+    if len(full) <= 128:  # wandb's limit; longer names (many overrides) keep a hash of the rest
+        return full
+    import hashlib
+
+    return full[:119] + "-" + hashlib.sha1(full.encode()).hexdigest()[:8]
 
 
 def round_extras(round_dir: Path) -> Dict:
@@ -80,6 +85,45 @@ def sample_generated(round_dir: Path, r: int, limit: int = SAMPLE_ROWS) -> List[
     return rows
 
 
+# Overrides that do not make a variant: the seed (what a group averages over) and where/how it logs.
+NOT_VARIANT = ("seed", "logger", "paths", "hydra", "dry_run", "teacher.cache_dir", "hparams_search", "debug")
+
+
+def variant_group(group: Optional[str], overrides) -> str:
+    """``<group>/<overrides without seed>`` (``<group>`` alone for the default variant)."""
+    def is_variant(o: str) -> bool:
+        key = o.lstrip("+~").split("=", 1)[0]
+        return not any(key == k or key.startswith((k + ".", k + "/")) for k in NOT_VARIANT)
+
+    keep = sorted(o for o in overrides if is_variant(o))
+    base = group or "fdd"
+    if not keep:
+        return base
+    full = f"{base}/{','.join(keep)}"
+    if len(full) <= 128:  # wandb's limit; a hash of the whole keeps distinct variants apart
+        return full
+    import hashlib
+
+    return full[:119] + "-" + hashlib.sha1(full.encode()).hexdigest()[:8]
+
+
+_CURVES = {"enabled": True}  # logger.log_curves of the current Tracker
+
+
+def curve_loggers(round_idx: int) -> List:
+    """Lightning loggers sending per-step training curves to the active wandb run (if any) as
+    ``train/round_<r>/<metric>`` against their own step, so every round is a panel of one run."""
+    try:
+        import wandb
+    except ImportError:
+        return []
+    if wandb.run is None or not _CURVES["enabled"]:
+        return []
+    from fdd.curves import WandbCurves  # imports Lightning: only when a fit asks
+
+    return [WandbCurves(wandb.run, round_idx)]
+
+
 class Tracker:
     def __init__(self, run_dir, logger_cfg=None, config: Optional[Dict] = None, name: Optional[str] = None) -> None:
         self.run_dir = Path(run_dir)
@@ -88,6 +132,7 @@ class Tracker:
         self.name = name or self.run_dir.name
         self.log_tables = bool(getattr(logger_cfg, "log_tables", True))
         self.log_artifacts = bool(getattr(logger_cfg, "log_artifacts", True))
+        self.log_checkpoints = bool(getattr(logger_cfg, "log_checkpoints", False))
         if logger_cfg is not None and logger_cfg.wandb and logger_cfg.mode != "disabled":
             try:
                 self.run = self._init_wandb(logger_cfg, config or {}, name)
@@ -116,6 +161,7 @@ class Tracker:
             sys.argv = argv
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
+        _CURVES["enabled"] = bool(getattr(lc, "log_curves", True))
         log.info("wandb run %s (%s, group=%s, job_type=%s) in %s", run_id, mode, lc.group, lc.job_type,
                  self.run_dir / "wandb")
         return run
@@ -148,6 +194,10 @@ class Tracker:
         if self.log_artifacts and dist.is_file():
             self._safe(f"log round {r}'s distillation set", self.log_artifact, artifact_name("distill", self.name),
                        "dataset", dist, {"round": r, "size": row.get("distill_size")}, [f"round-{r}"])
+        ckpt = round_dir / "checkpoint"
+        if self.log_checkpoints and ckpt.is_dir():
+            self._safe(f"log round {r}'s checkpoint", self.log_artifact, artifact_name("student", self.name), "model",
+                       ckpt, {"round": r, "accuracy": row.get("accuracy")}, [f"round-{r}"])
         self._safe(f"note round {r} as logged", self._mark_logged, r)
 
     def _wandb_logged(self) -> set:
@@ -182,7 +232,7 @@ class Tracker:
             import wandb
 
             art = wandb.Artifact(name, type=kind, metadata=metadata or {})
-            art.add_file(str(path))
+            art.add_dir(str(path)) if Path(path).is_dir() else art.add_file(str(path))
             self.run.log_artifact(art, aliases=aliases)
 
     def finish(self, exit_code: int = 0) -> None:

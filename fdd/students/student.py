@@ -135,10 +135,17 @@ class Student:
         else:
             for stale in Path(state_dir).glob("*.ckpt"):  # a killed fit's state: start the fit over
                 stale.unlink()
+        from fdd.tracking import curve_loggers
+
+        curves = curve_loggers(round_idx)  # per-step loss and lr into the run's wandb run, when there is one
+        if curves:
+            from pytorch_lightning.callbacks import LearningRateMonitor
+
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
         trainer = pl.Trainer(max_epochs=self.cfg.epochs, max_steps=self.cfg.steps_per_round or -1,
                              default_root_dir=state_dir,
-                             logger=CSVLogger(state_dir, name="", version="logs"),
-                             callbacks=callbacks, enable_checkpointing=bool(callbacks), **kw)
+                             logger=[CSVLogger(state_dir, name="", version="logs"), *curves],
+                             callbacks=callbacks, enable_checkpointing=bool(self.cfg.resume_from_last_epoch), **kw)
         t0 = time.time()
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
         seconds = time.time() - t0

@@ -1,0 +1,6 @@
+"""``python -m fdd``: the ``fdd`` command (see fdd/cli.py)."""
+import sys
+
+from fdd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""The ``fdd`` command: ``fdd [overrides]`` runs the method (same as ``python -m fdd.main``),
+``fdd solve`` answers questions with a trained student, ``fdd report`` summarises runs.
+``python -m fdd`` is the same command."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import List, Optional, Sequence
+
+USAGE = """usage: fdd [group=option ...] [key=value ...] [-m]   run (or resume) FDD; Hydra overrides
+       fdd solve STUDENT_DIR "question" | FILE.jsonl         answer with a trained student
+       fdd report DIR                                        tables and plots of a run or a multirun
+
+examples:
+  fdd                                    the embedded default (simulator teacher, tiny student, CPU)
+  fdd debug=fast                         a quick check: tiny sizes, 1 epoch, no logger
+  fdd -m hparams_search=optuna           an Optuna sweep maximising held-out accuracy
+  fdd dry_run=true teacher=openai        teacher calls, tokens and cost before paying
+  fdd solve outputs/fdd/default/final "Tom has 3 boxes of 12 apples. How many apples?"
+
+The run's config groups and keys follow (Hydra's --help):
+"""
+
+# Hydra plugins a config can ask for -> (module that provides it, the extra that installs it)
+PLUGINS = {
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "hydra/launcher=submitit": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "hparams_search=": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is absent
+        return False
+
+
+def missing_plugin(argv: Sequence[str]) -> Optional[str]:
+    """A one-line message naming the extra to install when an override needs an absent plugin."""
+    for arg in argv:
+        for prefix, (module, extra) in PLUGINS.items():
+            if arg.lstrip("+").startswith(prefix) and not _installed(module):
+                return f"fdd: error: {arg} needs the Hydra plugin {module.split('.')[-1]}: pip install -e \".[{extra}]\""
+    return None
+
+
+def check_plugins(argv: Sequence[str]) -> None:
+    msg = missing_plugin(argv)
+    if msg:
+        print(msg, file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: Optional[List[str]] = None) -> Optional[int]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "solve":
+        from fdd.solve import main as solve
+
+        return solve(argv[1:])
+    if argv and argv[0] == "report":
+        from fdd.report import main as report
+
+        return report(argv[1:])
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+    check_plugins(argv)
+    import runpy
+
+    # Hydra reads its overrides from sys.argv, and finds conf/ relative to the file of a task
+    # function run as __main__ (imported as fdd.main it would look for a `conf` package instead).
+    sys.argv = ["fdd", *argv]
+    runpy.run_module("fdd.main", run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

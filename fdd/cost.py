@@ -1,0 +1,83 @@
+"""Teacher token and cost estimates for ``dry_run=true``, before anything is paid for.
+
+Input tokens are counted from the real prompts (the teacher's templates filled with the seed
+questions) at ~4 characters per token, the usual rule for English with BPE tokenizers; output
+tokens from a typical reply length per job, capped by ``teacher.max_tokens`` (the upper bound is
+reported too). The feedback split is unknown before training, so augmenting rounds are counted
+as if every pool problem were expanded (the most a round can ask for).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Sequence
+
+CHARS_PER_TOKEN = 4
+# Typical reply lengths (tokens): a rationale (program or chain of thought), a new problem.
+TYPICAL_OUTPUT = {"rationale": 150, "problem": 60}
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "conf" / "teacher" / "prompts" / "default.yaml"
+
+
+def n_tokens(text: str) -> int:
+    return max(1, round(len(text) / CHARS_PER_TOKEN))
+
+
+def _prompts(teacher_cfg) -> Dict[str, str]:
+    prompts = dict(teacher_cfg.prompts or {})
+    if not prompts and DEFAULT_PROMPTS.is_file():  # the simulator has none; price the real ones
+        import yaml
+
+        prompts = yaml.safe_load(DEFAULT_PROMPTS.read_text(encoding="utf-8"))
+    return prompts
+
+
+def _job(calls: int, prompt_tokens: float, output_per_call: int, max_tokens: int) -> Dict:
+    return {"calls": calls, "input_tokens": round(prompt_tokens), "output_tokens": calls * min(output_per_call, max_tokens),
+            "output_tokens_max": calls * max_tokens}
+
+
+def estimate_tokens(cfg, questions: Sequence[str]) -> Dict[str, Dict]:
+    """Per stage: calls, input tokens, output tokens (typical and max)."""
+    t, a = cfg.teacher, cfg.augmentation
+    prompts = _prompts(t)
+    system = n_tokens(prompts.get("system", "")) if prompts.get("system") else 0
+    rationale_tmpl = prompts.get(f"rationale_{cfg.rationale}", "{question}")
+    q_tokens = [n_tokens(q) for q in questions] or [0]
+    mean_q = sum(q_tokens) / len(q_tokens)
+
+    def prompt_cost(tmpl: str, n: int) -> float:
+        return n * (system + n_tokens(tmpl.replace("{question}", "")) + mean_q)
+
+    init_calls = len(questions) * a.seed_samples
+    stages = {"init": _job(init_calls, prompt_cost(rationale_tmpl, init_calls), TYPICAL_OUTPUT["rationale"],
+                           t.max_tokens)}
+    rounds_augmenting = max(0, cfg.rounds - 1)
+    if a.mode != "none" and rounds_augmenting:
+        pool = len(questions) if not cfg.train_subset else min(len(questions), cfg.train_subset)
+        if a.budget is not None:
+            pool = min(pool, a.budget)
+        per = max(a.per_easy, a.per_hard)
+        new_calls = pool * per
+        tmpl = prompts.get("harder", "{question}")
+        write = _job(new_calls, prompt_cost(tmpl, new_calls), TYPICAL_OUTPUT["problem"], t.max_tokens)
+        rat_calls = new_calls * a.samples
+        solve = _job(rat_calls, prompt_cost(rationale_tmpl, rat_calls), TYPICAL_OUTPUT["rationale"], t.max_tokens)
+        for r in range(1, rounds_augmenting + 1):
+            stages[f"round_{r}_new_problems"] = write
+            stages[f"round_{r}_rationales"] = solve
+    return stages
+
+
+def estimate_cost(cfg, questions: Sequence[str]) -> Dict:
+    """Token estimates per stage, their totals and a cost from ``teacher.price`` (per million)."""
+    stages = estimate_tokens(cfg, questions)
+    price = cfg.teacher.price
+    total = {k: sum(s[k] for s in stages.values()) for k in ("calls", "input_tokens", "output_tokens",
+                                                               "output_tokens_max")}
+
+    def cost(inp: int, out: int) -> float:
+        return round((inp * price.input_per_mtok + out * price.output_per_mtok) / 1e6, 4)
+
+    return {"stages": stages, "total": total,
+            "cost": {"input_per_mtok": price.input_per_mtok, "output_per_mtok": price.output_per_mtok,
+                     "estimate": cost(total["input_tokens"], total["output_tokens"]),
+                     "max": cost(total["input_tokens"], total["output_tokens_max"])}}
