@@ -30,7 +30,7 @@ class Student:
         self.cfg, self.trainer_cfg, self.fmt, self.seed = cfg, dict(trainer_cfg), fmt, seed
         self.tokenizer_dir = tokenizer_dir
         self._tokenizer = None
-        self._loaded: Optional[tuple] = None  # (checkpoint dir, model)
+        self._gen_slot = None  # the generation model's GPU-plan slot (fdd/gpu_plan.py), made at first use
 
     # -- tokenizer -------------------------------------------------------------------------
     def tokenizer(self, corpus: Optional[Sequence[str]] = None):
@@ -126,16 +126,24 @@ class Student:
 
     # -- answering -------------------------------------------------------------------------
     def _model(self, ckpt_dir: str):
-        if self._loaded is None or self._loaded[0] != ckpt_dir:
-            from fdd.students.model import _model_class
+        """The generation model for ``ckpt_dir``, held in a GPU-plan slot: released before a fit
+        or another engine takes the GPU (fdd/gpu_plan.py)."""
+        if self._gen_slot is None:
+            from fdd.gpu_plan import EngineSlot
 
-            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
-            if uses_cuda(self.trainer_cfg):
-                model = model.to(torch.device("cuda", torch.cuda.current_device()))
-                if str(self.trainer_cfg.get("precision", "")).startswith("bf16"):
-                    model = model.to(torch.bfloat16)  # generation in the precision it trained in
-            self._loaded = (ckpt_dir, model)
-        return self._loaded[1]
+            self._gen_slot = EngineSlot("student generation")
+        return self._gen_slot.get(ckpt_dir, lambda: self._load_for_generation(ckpt_dir))
+
+    def _load_for_generation(self, ckpt_dir: str):
+        from fdd.students.model import _model_class, precision_dtype
+
+        model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir, dtype=torch.float32)
+        if uses_cuda(self.trainer_cfg):
+            model = model.to(torch.device("cuda", torch.cuda.current_device()))
+            dtype = precision_dtype(self.trainer_cfg.get("precision"))
+            if dtype is not None:
+                model = model.to(dtype)  # generation in the precision it trained in
+        return model
 
     def generate_texts(self, prompts: Sequence[str], ckpt_dir: str, desc: str = "generate") -> List[str]:
         """Greedy completions of ``prompts`` in order. Inside a process group (DDP) each rank
@@ -145,18 +153,33 @@ class Student:
         stop = gen.stop_at_answer and getattr(self.fmt, "name", "") == "pot"  # only programs have answer lines
         tok = self.tokenizer()
         enc = encode_prompts(tok, prompts, self.cfg.arch, self.cfg.max_source_len)
-        if gen.backend == "vllm":
-            from fdd.students.vllm_generate import generate_vllm
-
-            return generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=stop)
         rank, world = rank_world()
         requested = requested_world_size(self.trainer_cfg)
         if world == 1 and requested > 1 and len(prompts) > gen.batch_size:
             return self._generate_launched(prompts, ckpt_dir, requested)
+        if gen.backend == "vllm":
+            return self._generate_vllm(enc, ckpt_dir, stop)
         batches = plan_batches([len(e) for e in enc], gen.batch_size)
         local = generate_batches(self._model(ckpt_dir), tok, enc, batches[rank::world], self.cfg.arch,
                                  max_new_tokens=gen.max_new_tokens, stop_at_answer=stop,
                                  progress=rank == 0, desc=desc)
+        return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
+
+    def _generate_vllm(self, enc: List[List[int]], ckpt_dir: str, stop: bool) -> List[str]:
+        """vLLM generation; under DDP one engine per rank, on its own device, answers every
+        world-th prompt, and every rank gets all texts back in order."""
+        from fdd.students.model import precision_dtype
+        from fdd.students.vllm_generate import generate_vllm, vllm_dtype
+
+        gen = self.cfg.generation
+        rank, world = rank_world()
+        mine = list(range(rank, len(enc), world))
+        local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
+        texts = generate_vllm(ckpt_dir, [enc[i] for i in mine], gen.max_new_tokens, stop_at_answer=stop,
+                              engine_kwargs=dict(getattr(gen, "vllm", None) or {}),
+                              dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
+                              local_rank=local_rank)
+        local = dict(zip(mine, texts))
         return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
     def _generate_launched(self, prompts: Sequence[str], ckpt_dir: str, world: int) -> List[str]:
