@@ -67,8 +67,9 @@ class GenerationConfig:
     max_new_tokens: int = 128
     backend: str = "hf"  # hf | vllm (causal students on GPU)
     stop_at_answer: bool = False  # pot: also stop a row once a complete top-level `answer = ...` line is out
-    # backend=vllm: passed to vllm.LLM(...) as is; the engine shares the GPU with nothing (fdd/gpu_plan.py)
-    vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85})
+    # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
+    # shares the GPU with nothing (fdd/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
+    vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85, "max_model_len": None})
 
 
 @dataclass

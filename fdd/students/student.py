@@ -176,7 +176,7 @@ class Student:
         mine = list(range(rank, len(enc), world))
         local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
         texts = generate_vllm(ckpt_dir, [enc[i] for i in mine], gen.max_new_tokens, stop_at_answer=stop,
-                              engine_kwargs=dict(getattr(gen, "vllm", None) or {}),
+                              engine_kwargs={k: v for k, v in dict(getattr(gen, "vllm", None) or {}).items() if v is not None},
                               dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
                               local_rank=local_rank)
         local = dict(zip(mine, texts))

@@ -80,7 +80,7 @@ class VLLMTeacher(LLMTeacher):
         return save_gguf_as_folder(str(self.cfg.gguf_file), str(out))
 
     def engine_kwargs(self) -> dict:
-        kw = dict(self.cfg.vllm or {})
+        kw = {k: v for k, v in dict(self.cfg.vllm or {}).items() if v is not None}  # null = vLLM's default
         kw.setdefault("dtype", self.cfg.dtype or "auto")
         kw.setdefault("seed", self.seed)
         if self.slot.mode == "sleep":
