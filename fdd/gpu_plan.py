@@ -19,10 +19,12 @@ An engine that cannot be built (out of memory, bad engine arguments, an unsuppor
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import weakref
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from fdd.modeling import ModelUnavailableError
 
@@ -45,6 +47,37 @@ def free_device_cache() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
+
+
+@contextlib.contextmanager
+def only_this_device(local_rank: Optional[int]) -> Iterator[None]:
+    """While an engine is built, show its worker process only this rank's GPU (vLLM starts its
+    engine in a child process that uses the first visible device). No-op outside DDP."""
+    if local_rank is None:
+        yield
+        return
+    old = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = old.split(",") if old else None
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank] if visible and local_rank < len(visible) else str(local_rank)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = old
+
+
+def local_rank() -> Optional[int]:
+    """This process's device index inside a process group (torchrun, our launcher), else None."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            return int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    except ImportError:  # pragma: no cover
+        pass
+    return None
 
 
 class GpuPlan:

@@ -102,6 +102,7 @@ class FDDLoop:
         gpu_plan.release_all(f"round {r} fit")  # the fit has the GPU to itself (fdd/gpu_plan.py)
         info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
                                 init_from=init_from, round_idx=r)
+        gpu_plan.free_device_cache()  # the fit's cached blocks back to the driver, for the engines that follow
         for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
             ckpt.unlink()
         return {**info, "distill_size": len(items)}

@@ -12,12 +12,10 @@ gathers). vLLM starts its engine in a child process that sees the GPUs named by
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from fdd.gpu_plan import EngineSlot
+from fdd.gpu_plan import EngineSlot, only_this_device
 from fdd.students.generate import truncate_at_answer
 
 log = logging.getLogger(__name__)
@@ -38,24 +36,6 @@ def _vllm():
 def vllm_dtype(torch_dtype) -> str:
     """vLLM's name for a torch dtype (None -> "float32": the precision the student trained in)."""
     return _DTYPE_NAMES.get(str(torch_dtype), "float32")
-
-
-@contextlib.contextmanager
-def only_this_device(local_rank: Optional[int]) -> Iterator[None]:
-    """Show the engine's child process only this rank's GPU (no-op outside DDP)."""
-    if local_rank is None:
-        yield
-        return
-    old = os.environ.get("CUDA_VISIBLE_DEVICES")
-    visible = old.split(",") if old else None
-    os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank] if visible and local_rank < len(visible) else str(local_rank)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = old
 
 
 def generate_vllm(ckpt_dir: str, prompt_ids: Sequence[List[int]], max_new_tokens: int, stop_at_answer: bool = False,

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from fdd.gpu_plan import EngineSlot
+from fdd.gpu_plan import EngineSlot, local_rank, only_this_device
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class VLLMTeacher(LLMTeacher):
         def build():
             model, kw = self.model_folder(), self.engine_kwargs()
             log.info("starting vLLM engine for %s (%s)", model, kw)
-            return self._vllm.LLM(model=model, **kw)
+            with only_this_device(local_rank()):  # under torchrun: this rank's GPU, not everyone's cuda:0
+                return self._vllm.LLM(model=model, **kw)
 
         return self.slot.get(self.model_id, build)
 
