@@ -9,8 +9,12 @@ from other jobs on the machine hits both alike.
   ``Seq2SeqTrainer`` (random sampler, ``DataCollatorForSeq2Seq`` padding to the batch's longest).
 * evaluation -- problems/s: our length-sorted batched greedy generation vs ``model.generate``
   on one problem at a time.
-* on a CUDA machine also flan-t5-base and SmolLM2-135M in bf16-mixed, with model FLOPs
-  utilisation (6 * parameters * tokens processed / time / peak bf16 FLOP/s).
+* on a CUDA machine also flan-t5-base and SmolLM2-135M in bf16-mixed (evaluation in the same
+  precision), with model FLOPs utilisation: 6 * parameters * tokens / time / peak bf16 FLOP/s,
+  where a causal model's tokens are its input tokens, and a seq2seq model's encoder parameters
+  see the encoder's tokens and its decoder (and head) parameters the decoder's tokens, each once.
+  The peak is looked up by the exact CUDA device name (``PEAK_BF16``) or given by ``--peak-tflops``;
+  an unknown device gets no MFU rather than a neighbour's peak.
 
     python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~1-2 min on 2 cores
     python benchmarks/student_throughput.py --student tiny-t5 --n 200
@@ -32,7 +36,32 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+# Dense bf16 tensor-core peaks (no sparsity) from the vendors' data sheets, keyed by the exact
+# torch.cuda.get_device_name(): a substring match would give an L40S the L4's peak.
+PEAK_BF16 = {
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100 PCIe": 756e12, "NVIDIA H100 NVL": 835e12,
+    "NVIDIA H200": 989e12, "NVIDIA GH200 480GB": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100 80GB PCIe": 312e12,
+    "NVIDIA A100-PCIE-40GB": 312e12, "NVIDIA L40S": 362e12, "NVIDIA L4": 121e12, "NVIDIA A10": 125e12,
+}
+
+
+def peak_flops(name: str, override_tflops=None):
+    """Peak bf16 FLOP/s for a device: the flag, else the exact name in the table, else None."""
+    if override_tflops:
+        return override_tflops * 1e12
+    return PEAK_BF16.get(name)
+
+
+def train_flops(model, rows, arch: str) -> float:
+    """Model FLOPs of one epoch over ``rows`` (6 per parameter per token it processes)."""
+    n_all = sum(p.numel() for p in model.parameters())
+    if arch != "seq2seq":
+        return 6.0 * n_all * sum(len(r["input_ids"]) for r in rows)
+    n_enc = sum(p.numel() for p in model.get_encoder().parameters())
+    enc_tokens = sum(len(r["input_ids"]) for r in rows)
+    dec_tokens = sum(len(r["labels"]) for r in rows)
+    return 6.0 * (n_enc * enc_tokens + (n_all - n_enc) * dec_tokens)
 
 
 def _cfg(student: str, overrides: List[str], out: str):
@@ -118,14 +147,14 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
     if gpu:
         from fdd.students.model import build_model
 
-        n_params = sum(p.numel() for p in build_model(scfg, tok, seed=0).parameters())
-        processed = sum(len(r["input_ids"]) + (len(r["labels"]) if scfg.arch == "seq2seq" else 0)
-                        for r in data.rows) * scfg.epochs
+        flops = train_flops(build_model(scfg, tok, seed=0), data.rows, scfg.arch) * scfg.epochs
         name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        peak = peak_flops(name, args.peak_tflops)
         if peak:
-            mfu = lambda tps: 6 * n_params * processed / (tokens / tps) / peak  # noqa: E731
+            mfu = lambda tps: flops / (tokens / tps) / peak  # noqa: E731
             row[-1] += f" (MFU {mfu(o):.1%} vs {mfu(h):.1%})"
+        else:
+            row[-1] += f" (no MFU: {name!r} not in PEAK_BF16; pass --peak-tflops)"
     rows.append(row)
     return student, ckpt
 
@@ -137,9 +166,14 @@ def bench_eval(args, student, ckpt: str, rows: List):
 
     scfg = student.cfg
     tok = student.tokenizer()
-    model = _model_class(scfg.arch).from_pretrained(ckpt)
+    from fdd.students.model import precision_dtype
+
+    model = _model_class(scfg.arch).from_pretrained(ckpt, dtype=torch.float32)
     if torch.cuda.is_available():
         model = model.to("cuda")
+        dtype = precision_dtype(student.trainer_cfg.get("precision"))
+        if dtype is not None:  # evaluate in the precision it trained in, as the loop does
+            model = model.to(dtype)
     model.eval()
     device = next(model.parameters()).device
     fmt = get_format("pot")
@@ -188,6 +222,8 @@ def main() -> None:
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--eval-repeats", type=int, default=2)
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the GPU's peak dense bf16 TFLOP/s for MFU (default: PEAK_BF16 by exact device name)")
     # 1 by default: on a small shared CPU box, oversubscribed OpenMP threads stall a tiny model
     # ~10x and drown the comparison. 0 = torch's default.
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")

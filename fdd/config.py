@@ -68,6 +68,9 @@ class GenerationConfig:
     max_new_tokens: int = 128
     backend: str = "hf"  # hf | vllm (causal students on GPU)
     stop_at_answer: bool = False  # pot: also stop a row once a complete top-level `answer = ...` line is out
+    # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
+    # shares the GPU with nothing (fdd/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
+    vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85, "max_model_len": None})
 
 
 @dataclass
@@ -155,6 +158,9 @@ class TeacherConfig:
     batch_size: int = 8
     dtype: str = "auto"
     vllm: Dict[str, Any] = field(default_factory=dict)
+    # vllm: how the engine leaves the GPU before a fit: release (shut down, rebuilt at the next
+    # teacher stage) | sleep (vLLM sleep mode: weights parked in host memory, woken up next time)
+    engine_release: str = "release"
     # oracle (offline simulator)
     error_rate: float = 0.0  # probability that the simulator writes a wrong rationale
     # cache of every call: on | off | readonly
@@ -285,6 +291,15 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _check_engine_args(name: str, kw: Dict[str, Any]) -> None:
+    """vLLM engine arguments that are wrong before any GPU is touched."""
+    util = kw.get("gpu_memory_utilization")
+    _check(util is None or 0 < float(util) <= 1, f"{name}.gpu_memory_utilization must be in (0, 1], got {util}")
+    for key in ("tensor_parallel_size", "max_model_len"):
+        v = kw.get(key)
+        _check(v is None or int(v) >= 1, f"{name}.{key} must be >= 1, got {v}")
+
+
 def validate(cfg: DictConfig) -> FDDConfig:
     """Refuse values that compose but cannot run; returns the typed config."""
     obj: FDDConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
@@ -304,7 +319,10 @@ def validate(cfg: DictConfig) -> FDDConfig:
            "student.generation.backend=vllm serves causal students only")
     _check(s.overlong in ("drop", "truncate", "error"), f"student.overlong must be drop|truncate|error, got {s.overlong!r}")
     _check(0.0 <= s.max_unrepresentable <= 1.0, f"student.max_unrepresentable must be in [0, 1], got {s.max_unrepresentable}")
+    _check_engine_args("student.generation.vllm", s.generation.vllm)
     t = obj.teacher
+    _check_engine_args("teacher.vllm", t.vllm)
+    _check(t.engine_release in ("release", "sleep"), f"teacher.engine_release must be release|sleep, got {t.engine_release!r}")
     _check(t.backend in TEACHER_BACKENDS, f"teacher.backend must be one of {TEACHER_BACKENDS}, got {t.backend!r}")
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
     _check(t.concurrency > 0, "teacher.concurrency must be > 0")

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from fdd import gpu_plan
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.seeding import rng
@@ -189,8 +190,10 @@ class FDDLoop:
                 f"see {self.run_dir / f'round_{r - 1}' / 'rejected.jsonl'}")
         prev = self.run_dir / f"round_{r - 1}" / "checkpoint"
         init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
+        gpu_plan.release_all(f"round {r} fit")  # the fit has the GPU to itself (fdd/gpu_plan.py)
         info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
                                 init_from=init_from, round_idx=r)
+        gpu_plan.free_device_cache()  # the fit's cached blocks back to the driver, for the engines that follow
         for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
             ckpt.unlink()
         return {**info, "distill_size": len(items)}
@@ -221,6 +224,7 @@ class FDDLoop:
         """The student answers the problems it was trained on: solved = easy, unsolved = hard."""
         pool = self.feedback_pool(r)
         preds = self.student.answer(pool, str(out / "checkpoint"), self.sandbox, desc="feedback")
+        gpu_plan.release_all(f"round {r} student generation done")
         write_jsonl(out / "train_predictions.jsonl", preds)
         easy = [p.id for p in preds if p.correct]
         hard = [p.id for p in preds if not p.correct]

@@ -16,18 +16,31 @@ def _model_class(arch: str):
     return AutoModelForCausalLM if arch == "causal" else AutoModelForSeq2SeqLM
 
 
+def precision_dtype(precision) -> Optional[torch.dtype]:
+    """The dtype a Lightning ``precision`` computes in (bf16/fp16 for the mixed and true half
+    modes, None for fp32 and anything else): generation runs in the precision training used."""
+    p = str(precision)
+    if p.startswith("bf16"):
+        return torch.bfloat16
+    if p.startswith("16") or p.startswith("fp16"):
+        return torch.float16
+    return None
+
+
 def build_model(cfg, tokenizer, init_from: Optional[str] = None, seed: int = 0):
     """The student's network. ``init_from`` (a saved folder, e.g. last round's checkpoint) wins
     over the config's base weights."""
     from transformers import AutoConfig
 
     cls = _model_class(cfg.arch)
+    # fp32 master weights: transformers 5 loads in the checkpoint's dtype by default, and a
+    # student published in bf16 would otherwise be trained in bf16 under bf16-mixed.
     if init_from:
-        model = cls.from_pretrained(init_from)
+        model = cls.from_pretrained(init_from, dtype=torch.float32)
     elif cfg.pretrained or cfg.gguf_file:
         from fdd.modeling import load_pretrained_model
 
-        model = load_pretrained_model(cfg.pretrained, cfg.arch, gguf_file=cfg.gguf_file)
+        model = load_pretrained_model(cfg.pretrained, cfg.arch, gguf_file=cfg.gguf_file, dtype=torch.float32)
     else:
         kw = dict(cfg.model_config)
         model_type = kw.pop("model_type")

@@ -13,7 +13,9 @@ class StudentModule(pl.LightningModule):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
-        self.tokens_seen = 0  # rationale tokens trained on in this fit (throughput)
+        # Rationale tokens trained on in this fit (throughput), kept on the device: reading it
+        # every step (int(...)) would force a device sync per step.
+        self.tokens_seen = torch.zeros((), dtype=torch.long)
 
     def forward(self, **batch):
         return self.model(**batch)
@@ -21,15 +23,18 @@ class StudentModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         out = self.model(**batch)
         n_tokens = (batch["labels"] != -100).sum()
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["input_ids"].shape[0],
-                 sync_dist=True)  # the epoch loss is the mean over all ranks
-        self.tokens_seen += int(n_tokens)
+        bs = batch["input_ids"].shape[0]
+        # The step loss is this rank's (no all-reduce per step); the epoch loss is the mean over
+        # all ranks, reduced once at the epoch's end.
+        self.log("train/loss_step", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=bs)
+        self.log("train/loss_epoch", out.loss, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.tokens_seen = self.tokens_seen.to(n_tokens.device) + n_tokens
         return out.loss
 
     def on_train_epoch_end(self) -> None:
         # Summed over ranks and sent back to the main process by ddp_spawn, where the
         # attribute above would be lost with the worker processes.
-        self.log("train/tokens", float(self.tokens_seen), reduce_fx="sum", sync_dist=True, on_step=False,
+        self.log("train/tokens", self.tokens_seen.float(), reduce_fx="sum", sync_dist=True, on_step=False,
                  on_epoch=True)
         self.log("train/steps", float(self.trainer.global_step), reduce_fx="max", on_step=False,
                  on_epoch=True)

@@ -32,7 +32,7 @@ class Student:
         self.cfg, self.trainer_cfg, self.fmt, self.seed = cfg, dict(trainer_cfg), fmt, seed
         self.tokenizer_dir = tokenizer_dir
         self._tokenizer = None
-        self._loaded: Optional[tuple] = None  # (checkpoint dir, model)
+        self._gen_slot = None  # the generation model's GPU-plan slot (fdd/gpu_plan.py), made at first use
 
     # -- tokenizer -------------------------------------------------------------------------
     def tokenizer(self, corpus: Optional[Sequence[str]] = None):
@@ -179,21 +179,29 @@ class Student:
 
     # -- answering -------------------------------------------------------------------------
     def _model(self, ckpt_dir: Optional[str]):
-        """The network saved in ``ckpt_dir``; ``None`` = the base student, before any training."""
-        if self._loaded is None or self._loaded[0] != ckpt_dir:
-            from fdd.students.model import _model_class
+        """The generation model for ``ckpt_dir`` (``None`` = the base student, before any
+        training), held in a GPU-plan slot: released before a fit or another engine takes the
+        GPU (fdd/gpu_plan.py)."""
+        if self._gen_slot is None:
+            from fdd.gpu_plan import EngineSlot
 
-            if ckpt_dir is None:
-                model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
-                model.config.use_cache = True  # build_model turns it off for gradient checkpointing
-            else:
-                model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir)
-            if uses_cuda(self.trainer_cfg):
-                model = model.to(torch.device("cuda", torch.cuda.current_device()))
-                if str(self.trainer_cfg.get("precision", "")).startswith("bf16"):
-                    model = model.to(torch.bfloat16)  # generation in the precision it trained in
-            self._loaded = (ckpt_dir, model)
-        return self._loaded[1]
+            self._gen_slot = EngineSlot("student generation")
+        return self._gen_slot.get(ckpt_dir, lambda: self._load_for_generation(ckpt_dir))
+
+    def _load_for_generation(self, ckpt_dir: Optional[str]):
+        from fdd.students.model import _model_class, precision_dtype
+
+        if ckpt_dir is None:
+            model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
+            model.config.use_cache = True  # build_model turns it off for gradient checkpointing
+        else:
+            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir, dtype=torch.float32)
+        if uses_cuda(self.trainer_cfg):
+            model = model.to(torch.device("cuda", torch.cuda.current_device()))
+            dtype = precision_dtype(self.trainer_cfg.get("precision"))
+            if dtype is not None:
+                model = model.to(dtype)  # generation in the precision it trained in
+        return model
 
     def generate_texts(self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate") -> List[str]:
         """Greedy completions of ``prompts`` in order. Inside a process group (DDP) each rank
@@ -206,15 +214,12 @@ class Student:
         if ckpt_dir is None and (gen.backend == "vllm" or requested_world_size(self.trainer_cfg) > 1):
             # vLLM and launched ranks load a folder: give them the base student as one
             ckpt_dir = self._base_folder()
-        if gen.backend == "vllm":
-            from fdd.students.vllm_generate import generate_vllm
-
-            texts = generate_vllm(ckpt_dir, enc, gen.max_new_tokens, stop_at_answer=stop)
-            return [tok.restore(t) for t in texts] if isinstance(tok, FaithfulTokenizer) else texts
         rank, world = rank_world()
         requested = requested_world_size(self.trainer_cfg)
         if world == 1 and requested > 1 and len(prompts) > gen.batch_size:
             return self._generate_launched(prompts, ckpt_dir, requested)
+        if gen.backend == "vllm":
+            return self._generate_vllm(enc, ckpt_dir, stop)
         batches = plan_batches([len(e) for e in enc], gen.batch_size)
         local = generate_batches(self._model(ckpt_dir), tok, enc, batches[rank::world], self.cfg.arch,
                                  max_new_tokens=gen.max_new_tokens, stop_at_answer=stop,
@@ -230,6 +235,25 @@ class Student:
             save_model(self._model(None), self.tokenizer(), tmp)
             os.replace(tmp, out)
         return out
+
+    def _generate_vllm(self, enc: List[List[int]], ckpt_dir: str, stop: bool) -> List[str]:
+        """vLLM generation; under DDP one engine per rank, on its own device, answers every
+        world-th prompt, and every rank gets all texts back in order."""
+        from fdd.students.model import precision_dtype
+        from fdd.students.vllm_generate import generate_vllm, vllm_dtype
+
+        gen = self.cfg.generation
+        rank, world = rank_world()
+        mine = list(range(rank, len(enc), world))
+        local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
+        texts = generate_vllm(ckpt_dir, [enc[i] for i in mine], gen.max_new_tokens, stop_at_answer=stop,
+                              engine_kwargs={k: v for k, v in dict(getattr(gen, "vllm", None) or {}).items() if v is not None},
+                              dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
+                              local_rank=local_rank)
+        if isinstance(self.tokenizer(), FaithfulTokenizer):  # vLLM decodes with the bare tokenizer
+            texts = [self.tokenizer().restore(t) for t in texts]
+        local = dict(zip(mine, texts))
+        return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
     def _generate_launched(self, prompts: Sequence[str], ckpt_dir: str, world: int) -> List[str]:
         import tempfile

@@ -1,16 +1,28 @@
 """Greedy generation with vLLM for causal students on GPU (``student.generation.backend=vllm``).
 
-vllm is imported here only, so installs without it (CPU, tests) never touch it."""
+vllm is imported here only, so installs without it (CPU, tests) never touch it. The engine lives
+in an :class:`~fdd.gpu_plan.EngineSlot`: built at the round's first generation, kept while the
+same checkpoint answers (held-out sets, then the feedback pool), released when another tenant
+needs the GPU (the teacher, the next fit) -- see fdd/gpu_plan.py.
+
+Under DDP (torchrun, or the ranks launched for a ``ddp`` trainer) every rank builds its own
+engine on its own device and answers its share of the prompts (``student.py`` shards and
+gathers). vLLM starts its engine in a child process that sees the GPUs named by
+``CUDA_VISIBLE_DEVICES``, so the rank's device is the only one that child is shown.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from fdd.gpu_plan import EngineSlot, only_this_device
 from fdd.students.generate import truncate_at_answer
 
 log = logging.getLogger(__name__)
 
-_ENGINES: Dict[str, object] = {}  # checkpoint dir -> vllm.LLM (one engine per checkpoint and process)
+SLOT = EngineSlot("student vLLM")
+
+_DTYPE_NAMES = {"torch.bfloat16": "bfloat16", "torch.float16": "float16", "torch.float32": "float32"}
 
 
 def _vllm():
@@ -21,19 +33,29 @@ def _vllm():
     return vllm
 
 
+def vllm_dtype(torch_dtype) -> str:
+    """vLLM's name for a torch dtype (None -> "float32": the precision the student trained in)."""
+    return _DTYPE_NAMES.get(str(torch_dtype), "float32")
+
+
 def generate_vllm(ckpt_dir: str, prompt_ids: Sequence[List[int]], max_new_tokens: int, stop_at_answer: bool = False,
-                  engine_kwargs: Dict | None = None) -> List[str]:
+                  engine_kwargs: Optional[Dict] = None, dtype: str = "float32",
+                  local_rank: Optional[int] = None) -> List[str]:
     """Greedy completions of already-tokenized prompts (the same ids the HF path feeds), in order.
     vLLM schedules its own batches; a complete ``answer = ...`` line is cut after the fact, so
-    the texts match the HF path's."""
+    the texts match the HF path's. ``dtype`` follows ``trainer.precision``; ``engine_kwargs``
+    (``student.generation.vllm``) go to ``vllm.LLM`` as they are."""
     vllm = _vllm()
-    if ckpt_dir not in _ENGINES:
-        for old in list(_ENGINES):  # a new round's checkpoint: free the old engine's GPU memory
-            del _ENGINES[old]
-        log.info("vLLM engine for %s", ckpt_dir)
-        _ENGINES[ckpt_dir] = vllm.LLM(model=ckpt_dir, tokenizer=ckpt_dir, dtype="auto", seed=0,
-                                      **(engine_kwargs or {}))
-    llm = _ENGINES[ckpt_dir]
+    if not prompt_ids:
+        return []
+
+    def build():
+        kw = {"tokenizer": ckpt_dir, "dtype": dtype, "seed": 0, **(engine_kwargs or {})}
+        log.info("vLLM student engine for %s (%s)", ckpt_dir, kw)
+        with only_this_device(local_rank):
+            return vllm.LLM(model=ckpt_dir, **kw)
+
+    llm = SLOT.get(ckpt_dir, build)
     params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
     outs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params, use_tqdm=False)
     texts = [o.outputs[0].text for o in outs]

@@ -101,9 +101,11 @@ OnComplete = Callable[[int, Completion], None]
 _FATAL = (ImportError, ModelUnavailableError, MemoryError)
 
 
-def sample_seed(seed: int, sample_index: int) -> int:
-    """A per-request seed from the run seed and the sample index (31 bits: every server accepts it)."""
-    h = hashlib.sha256(f"fdd-teacher:{seed}:{sample_index}".encode()).digest()
+def sample_seed(seed: int, sample_index: int, question: str = "") -> int:
+    """A per-request seed from the run seed, the question and the sample index (31 bits: every
+    server accepts it): sample i of two problems draws from two streams, not one."""
+    content = f"{seed}:{sample_index}" + (f":{question}" if question else "")
+    h = hashlib.sha256(f"fdd-teacher:{content}".encode()).digest()
     return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
 
 
@@ -143,6 +145,9 @@ class LLMTeacher(Teacher):
     """A teacher that writes text with a language model; backends implement :meth:`_generate`."""
 
     backend = "llm"
+    # Whether requests carry their own seed; backends where a per-request seed is costly or
+    # meaningless turn it off (see fdd/teachers/vllm.py).
+    request_seeds = True
 
     def __init__(self, cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
         super().__init__()
@@ -201,7 +206,8 @@ class LLMTeacher(Teacher):
                      fmt: Optional[str] = None) -> Request:
         return Request(job=job, messages=self.build_messages(template, question),
                        temperature=float(self.cfg.temperature), top_p=float(self.cfg.top_p),
-                       max_tokens=int(self.cfg.max_tokens), seed=sample_seed(self.seed, sample_index),
+                       max_tokens=int(self.cfg.max_tokens),
+                       seed=sample_seed(self.seed, sample_index, question) if self.request_seeds else None,
                        sample_index=sample_index, fmt=fmt)
 
     def request_key(self, req: Request) -> str:

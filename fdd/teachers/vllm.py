@@ -1,17 +1,32 @@
 """In-process teacher on vLLM's offline engine (``vllm.LLM``), for a GPU machine.
 
 vLLM is an optional extra (``pip install fdd[vllm]``) and is imported only when this teacher is
-built. Requests are sent with ``LLM.chat`` (the model's chat template) and one
-``SamplingParams`` per request carrying its own seed, in chunks of ``CHUNK`` so that each
-finished chunk is cached before the next starts (a killed run keeps what finished).
+built. Requests are sent with ``LLM.chat`` (the model's chat template) in chunks of ``CHUNK``
+so that each finished chunk is cached before the next starts (a killed run keeps what finished).
 ``cfg.vllm`` is passed to ``LLM(...)`` as is (e.g. ``tensor_parallel_size``,
 ``gpu_memory_utilization``, ``max_model_len``).
+
+The GPU memory plan (fdd/gpu_plan.py): the engine is built at the first request of a stage that
+needs it and leaves the GPU before the student's fit -- shut down (``teacher.engine_release:
+release``) or put to sleep (``sleep``: weights parked in host memory, woken for the next teacher
+stage). A GGUF teacher (``teacher.gguf_file``) is converted once into a plain model folder,
+which vLLM loads without its GGUF plugin.
+
+Seeds: vLLM draws every request from the engine's seeded generator unless the request carries its
+own seed, which moves the sampler to a slower per-request path. Its outputs are batch-invariant
+(the same text whatever else shares the batch) only with ``VLLM_BATCH_INVARIANT=1``; only then do
+per-request seeds buy reproducibility, so only then are they sent.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import List, Optional
 
+from fdd.gpu_plan import EngineSlot, local_rank, only_this_device
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
@@ -30,6 +45,11 @@ def _import_vllm():
     return vllm
 
 
+def batch_invariant() -> bool:
+    """vLLM runs its batch-invariant kernels (``VLLM_BATCH_INVARIANT=1``)."""
+    return os.environ.get("VLLM_BATCH_INVARIANT", "0").strip().lower() not in ("", "0", "false", "no")
+
+
 class VLLMTeacher(LLMTeacher):
     """vLLM's offline ``LLM`` engine as the teacher (model: ``cfg.model`` or ``cfg.gguf_file``)."""
 
@@ -40,35 +60,45 @@ class VLLMTeacher(LLMTeacher):
         self._vllm = _import_vllm()  # fail at build time with an actionable message
         if not cfg.model and not cfg.gguf_file:
             raise ValueError("teacher=vllm needs teacher.model (hub id or folder) or teacher.gguf_file")
-        self._llm = None
+        self.request_seeds = batch_invariant()
+        self._work_dir = getattr(cfg, "cache_dir", None) or cache_dir or tempfile.gettempdir()
+        self.slot = EngineSlot("teacher vLLM", mode=getattr(cfg, "engine_release", "release") or "release")
 
     @property
     def model_id(self) -> str:
         return str(self.cfg.gguf_file or self.cfg.model)
 
-    def _engine(self):
-        if self._llm is None:
-            kw = dict(self.cfg.vllm or {})
-            model = self.cfg.model
-            if self.cfg.gguf_file:
-                from fdd.modeling import resolve_gguf
-                import os
+    def model_folder(self) -> str:
+        """What vLLM loads: ``cfg.model``, or the GGUF weights converted once into a plain folder."""
+        if not self.cfg.gguf_file:
+            return str(self.cfg.model)
+        from fdd.modeling import save_gguf_as_folder
 
-                folder, fname = resolve_gguf(self.cfg.gguf_file)
-                model = os.path.join(folder, fname)
-                # vLLM reads GGUF weights but wants the tokenizer from the original repo when given.
-                if self.cfg.model:
-                    kw.setdefault("tokenizer", self.cfg.model)
-            kw.setdefault("dtype", self.cfg.dtype or "auto")
-            kw.setdefault("seed", self.seed)
+        tag = hashlib.sha256(str(self.cfg.gguf_file).encode()).hexdigest()[:12]
+        out = Path(self._work_dir, "gguf-folders", f"{Path(str(self.cfg.gguf_file)).stem}-{tag}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return save_gguf_as_folder(str(self.cfg.gguf_file), str(out))
+
+    def engine_kwargs(self) -> dict:
+        kw = {k: v for k, v in dict(self.cfg.vllm or {}).items() if v is not None}  # null = vLLM's default
+        kw.setdefault("dtype", self.cfg.dtype or "auto")
+        kw.setdefault("seed", self.seed)
+        if self.slot.mode == "sleep":
+            kw.setdefault("enable_sleep_mode", True)  # vLLM allocates sleepable memory only when told
+        return kw
+
+    def _engine(self):
+        def build():
+            model, kw = self.model_folder(), self.engine_kwargs()
             log.info("starting vLLM engine for %s (%s)", model, kw)
-            self._llm = self._vllm.LLM(model=model, **kw)
-        return self._llm
+            with only_this_device(local_rank()):  # under torchrun: this rank's GPU, not everyone's cuda:0
+                return self._vllm.LLM(model=model, **kw)
+
+        return self.slot.get(self.model_id, build)
 
     def _generate(self, requests: List[Request], on_complete: Optional[OnComplete] = None) -> List[Completion]:
-        from vllm import SamplingParams
-
-        llm = self._engine()
+        llm = self._engine()  # outside the per-chunk guard: an engine that cannot start is a setup error
+        SamplingParams = self._vllm.SamplingParams
         out: List[Completion] = []
         for start in range(0, len(requests), CHUNK):
             chunk = requests[start:start + CHUNK]
@@ -94,5 +124,5 @@ class VLLMTeacher(LLMTeacher):
         return out
 
     def close(self) -> None:
-        self._llm = None
+        self.slot.close()
         super().close()
