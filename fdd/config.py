@@ -132,6 +132,7 @@ class AugmentationConfig:
     budget: Optional[int] = None  # max new problems asked for per round (None = no cap)
     samples: int = 3  # k teacher rationales per new problem
     min_agree: int = 2  # of which at least this many must agree on the answer
+    adaptive: bool = True  # ask min_agree rationales first, more only while agreement is open (fdd.agreement)
     seed_samples: int = 1  # teacher rationales per seed problem at initialization
     dedup_threshold: float = 0.9  # jaccard similarity of word 3-grams above which a problem is a duplicate
     decontam_ngram: int = 13  # reject new problems sharing a word n-gram this long with a test set (GPT-3 rule)

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from fdd.agreement import collect_rationales
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.seeding import rng
 from fdd.stages import StageRunner
@@ -155,9 +156,10 @@ class FDDLoop:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
-        replies = self.teacher.write_rationales([c.problem() for c in survivors], self.aug.samples, self.cfg.rationale)
+        replies, answers = collect_rationales(self.teacher, [c.problem() for c in survivors], self.aug.samples,
+                                              self.aug.min_agree, self.cfg.rationale, self._extract, self.aug.adaptive)
         fail_on_outage(f"round {r} augment (rationales)", replies)
-        accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
+        accepted, disagreed = accept_by_agreement(survivors, replies, answers, self.aug.min_agree, r)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
@@ -167,7 +169,9 @@ class FDDLoop:
         return {"asked_harder": len(to_harder), "asked_similar": len(to_similar), "generated": len(candidates),
                 "accepted": len(accepted), "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
                 "rejected": len(rejected), "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
-                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot()}
+                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot(),
+                "rationale_requests": sum(len(x) for x in replies),
+                "rationale_requests_per_accepted": sum(len(x) for x in replies) / max(1, len(accepted))}
 
     # ------------------------------------------------------------------ choices of the method
     def choose_targets(self, r: int, easy: List[Problem], hard: List[Problem]) -> Tuple[List[Problem], List[Problem]]:
@@ -249,7 +253,8 @@ class FDDLoop:
             a = s["augment"]
             row.update(generated=a["generated"], accepted=a["accepted"], rejected=a["rejected"],
                        rejected_by_reason=a["rejected_by_reason"], accepted_by_branch=a["accepted_by_branch"],
-                       distill_size=a["distill_size"], teacher=a.get("teacher", {}))
+                       distill_size=a["distill_size"], teacher=a.get("teacher", {}),
+                       rationale_requests_per_accepted=a.get("rationale_requests_per_accepted"))
         else:
             row.update(distill_size=tr["distill_size"])
         return row

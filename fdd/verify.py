@@ -136,29 +136,35 @@ def screen(candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Op
     return kept, rejected
 
 
+def vote(replies, answers) -> Tuple[List[Tuple[float, List[str]]], Counter]:
+    """Group usable rationales by answer: ``([(answer, [texts in order]), ...], failure counts)``."""
+    from fdd.reasoning.answer import answers_match
+
+    groups: List[Tuple[float, List[str]]] = []
+    failures = Counter()
+    for rep, res in zip(replies, answers):
+        if not rep.ok:
+            failures[rep.error or "empty_reply"] += 1
+            continue
+        if res.error is not None:
+            failures[f"rationale_{res.error}"] += 1
+            continue
+        for value, texts in groups:
+            if answers_match(res.value, value):
+                texts.append(rep.text)
+                break
+        else:
+            groups.append((res.value, [rep.text]))
+    return groups, failures
+
+
 def accept_by_agreement(candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
                         ) -> Tuple[List[Item], List[Rejection]]:
     """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer; its
     answer is that value and its rationale the first agreeing one."""
-    from fdd.reasoning.answer import answers_match
-
     items, rejected = [], []
     for c, reps, ans in zip(candidates, replies, answers):
-        groups: List[Tuple[float, List[str]]] = []
-        failures = Counter()
-        for rep, res in zip(reps, ans):
-            if not rep.ok:
-                failures[rep.error or "empty_reply"] += 1
-                continue
-            if res.error is not None:
-                failures[f"rationale_{res.error}"] += 1
-                continue
-            for value, texts in groups:
-                if answers_match(res.value, value):
-                    texts.append(rep.text)
-                    break
-            else:
-                groups.append((res.value, [rep.text]))
+        groups, failures = vote(reps, ans)
         best = max(groups, key=lambda g: len(g[1]), default=None)
         if best is not None and len(best[1]) >= min_agree:
             items.append(Item(id=c.id, question=c.question, answer=float(best[0]), source=c.source, rationale=best[1][0],

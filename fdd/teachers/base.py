@@ -60,8 +60,9 @@ class Teacher(ABC):
         self.usage = Usage()
 
     @abstractmethod
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
-        """``k`` independent rationales in format ``fmt`` (``pot``/``cot``) for each problem."""
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
+        """``k`` independent rationales in format ``fmt`` (``pot``/``cot``) for each problem: samples
+        ``first .. first+k-1``, so asking for more samples later never repeats an earlier one."""
 
     @abstractmethod
     def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
