@@ -18,6 +18,7 @@ ARCHS = ("causal", "seq2seq")
 TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf", "gold")
 RESUME_MODES = ("auto", "force", "never")
 AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
+FEEDBACK_SIGNALS = ("trained", "probe")
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,7 @@ class SourceConfig:
     limit: Optional[int] = None  # first N problems (after a seeded shuffle when shuffle=true)
     shuffle: bool = False
     n: int = 0  # synthetic: how many problems to generate
+    families: Dict[str, float] = field(default_factory=dict)  # synthetic: base-family weights ({} = uniform)
     min_steps: int = 1  # synthetic: reasoning steps of the generated problems
     max_steps: int = 3
     # local: field names and format
@@ -183,6 +185,7 @@ class AugmentationConfig:
     budget: Optional[int] = None  # max new problems asked for per round (None = no cap)
     samples: int = 3  # k teacher rationales per new problem
     min_agree: int = 2  # of which at least this many must agree on the answer
+    adaptive: bool = True  # ask min_agree rationales first, more only while agreement is open (fdd.agreement)
     seed_samples: int = 1  # teacher rationales per seed problem at initialization
     dedup_threshold: float = 0.9  # jaccard similarity of word 3-grams above which a problem is a duplicate
     decontam_ngram: int = 13  # reject new problems sharing a word n-gram this long with a test set (GPT-3 rule)
@@ -251,6 +254,17 @@ class FinalConfig:
 
 
 @dataclass
+class FeedbackConfig:
+    """How the student's answers split the pool into easy and hard (fdd/feedback.py)."""
+
+    signal: str = "trained"  # trained (the paper: answers on problems it was trained on) | probe
+    probe_fraction: float = 0.2  # probe: share of the pool held out of each round's training and answered
+    samples: int = 1  # 1 = one greedy answer; k > 1 = k sampled answers, easy when the solve rate >= threshold
+    temperature: float = 0.7  # sampling temperature when samples > 1
+    easy_threshold: float = 0.5  # solve rate at or above which a problem is easy (samples > 1)
+
+
+@dataclass
 class FDDConfig:
     rounds: int = 3
     seed: int = 0
@@ -262,6 +276,7 @@ class FDDConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     trainer: Dict[str, Any] = field(default_factory=dict)  # lightning.Trainer kwargs
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -282,6 +297,7 @@ def register_configs() -> None:
     cs.store(group="student", name="schema", node=StudentConfig)
     cs.store(group="dataset", name="schema", node=DatasetConfig)
     cs.store(group="augmentation", name="schema", node=AugmentationConfig)
+    cs.store(group="feedback", name="schema", node=FeedbackConfig)
     cs.store(group="logger", name="schema", node=LoggerConfig)
     cs.store(group="paths", name="schema", node=PathsConfig)
 
@@ -339,6 +355,14 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(a.budget is None or a.budget >= 0, f"augmentation.budget must be >= 0 or null, got {a.budget}")
     _check(a.decontam_ngram >= 1, f"augmentation.decontam_ngram must be >= 1, got {a.decontam_ngram}")
     _check(0 < a.dedup_threshold <= 1, f"augmentation.dedup_threshold must be in (0, 1], got {a.dedup_threshold}")
+    f = obj.feedback
+    _check(f.signal in FEEDBACK_SIGNALS, f"feedback.signal must be one of {FEEDBACK_SIGNALS}, got {f.signal!r}")
+    _check(0 < f.probe_fraction < 1, f"feedback.probe_fraction must be in (0, 1), got {f.probe_fraction}")
+    _check(f.samples >= 1, f"feedback.samples must be >= 1, got {f.samples}")
+    _check(f.temperature > 0, f"feedback.temperature must be > 0, got {f.temperature}")
+    _check(0 < f.easy_threshold <= 1, f"feedback.easy_threshold must be in (0, 1], got {f.easy_threshold}")
+    _check(not (f.samples > 1 and s.generation.backend == "vllm"),
+           "feedback.samples > 1 (sampled solve rate) is not available with student.generation.backend=vllm yet")
     _check(obj.train_subset is None or obj.train_subset > 0, f"train_subset must be > 0 or null, got {obj.train_subset}")
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:

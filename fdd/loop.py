@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from fdd import gpu_plan
+from fdd.agreement import collect_rationales
+from fdd.feedback import probe_ids
+from fdd.feedback import split as feedback_split
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.seeding import rng
@@ -183,6 +186,9 @@ class FDDLoop:
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
         items = self.distill_set(r - 1)
+        if self.cfg.feedback.signal == "probe" and r < self.cfg.rounds:  # the last round's feedback expands nothing
+            probe = self.probe_ids(r)
+            items = [it for it in items if it.problem_id not in probe]
         if not items:
             reasons = Counter(x["reason"] for x in read_jsonl(self.run_dir / f"round_{r - 1}" / "rejected.jsonl"))
             raise EmptyDistillationSetError(
@@ -221,18 +227,29 @@ class FDDLoop:
         return {"accuracy": acc}
 
     def feedback(self, r: int, out: Path) -> Dict:
-        """The student answers the problems it was trained on: solved = easy, unsolved = hard."""
+        """The student answers the pool: solved = easy, unsolved = hard (fdd/feedback.py says which
+        problems it answers, and how many times)."""
+        fb = self.cfg.feedback
         pool = self.feedback_pool(r)
-        preds = self.student.answer(pool, str(out / "checkpoint"), self.sandbox, desc="feedback")
+        if fb.signal == "probe":
+            probe = self.probe_ids(r)
+            pool = [p for p in pool if p.id in probe]
+        sampling = {"temperature": fb.temperature, "seed": self.cfg.seed * 1000 + r} if fb.samples > 1 else None
+        asked = [p for p in pool for _ in range(fb.samples)]
+        preds = self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback", sampling=sampling) \
+            if sampling else self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback")
         gpu_plan.release_all(f"round {r} student generation done")
         write_jsonl(out / "train_predictions.jsonl", preds)
-        easy = [p.id for p in preds if p.correct]
-        hard = [p.id for p in preds if not p.correct]
-        write_json(out / "split.json", {"easy": easy, "hard": hard})
-        n = max(1, len(preds))
-        return {"answered": len(preds), "easy": len(easy), "hard": len(hard), "easy_ratio": len(easy) / n,
-                "hard_ratio": len(hard) / n, "train_accuracy": len(easy) / n,
-                "student_errors": dict(Counter(p.error for p in preds if p.error))}
+        easy, hard, rate = feedback_split(pool, preds, fb.samples, fb.easy_threshold)
+        write_json(out / "split.json", {"easy": easy, "hard": hard, "solve_rate": rate})
+        n = max(1, len(pool))
+        return {"answered": len(pool), "easy": len(easy), "hard": len(hard), "easy_ratio": len(easy) / n,
+                "hard_ratio": len(hard) / n, "train_accuracy": sum(p.correct for p in preds) / max(1, len(preds)),
+                "signal": fb.signal, "student_errors": dict(Counter(p.error for p in preds if p.error))}
+
+    def probe_ids(self, r: int) -> set:
+        """Round r's probe slice (feedback.signal=probe): held out of r's training, answered at feedback."""
+        return probe_ids(self._pool_problems(r), self.cfg.feedback.probe_fraction, self.cfg.seed, r)
 
     def augment(self, r: int, out: Path) -> Dict:
         """New problems from the teacher, verified and merged: D_r = D_{r-1} + accepted."""
@@ -265,10 +282,11 @@ class FDDLoop:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
-        replies = self.teacher.write_new_rationales([c.problem() for c in survivors], self.aug.samples,
-                                                    self.cfg.rationale)
+        replies, answers = collect_rationales(self.teacher.write_new_rationales, [c.problem() for c in survivors],
+                                              self.aug.samples, self.aug.min_agree, self.cfg.rationale, self._extract,
+                                              self.aug.adaptive)
         failures.check(f"round {r} augment (rationales)", "rationale", [c.id for c in survivors], replies)
-        accepted, disagreed = accept_by_agreement(survivors, replies, self._extract(replies), self.aug.min_agree, r)
+        accepted, disagreed = accept_by_agreement(survivors, replies, answers, self.aug.min_agree, r)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
@@ -279,6 +297,8 @@ class FDDLoop:
                 "accepted": len(accepted), "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
                 "rejected": len(rejected), "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
                 "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot(),
+                "rationale_requests": sum(len(x) for x in replies),
+                "rationale_requests_per_accepted": sum(len(x) for x in replies) / max(1, len(accepted)),
                 "failed_requests": failures.finish(f"round {r} augment")}
 
     # ------------------------------------------------------------------ choices of the method
@@ -318,13 +338,18 @@ class FDDLoop:
                     (harder if row["branch"] == BRANCH_HARDER else similar).add(row["parent_id"])
         return harder, similar
 
-    def feedback_pool(self, r: int) -> List[Problem]:
-        """The problems of D_{r-1} (one per question), optionally a seeded subset."""
+    def _pool_problems(self, r: int) -> List[Problem]:
+        """The problems of D_{r-1}, one per question."""
         seen, pool = set(), []
         for it in self.distill_set(r - 1):
             if it.question not in seen:
                 seen.add(it.question)
                 pool.append(it.problem())
+        return pool
+
+    def feedback_pool(self, r: int) -> List[Problem]:
+        """The problems of D_{r-1} (one per question), optionally a seeded subset."""
+        pool = self._pool_problems(r)
         if self.cfg.train_subset and len(pool) > self.cfg.train_subset:
             pool = rng(self.cfg.seed, "feedback-subset", r).sample(pool, self.cfg.train_subset)
         return pool
@@ -371,7 +396,8 @@ class FDDLoop:
             a = s["augment"]
             row.update(generated=a["generated"], accepted=a["accepted"], rejected=a["rejected"],
                        rejected_by_reason=a["rejected_by_reason"], accepted_by_branch=a["accepted_by_branch"],
-                       distill_size=a["distill_size"], teacher=a.get("teacher", {}))
+                       distill_size=a["distill_size"], teacher=a.get("teacher", {}),
+                       rationale_requests_per_accepted=a.get("rationale_requests_per_accepted"))
         else:
             row.update(distill_size=tr["distill_size"])
         return row

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 SEED_KEYS = ("seed",)
 BASELINES = ("none", "random")
-FLOW_KEYS = ("easy", "hard", "easy_ratio", "accepted", "rejected", "distill_size", "train_steps")
+FLOW_KEYS = ("easy", "hard", "easy_ratio", "accepted", "rejected", "distill_size", "train_steps",
+             "teacher_requests", "requests_per_accepted")
+PAIRED_WITH = ("random", "none", "hard_only", "easy_only")  # fdd minus each, paired by seed
 
 
 # ---------------------------------------------------------------------- one run
@@ -240,6 +242,7 @@ class Report:
     flow: "object"  # pandas DataFrame: variant, round, <FLOW_KEYS means>
     final: "object"  # pandas DataFrame: variant vs baseline at the final round
     sets: List[str]
+    paired: "object" = None  # pandas DataFrame: fdd minus each control, per round and set, with a 95% CI
 
 
 def build_report(root) -> Report:
@@ -272,8 +275,11 @@ def build_report(root) -> Report:
             for s, v in row.get("accuracy", {}).items():
                 acc.append({"variant": r.variant, "mode": r.mode, "seed": r.seed, "round": row["round"], "set": s,
                             "accuracy": v})
+            requests = sum(int(c.get("requests", 0)) for c in (row.get("teacher") or {}).values())
+            extra = {"teacher_requests": requests,
+                     "requests_per_accepted": requests / row["accepted"] if row.get("accepted") else None}
             flow.append({"variant": r.variant, "seed": r.seed, "round": row["round"],
-                         **{k: row.get(k) for k in FLOW_KEYS}})
+                         **{k: row.get(k) for k in FLOW_KEYS}, **extra})
     acc_df = pd.DataFrame(acc, columns=["variant", "mode", "seed", "round", "set", "accuracy"])
     sets = sorted(acc_df["set"].unique()) if not acc_df.empty else []
 
@@ -288,7 +294,7 @@ def build_report(root) -> Report:
         flow_df = flow_df.drop(columns="seed").groupby(["variant", "round"]).mean(numeric_only=True).reset_index()
 
     final = _final_comparison(runs, acc_df, sets)
-    return Report(root, runs, missing, table, flow_df, final, sets)
+    return Report(root, runs, missing, table, flow_df, final, sets, _paired_differences(runs, acc_df))
 
 
 def _final_comparison(runs: Sequence[Run], acc_df, sets: Sequence[str]):
@@ -323,6 +329,66 @@ def _final_comparison(runs: Sequence[Run], acc_df, sets: Sequence[str]):
                 rec[f"vs_{base}_wins"] = (f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs and bv != variant else "")
             recs.append(rec)
     return pd.DataFrame(recs)
+
+
+def paired_ci(diffs: Sequence[float], level: float = 0.95) -> Tuple[float, float, float]:
+    """Mean of paired differences and its two-sided t confidence interval ``(mean, low, high)``."""
+    from scipy import stats
+
+    m, sd = _mean_std(diffs)
+    if len(diffs) < 2:
+        return m, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    return m, m - half, m + half
+
+
+def _paired_differences(runs: Sequence[Run], acc_df):
+    """For every ``fdd`` variant: fdd minus each control of the same sweep point (PAIRED_WITH), per
+    round and held-out set, paired by seed: mean, 95% CI, and the seeds fdd won."""
+    import pandas as pd
+
+    recs = []
+    if acc_df.empty:
+        return pd.DataFrame()
+    variants = set(acc_df["variant"])
+    for r_variant in sorted({r.variant for r in runs if r.mode == "fdd"}):
+        mine = acc_df[acc_df.variant == r_variant]
+        for base in PAIRED_WITH:
+            bv = _baseline_of(r_variant, "fdd", base)
+            if bv not in variants:
+                continue
+            theirs = acc_df[acc_df.variant == bv]
+            for (s, rnd), g in mine.groupby(["set", "round"]):
+                b = theirs[(theirs.set == s) & (theirs["round"] == rnd)]
+                a_seed, b_seed = dict(zip(g["seed"], g["accuracy"])), dict(zip(b["seed"], b["accuracy"]))
+                diffs = [a_seed[k] - b_seed[k] for k in sorted(set(a_seed) & set(b_seed))]
+                if not diffs:
+                    continue
+                m, lo, hi = paired_ci(diffs)
+                recs.append({"variant": r_variant, "vs": base, "set": s, "round": int(rnd), "diff": m, "ci_low": lo,
+                             "ci_high": hi, "wins": sum(d > 0 for d in diffs), "n": len(diffs)})
+    return pd.DataFrame(recs)
+
+
+def paired_markdown(rep: Report) -> str:
+    p = rep.paired
+    if p is None or len(p) == 0:
+        return ""
+    out = ["paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)\n",
+           "| variant | set | round | " + " | ".join(f"vs {b}" for b in PAIRED_WITH) + " |",
+           "|---" * (len(PAIRED_WITH) + 3) + "|"]
+    for (variant, s, rnd), g in p.groupby(["variant", "set", "round"], sort=True):
+        cells = []
+        for base in PAIRED_WITH:
+            row = g[g.vs == base]
+            if row.empty:
+                cells.append("-")
+                continue
+            r = row.iloc[0]
+            ci = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            cells.append(f"{r['diff']:+.3f}{ci} {int(r['wins'])}/{int(r['n'])}")
+        out.append(f"| {variant} | {s} | {rnd} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------- rendering
@@ -429,9 +495,12 @@ def write_report(rep: Report, out: Path) -> str:
         rep.final.to_csv(out / "final.csv", index=False)
     if rep.flow is not None and len(rep.flow):
         rep.flow.to_csv(out / "flow.csv", index=False)
+    if rep.paired is not None and len(rep.paired):
+        rep.paired.to_csv(out / "paired.csv", index=False)
     md = "\n".join([f"# FDD report: {rep.root}\n", f"{len(rep.runs)} run(s), variants: "
                     + ", ".join(sorted({r.variant for r in rep.runs})) + "\n",
-                    accuracy_markdown(rep), final_markdown(rep), flow_markdown(rep), missing_markdown(rep)])
+                    accuracy_markdown(rep), final_markdown(rep), paired_markdown(rep), flow_markdown(rep),
+                    missing_markdown(rep)])
     (out / "report.md").write_text(md, encoding="utf-8")
     try:
         plot_report(rep, out)

@@ -8,8 +8,9 @@ known problem, overlap with a held-out test set) and then accepted only when at 
 """
 from __future__ import annotations
 
+import math
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -24,7 +25,7 @@ def words(text: str) -> List[str]:
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Iterable[Tuple[str, ...]]:
-    return (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return zip(*(tokens[i:] for i in range(n)))
 
 
 class NgramIndex:
@@ -39,12 +40,22 @@ class NgramIndex:
 
 
 class DedupIndex:
-    """Near-duplicate detection. Math problems that are near-duplicates share their numbers, so
-    candidates are blocked by the multiset of numbers and compared by word 3-gram Jaccard."""
+    """Near-duplicate detection: a problem is a near-duplicate of a known one when both hold the
+    same multiset of numbers (near-duplicate math problems share their numbers) and their word
+    3-gram sets have Jaccard similarity >= ``threshold``.
+
+    Exact and near-linear in the number of problems: each 3-gram set is indexed by its *prefix*
+    in one global order (the prefix filter of Bayardo et al., "Scaling up all pairs similarity
+    search", 2007): two sets with Jaccard >= t always share a 3-gram among their first
+    ``n - ceil(t * n) + 1``, so only problems sharing a prefix 3-gram within the same number
+    block are compared. MinHash LSH (e.g. datasketch) would be approximate: it can miss a pair
+    above the threshold, which would change decisions."""
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self.blocks: Dict[Tuple[str, ...], List[frozenset]] = {}
+        self.sets: List[frozenset] = []
+        self.postings: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], List[int]] = defaultdict(list)
+        self._last: Optional[Tuple[str, Tuple[str, ...], frozenset]] = None
 
     @staticmethod
     def _key(text: str) -> Tuple[str, ...]:
@@ -55,16 +66,36 @@ class DedupIndex:
         w = words(text)
         return frozenset(ngrams(w, 3)) if len(w) >= 3 else frozenset([tuple(w)])
 
+    def _prefix(self, sh: frozenset) -> List[Tuple[str, ...]]:
+        # Any fixed order is exact; hashing spreads prefixes over many postings lists.
+        n = len(sh) - math.ceil(self.threshold * len(sh) - 1e-9) + 1
+        return sorted(sh, key=hash)[:n]
+
+    def _features(self, text: str) -> Tuple[Tuple[str, ...], frozenset]:
+        # screen() asks is_duplicate, then add, for the same text: compute its features once.
+        if self._last is None or self._last[0] != text:
+            self._last = (text, self._key(text), self._shingles(text))
+        return self._last[1], self._last[2]
+
     def is_duplicate(self, text: str) -> bool:
-        sh = self._shingles(text)
-        for other in self.blocks.get(self._key(text), ()):
-            union = len(sh | other)
-            if union and len(sh & other) / union >= self.threshold:
-                return True
+        key, sh = self._features(text)
+        seen = set()
+        for g in self._prefix(sh):
+            for j in self.postings.get((key, g), ()):
+                if j in seen:
+                    continue
+                seen.add(j)
+                other = self.sets[j]
+                inter = len(sh & other)
+                if inter / (len(sh) + len(other) - inter) >= self.threshold:
+                    return True
         return False
 
     def add(self, text: str) -> None:
-        self.blocks.setdefault(self._key(text), []).append(self._shingles(text))
+        key, sh = self._features(text)
+        self.sets.append(sh)
+        for g in self._prefix(sh):
+            self.postings[(key, g)].append(len(self.sets) - 1)
 
 
 @dataclass
@@ -136,29 +167,35 @@ def screen(candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Op
     return kept, rejected
 
 
+def vote(replies, answers) -> Tuple[List[Tuple[float, List[str]]], Counter]:
+    """Group usable rationales by answer: ``([(answer, [texts in order]), ...], failure counts)``."""
+    from fdd.reasoning.answer import answers_match
+
+    groups: List[Tuple[float, List[str]]] = []
+    failures = Counter()
+    for rep, res in zip(replies, answers):
+        if not rep.ok:
+            failures[rep.error or "empty_reply"] += 1
+            continue
+        if res.error is not None:
+            failures[f"rationale_{res.error}"] += 1
+            continue
+        for value, texts in groups:
+            if answers_match(res.value, value):
+                texts.append(rep.text)
+                break
+        else:
+            groups.append((res.value, [rep.text]))
+    return groups, failures
+
+
 def accept_by_agreement(candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
                         ) -> Tuple[List[Item], List[Rejection]]:
     """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer; its
     answer is that value and its rationale the first agreeing one."""
-    from fdd.reasoning.answer import answers_match
-
     items, rejected = [], []
     for c, reps, ans in zip(candidates, replies, answers):
-        groups: List[Tuple[float, List[str]]] = []
-        failures = Counter()
-        for rep, res in zip(reps, ans):
-            if not rep.ok:
-                failures[rep.error or "empty_reply"] += 1
-                continue
-            if res.error is not None:
-                failures[f"rationale_{res.error}"] += 1
-                continue
-            for value, texts in groups:
-                if answers_match(res.value, value):
-                    texts.append(rep.text)
-                    break
-            else:
-                groups.append((res.value, [rep.text]))
+        groups, failures = vote(reps, ans)
         best = max(groups, key=lambda g: len(g[1]), default=None)
         if best is not None and len(best[1]) >= min_agree:
             items.append(Item(id=c.id, question=c.question, answer=float(best[0]), source=c.source, rationale=best[1][0],

@@ -147,7 +147,7 @@ def test_loop_releases_engines_around_every_fit_and_generation(fake_vllm, tmp_pa
     import fdd.teachers
     from fdd.main import run
     from fdd.students.student import Student
-    from fdd.teachers.oracle import OracleTeacher
+    from fdd.sim.oracle import OracleTeacher
 
     class EngineTeacher(OracleTeacher):  # the simulator's replies from a teacher that holds an engine
         def __init__(self, *a, **kw):

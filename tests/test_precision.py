@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_cfg
-from fdd.data.synthetic import generate, render
+from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
 from fdd.students.model import _model_class, build_model
 from fdd.students.module import StudentModule

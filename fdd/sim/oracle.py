@@ -42,8 +42,8 @@ class OracleTeacher(Teacher):
             text = _perturb(text, rng)
         return Reply(text)
 
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
-        out = [[self._rationale(p, i, fmt) for i in range(k)] for p in problems]
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
+        out = [[self._rationale(p, i, fmt) for i in range(first, first + k)] for p in problems]
         self.usage.add("rationale", requests=len(problems) * k,
                        failed=sum(not r.ok for rs in out for r in rs))
         return out

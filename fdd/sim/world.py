@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from fdd.config import ConfigError
 from fdd.data.base import LoadResult
 from fdd.types import Problem, content_id
 
@@ -219,9 +220,14 @@ def _try_add_mod(spec: dict, rng: random.Random, kinds: Sequence[str]) -> bool:
     return False
 
 
-def make_spec(rng: random.Random, steps: int) -> dict:
-    """A random problem with about ``steps`` reasoning steps."""
-    base = rng.choice(sorted(BASES))
+def make_spec(rng: random.Random, steps: int, families: Optional[Dict[str, float]] = None) -> dict:
+    """A random problem with about ``steps`` reasoning steps; ``families`` weights the base
+    scenarios (None or empty = uniform)."""
+    if families:
+        kinds = sorted(families)
+        base = rng.choices(kinds, weights=[families[k] for k in kinds])[0]
+    else:
+        base = rng.choice(sorted(BASES))
     spec = {"base": base, "params": _base_params(base, rng), "mods": []}
     while n_steps(spec) < steps and _try_add_mod(spec, rng, sorted(MODIFIERS)):
         pass
@@ -256,14 +262,34 @@ def to_problem(spec: dict, source: str = "synthetic") -> Problem:
                    source=source, meta={"world": spec})
 
 
-def generate(n: int, seed: int, split: str, min_steps: int = 1, max_steps: int = 3) -> List[Problem]:
-    """``n`` distinct problems; ``split`` salts the random stream so train and test differ."""
+def check_families(families: Dict[str, float]) -> Dict[str, float]:
+    """Base-family weights of a scenario, refused when a name or weight makes no sense."""
+    unknown = sorted(set(families) - set(BASES))
+    if unknown:
+        raise ConfigError(f"synthetic families: unknown {unknown}; the world's families are {sorted(BASES)}")
+    if any(w < 0 for w in families.values()) or (families and sum(families.values()) <= 0):
+        raise ConfigError(f"synthetic families: weights must be >= 0 with a positive sum, got {dict(families)}")
+    return dict(families)
+
+
+def family(problem: Problem) -> Optional[str]:
+    """The base family of a synthetic problem (None for problems from elsewhere)."""
+    spec = (problem.meta or {}).get("world")
+    return spec.get("base") if isinstance(spec, dict) else None
+
+
+def generate(n: int, seed: int, split: str, min_steps: int = 1, max_steps: int = 3,
+             families: Optional[Dict[str, float]] = None) -> List[Problem]:
+    """``n`` distinct problems; ``split`` salts the random stream so train and test differ.
+    ``families`` weights the base scenarios (a scenario: e.g. a seed set that under-represents
+    some families while the held-out set covers all)."""
+    families = check_families(families or {})
     rng = random.Random(f"fdd-synthetic/{seed}/{split}")
     seen, out = set(), []
     attempts = 0
     while len(out) < n and attempts < n * 50:
         attempts += 1
-        prob = to_problem(make_spec(rng, rng.randint(min_steps, max_steps)), source=f"synthetic-{split}")
+        prob = to_problem(make_spec(rng, rng.randint(min_steps, max_steps), families), source=f"synthetic-{split}")
         if prob.id not in seen:
             seen.add(prob.id)
             out.append(prob)
@@ -274,5 +300,6 @@ def load(spec, seed: int = 0) -> LoadResult:
     """Loader entry point for ``dataset=synthetic`` (see ``fdd.data.load_source``)."""
     n = int(spec.n) if spec.n else 200
     # Overlap with the training problems is removed for every loader in fdd.main.load_problems.
-    return LoadResult(problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps),
+    families = {k: float(v) for k, v in dict(getattr(spec, "families", None) or {}).items()}
+    return LoadResult(problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps, families),
                       source=f"synthetic-{spec.split}")

@@ -106,9 +106,13 @@ def plan_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
 @torch.inference_mode()
 def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequence[List[int]], arch: str,
                      max_new_tokens: int = 128, stop_at_answer: bool = False, progress: bool = False,
-                     desc: str = "generate") -> Dict[int, str]:
-    """Greedy completions of the encoded prompts named by ``batches``: {index: text}."""
+                     desc: str = "generate", sampling: Optional[Dict] = None) -> Dict[int, str]:
+    """Greedy completions of the encoded prompts named by ``batches``: {index: text}. With
+    ``sampling={"temperature": t, "seed": s}`` they are sampled instead, reproducibly (one
+    seeded generator for the whole call)."""
     model.eval()
+    if sampling is not None:
+        torch.manual_seed(int(sampling.get("seed", 0)))
     device = next(model.parameters()).device
     out: Dict[int, str] = {}
     pad = tokenizer.pad_token_id
@@ -128,7 +132,11 @@ def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequen
             from transformers import StoppingCriteriaList
 
             kw["stopping_criteria"] = StoppingCriteriaList([AnswerLineStop(tokenizer, n if arch == "causal" else 0)])
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False, num_beams=1,
+        if sampling is not None:
+            kw.update(do_sample=True, temperature=float(sampling["temperature"]), top_k=0, top_p=1.0)
+        else:
+            kw["do_sample"] = False
+        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), num_beams=1,
                              max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
                              **kw)
         if arch == "causal":

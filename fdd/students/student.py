@@ -203,8 +203,10 @@ class Student:
                 model = model.to(dtype)  # generation in the precision it trained in
         return model
 
-    def generate_texts(self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate") -> List[str]:
-        """Greedy completions of ``prompts`` in order. Inside a process group (DDP) each rank
+    def generate_texts(self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate",
+                       sampling: Optional[Dict] = None) -> List[str]:
+        """Greedy completions of ``prompts`` in order (sampled with ``sampling={"temperature",
+        "seed"}``). Inside a process group (DDP) each rank
         generates its share of the batches and every rank gets all texts back; from a single
         process with a ddp trainer config, worker processes are launched to do the same."""
         gen = self.cfg.generation
@@ -216,14 +218,14 @@ class Student:
             ckpt_dir = self._base_folder()
         rank, world = rank_world()
         requested = requested_world_size(self.trainer_cfg)
-        if world == 1 and requested > 1 and len(prompts) > gen.batch_size:
+        if world == 1 and requested > 1 and len(prompts) > gen.batch_size and sampling is None:
             return self._generate_launched(prompts, ckpt_dir, requested)
         if gen.backend == "vllm":
             return self._generate_vllm(enc, ckpt_dir, stop)
         batches = plan_batches([len(e) for e in enc], gen.batch_size)
         local = generate_batches(self._model(ckpt_dir), tok, enc, batches[rank::world], self.cfg.arch,
                                  max_new_tokens=gen.max_new_tokens, stop_at_answer=stop,
-                                 progress=rank == 0, desc=desc)
+                                 progress=rank == 0, desc=desc, sampling=sampling)
         return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
     def _base_folder(self) -> str:
@@ -266,14 +268,16 @@ class Student:
             with open(out, encoding="utf-8") as f:
                 return json.load(f)
 
-    def answer(self, problems: Sequence[Problem], ckpt_dir: Optional[str], sandbox, desc: str = "answer") -> List[Prediction]:
-        """Greedy answers to ``problems``, each checked against its gold answer (``ckpt_dir=None``:
-        the base student, untrained)."""
+    def answer(self, problems: Sequence[Problem], ckpt_dir: Optional[str], sandbox, desc: str = "answer",
+               sampling: Optional[Dict] = None) -> List[Prediction]:
+        """Greedy (or ``sampling``) answers to ``problems``, each checked against its gold answer
+        (``ckpt_dir=None``: the base student, untrained)."""
         from fdd.reasoning.answer import answers_match
 
         if not problems:
             return []
-        texts = self.generate_texts([self.fmt.student_prompt(p.question) for p in problems], ckpt_dir, desc=desc)
+        texts = self.generate_texts([self.fmt.student_prompt(p.question) for p in problems], ckpt_dir, desc=desc,
+                                    sampling=sampling)
         results = self.fmt.extract(texts, sandbox)
         return [Prediction(id=p.id, output=t, predicted=r.value, gold=p.answer,
                            correct=r.value is not None and p.answer is not None and answers_match(r.value, p.answer),

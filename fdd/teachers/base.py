@@ -102,8 +102,9 @@ class Teacher(ABC):
         self.usage = Usage()
 
     @abstractmethod
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
-        """``k`` independent rationales in format ``fmt`` (``pot``/``cot``) for each problem."""
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
+        """``k`` independent rationales in format ``fmt`` (``pot``/``cot``) for each problem: samples
+        ``first .. first+k-1``, so asking for more samples later never repeats an earlier one."""
 
     @abstractmethod
     def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
@@ -113,10 +114,10 @@ class Teacher(ABC):
     def write_similar(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
         """``n`` new problems of similar complexity to each problem (reply text = the new question)."""
 
-    def write_new_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
+    def write_new_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
         """Rationales for problems the teacher generated (no gold); the same job as
         ``write_rationales`` unless the jobs are split over backends (``RoleTeacher``)."""
-        return self.write_rationales(problems, k, fmt)
+        return self.write_rationales(problems, k, fmt, first=first)
 
     def close(self) -> None:
         """Release servers, engines, pools."""

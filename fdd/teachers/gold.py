@@ -43,7 +43,7 @@ class GoldTeacher(Teacher):
     def __init__(self, cfg=None, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
         super().__init__()
 
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
         make = gold_program if fmt == "pot" else gold_cot
         out = []
         for p in problems:

@@ -180,10 +180,10 @@ class LLMTeacher(Teacher):
         request ``i`` is done so the result is cached even if the batch is interrupted later."""
 
     # ---- the three jobs --------------------------------------------------------------------
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
         if fmt not in ("pot", "cot"):
             raise ValueError(f"rationale format must be 'pot' or 'cot', got {fmt!r}")
-        return self._job("rationale", problems, k, self.prompts[f"rationale_{fmt}"], fmt=fmt)
+        return self._job("rationale", problems, k, self.prompts[f"rationale_{fmt}"], fmt=fmt, first=first)
 
     def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
         return self._job("harder", problems, n, self.prompts["harder"])
@@ -215,10 +215,10 @@ class LLMTeacher(Teacher):
                           "sampling": req.sampling(), "sample_index": req.sample_index})
 
     def _job(self, job: str, problems: Sequence[Problem], n: int, template: str,
-             fmt: Optional[str] = None) -> List[List[Reply]]:
+             fmt: Optional[str] = None, first: int = 0) -> List[List[Reply]]:
         if n <= 0 or not problems:
             return [[] for _ in problems]
-        reqs = [self.make_request(job, p.question, template, i, fmt) for p in problems for i in range(n)]
+        reqs = [self.make_request(job, p.question, template, i, fmt) for p in problems for i in range(first, first + n)]
         comps, cached = self.run_requests(reqs)
         replies = [self._to_reply(r, c, hit) for r, c, hit in zip(reqs, comps, cached)]
         return [replies[i * n:(i + 1) * n] for i in range(len(problems))]

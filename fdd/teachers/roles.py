@@ -165,11 +165,11 @@ class RoleTeacher(Teacher):
             self.usage.add(role, **{k: v for k, v in delta.items() if v})
         return out
 
-    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
-        return self._call("rationale", lambda t, *a: t.write_rationales(*a), problems, k, fmt)
+    def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
+        return self._call("rationale", lambda t, *a: t.write_rationales(*a, first=first), problems, k, fmt)
 
-    def write_new_rationales(self, problems: Sequence[Problem], k: int, fmt: str) -> List[List[Reply]]:
-        return self._call("new_rationale", lambda t, *a: t.write_rationales(*a), problems, k, fmt)
+    def write_new_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
+        return self._call("new_rationale", lambda t, *a: t.write_rationales(*a, first=first), problems, k, fmt)
 
     def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
         return self._call("harder", lambda t, *a: t.write_harder(*a), problems, n)

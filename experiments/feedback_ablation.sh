@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Does the feedback help? (issue 14) One command runs the whole matrix and prints the report:
+#   worlds {balanced, imbalanced} x feedback {trained (the paper), probe (held-out slice)}
+#   x augmentation {fdd, random, none, hard_only, easy_only} x seeds 0-4
+# at equal training steps and an equal cap on expanded problems (conf/experiment/feedback_ablation.yaml).
+# Rerunning resumes: finished stages and jobs are skipped. JOBS=2 runs the two worlds side by side.
+#   bash experiments/feedback_ablation.sh            # run (or resume) and report
+#   bash experiments/feedback_ablation.sh report     # report only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=outputs/feedback_ablation
+seeds="${SEEDS:-0,1,2,3,4}"
+run_world() {  # $1 = dataset config, $2 = sweep folder
+  python -m fdd.main -m experiment=feedback_ablation "dataset=$1" feedback=trained,probe "seed=$seeds" \
+    augmentation=fdd,random,none,hard_only,easy_only "hydra.sweep.dir=$out/$2" \
+    'dataset.train.n=160' 'dataset.eval.synthetic.n=150' $( [ "$1" = synthetic_imbalanced ] && echo 'dataset.eval.rare.n=60' )
+}
+if [ "${1:-run}" != report ]; then
+  if [ "${JOBS:-1}" -gt 1 ]; then
+    run_world synthetic balanced > "$out.balanced.log" 2>&1 &
+    pid=$!
+    run_world synthetic_imbalanced imbalanced > "$out.imbalanced.log" 2>&1
+    wait "$pid"
+  else
+    run_world synthetic balanced
+    run_world synthetic_imbalanced imbalanced
+  fi
+fi
+for world in balanced imbalanced; do
+  echo "## world: $world"
+  python -m fdd.report "$out/$world" --out "$out/$world/report" | sed -n '/^held-out accuracy/,/^written to/p'
+done

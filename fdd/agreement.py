@@ -1,0 +1,54 @@
+"""Buying rationales for a new problem until its answer is settled (adaptive agreement sampling).
+
+A new problem is accepted when ``min_agree`` of up to ``samples`` teacher rationales agree on
+its answer (``fdd.verify.accept_by_agreement``). Asking for all ``samples`` up front pays for
+rationales whose vote cannot change the outcome. Here each problem first gets ``min_agree``
+rationales; more are asked only while no answer has ``min_agree`` votes and one still can
+reach it with the samples left, and only as many as the leading answer still needs.
+
+The decision is the one fixed sampling makes on the same samples: sample ``j`` of a problem is
+the same request either way (``first=`` keeps indices), votes only grow, and a problem is
+dropped only when no answer can reach ``min_agree`` within ``samples``. Where several answers
+could reach ``min_agree`` (``samples >= 2 * min_agree``), the first one to get there wins.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from fdd.types import Problem
+from fdd.verify import vote
+
+Extract = Callable[[List[List]], List[List]]
+
+
+def collect_rationales(write, problems: Sequence[Problem], samples: int, min_agree: int, fmt: str,
+                       extract: Extract, adaptive: bool = True) -> Tuple[List[List], List[List]]:
+    """``(replies, answers)`` per problem, as ``write`` (a teacher's ``write_rationales`` or
+    ``write_new_rationales``) and ``extract`` give them. With ``adaptive`` off every problem gets
+    ``samples`` rationales in one batch."""
+    if not problems:
+        return [], []
+    if not adaptive or min_agree >= samples:
+        replies = write(list(problems), samples, fmt)
+        return replies, extract(replies)
+    replies: List[List] = [[] for _ in problems]
+    answers: List[List] = [[] for _ in problems]
+    need: Dict[int, int] = {i: min_agree for i in range(len(problems))}
+    while need:
+        # One teacher batch per (samples already asked, samples to ask): few batches, full concurrency.
+        waves: Dict[Tuple[int, int], List[int]] = defaultdict(list)
+        for i, k in need.items():
+            waves[(len(replies[i]), k)].append(i)
+        for (first, k), idx in sorted(waves.items()):
+            new = write([problems[i] for i in idx], k, fmt, first=first)
+            for i, reps, ans in zip(idx, new, extract(new)):
+                replies[i].extend(reps)
+                answers[i].extend(ans)
+        asked, need = need, {}
+        for i in asked:
+            lead = max((len(texts) for _, texts in vote(replies[i], answers[i])[0]), default=0)
+            left = samples - len(replies[i])
+            if lead < min_agree and lead + left >= min_agree:
+                need[i] = min(min_agree - lead, left)
+    return replies, answers
