@@ -27,9 +27,11 @@ def table(run_dir: Path) -> str:
                        f"({r.get('seed_rejected', 0)} without usable gold)")
         elif "generated" in r:
             gen, acc = r["generated"], r["accepted"]
-            rate = f"{acc / gen:.1%}" if gen else "n/a"
-            out.append(f"round {r['round']} augment: {gen} problems written by the served teacher, {acc} accepted "
-                       f"({rate}); rejected by reason {r.get('rejected_by_reason')}; teacher usage {r.get('teacher')}")
+            asked = sum(r.get("teacher", {}).get(j, {}).get("requests", 0) for j in ("harder", "similar"))
+            rate = f"{acc / asked:.1%} of asked" if asked else (f"{acc / gen:.1%} of written" if gen else "n/a")
+            out.append(f"round {r['round']} augment: {asked} new problems asked of the served teacher, {gen} written "
+                       f"(parseable), {acc} accepted ({rate}); rejected by reason {r.get('rejected_by_reason')}; "
+                       f"teacher usage {r.get('teacher')}")
     return "\n".join(out)
 
 
