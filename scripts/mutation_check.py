@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -470,11 +471,23 @@ def run_tests(root: Path, files: Sequence[str], timeout: float) -> Tuple[str, fl
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")  # no stale .pyc between mutants
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *files]
     t0 = time.monotonic()
+    # Its own process group, so a timeout also ends what the tests started (e.g. a sandbox worker
+    # stuck in C code once a mutant removed the parent's wall clock).
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return "timeout", time.monotonic() - t0, ""
-    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a finished run
+        except ProcessLookupError:
+            pass
+    tail = "\n".join(out.splitlines()[-25:])
     return ("pass" if proc.returncode == 0 else "fail"), time.monotonic() - t0, tail
 
 
@@ -492,13 +505,18 @@ def scratch_copy() -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="run the whole fast subset per mutant")
-    ap.add_argument("--only", default="", help="run the mutants whose id contains this text")
+    ap.add_argument("--only", default="", help="run the mutants whose id contains one of these (comma-separated)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--min-rate", type=float, default=0.9)
-    ap.add_argument("--timeout", type=float, default=600, help="seconds per mutant (a timeout counts as killed)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="most seconds per mutant; each gets 3x its unmutated tests' time, at least 60 (a timeout counts as killed)",
+    )
     args = ap.parse_args(argv)
 
-    mutants = [m for m in MUTANTS if args.only in m.id]
+    mutants = [m for m in MUTANTS if any(part in m.id for part in args.only.split(","))]
     if args.list:
         for m in mutants:
             print(f"{m.id:32s} {m.path:28s} {m.what}")
@@ -511,17 +529,19 @@ def main(argv=None) -> int:
             (root / m.path).write_text(apply(root, m))
         files_of = (lambda m: ["tests"]) if args.full else (lambda m: list(TESTS[m.group]))
         groups = sorted({tuple(files_of(m)) for m in mutants})
+        budget: Dict[Tuple[str, ...], float] = {}  # a mutant that hangs the tests is killed, not waited on
         for files in groups:
             status, secs, tail = run_tests(root, files, args.timeout)
             if status != "pass":
                 print(f"{tail}\nthe unmutated tests do not pass ({' '.join(files)}: {status}); fix them first")
                 return 2
+            budget[files] = min(args.timeout, max(60.0, 3 * secs))
             print(f"baseline passes: {' '.join(files)} ({secs:.1f}s)", flush=True)
         killed, survivors = 0, []
         for m in mutants:
             original = apply(root, m)
             try:
-                status, secs, _ = run_tests(root, files_of(m), args.timeout)
+                status, secs, _ = run_tests(root, files_of(m), budget[tuple(files_of(m))])
             finally:
                 (root / m.path).write_text(original)
             caught = status != "pass"
