@@ -296,3 +296,11 @@ def test_long_artifact_names_fit_wandb_and_stay_distinct():
     a, b = artifact_name("distill", "x=1," * 60), artifact_name("distill", "x=2," * 60)
     assert len(a) == len(b) == 128 and a != b
     assert artifact_name("distill", "run") == "distill-run"
+
+
+def test_debug_fast_composes_a_tiny_run(tmp_path):
+    from fdd.config import validate
+
+    cfg = validate(compose_cfg(["debug=fast"], tmp_path))
+    assert (cfg.rounds, cfg.student.epochs, cfg.dataset.train.limit, cfg.train_subset) == (2, 1, 40, 20)
+    assert not cfg.logger.wandb
