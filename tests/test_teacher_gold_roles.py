@@ -115,8 +115,12 @@ def test_role_teacher_dispatches_jobs_and_reports_usage_per_role(tiny_cfg, tmp_p
     assert logged[1]["teacher"] == r1
 
 
-def test_gold_seeds_a_real_data_run(tiny_cfg, shared_data, one_thread):
+def test_gold_seeds_a_real_data_run(tmp_path, shared_data, one_thread):
     from fdd.main import run
+    from tests.conftest import TINY, compose_cfg
+
+    def tiny_cfg(*overrides):  # TINY without its synthetic-world sizes
+        return compose_cfg([a for a in TINY if not a.startswith("dataset.")] + list(overrides), tmp_path / "run")
 
     rows = run(tiny_cfg("teacher=gold", "augmentation=none", "dataset=gsm8k", f"dataset.path={shared_data}",
                         "dataset.train.limit=30", "dataset.eval.gsm8k.limit=10", "rounds=1"))
