@@ -186,7 +186,7 @@ class FDDLoop:
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
         items = self.distill_set(r - 1)
-        if self.cfg.feedback.signal == "probe" and r < self.cfg.rounds:  # the last round's feedback expands nothing
+        if self.cfg.feedback.signal == "probe":  # every round alike: a round never depends on how many follow
             probe = self.probe_ids(r)
             items = [it for it in items if it.problem_id not in probe]
         if not items:

@@ -44,6 +44,11 @@ COSMETIC_KEYS = (
     "trainer.log_every_n_steps",
     "student.num_workers",  # data-loader processes
     "sandbox.workers",  # program-running processes
+    "sandbox.os_layer",  # a safety layer: honest programs give the same answers with or without it
+    "teacher.retry_failed",  # how to treat failed teacher requests: rerunning with them resumes the run
+    "teacher.max_failed_share",
+    "teacher.cache_on_corrupt",
+    "final",  # final/ is rebuilt when its selection rule changes (fdd/final.py)
     # Not cosmetic, but a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 as they are
     # (each stage depends only on earlier rounds), so extending a run is not a changed config.
     "rounds",
