@@ -3,9 +3,9 @@
 - ``trained`` (the paper): the student answers the problems it was just trained on. After a
   round or two it has memorised them, so "easy" drifts towards "seen".
 - ``probe``: a seeded slice of the pool (``probe_fraction``) is held out of the round's
-  training and only that slice is answered, so easy/hard measures generalisation. Cost: each
-  round trains on ``1 - probe_fraction`` of the set (the slice rotates between rounds), and
-  only the slice can be expanded.
+  training and only that slice is answered, so easy/hard measures generalisation. Cost: every
+  round, the last included, trains on ``1 - probe_fraction`` of the set (the slice rotates
+  between rounds), and only the slice can be expanded.
 
 With ``samples > 1`` each problem gets ``samples`` sampled answers (``temperature``) and is easy
 when its solve rate reaches ``easy_threshold``, instead of one greedy answer: ``samples`` times
