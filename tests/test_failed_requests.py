@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
-from fdd.loop import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
+from fdd.failures import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
 from fdd.main import run
 from fdd.stages import StageRunner
 from tests.conftest import TINY, compose_cfg
