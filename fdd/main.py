@@ -209,7 +209,7 @@ def _drop_empty_run_dir(cfg) -> None:
 
 
 if __name__ == "__main__":
-    from fdd.cli import check_plugins
+    from fdd.plugins import check_plugins
 
     check_plugins(sys.argv[1:])
     main()

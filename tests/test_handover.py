@@ -192,12 +192,12 @@ def test_offline_is_detected_by_one_probe(monkeypatch):
 
 
 def test_missing_plugin_names_the_extra(monkeypatch):
-    from fdd import cli
+    from fdd import plugins
 
-    monkeypatch.setattr(cli, "_installed", lambda module: False)
-    assert '.[slurm]' in cli.missing_plugin(["hydra/launcher=slurm"])
-    assert '.[optuna]' in cli.missing_plugin(["-m", "hparams_search=optuna"])
-    assert cli.missing_plugin(["seed=1"]) is None
+    monkeypatch.setattr(plugins, "_installed", lambda module: False)
+    assert '.[slurm]' in plugins.missing_plugin(["hydra/launcher=slurm"])
+    assert '.[optuna]' in plugins.missing_plugin(["-m", "hparams_search=optuna"])
+    assert plugins.missing_plugin(["seed=1"]) is None
 
 
 def test_entry_points_resolve():
