@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 out=outputs/feedback_ablation
 seeds="${SEEDS:-0,1,2,3,4}"
 run_world() {  # $1 = dataset config, $2 = sweep folder
-  python -m fdd.main -m experiment=feedback_ablation "dataset=$1" feedback=trained,probe "seed=$seeds" \
+  # seeds vary slowest, so a sweep cut short still has every variant for the seeds it finished
+  python -m fdd.main -m experiment=feedback_ablation "seed=$seeds" "dataset=$1" feedback=trained,probe \
     augmentation=fdd,random,none,hard_only,easy_only "hydra.sweep.dir=$out/$2" \
-    'dataset.train.n=160' 'dataset.eval.synthetic.n=150' $( [ "$1" = synthetic_imbalanced ] && echo 'dataset.eval.rare.n=60' )
+    $( [ "$1" = synthetic_imbalanced ] && echo 'dataset.eval.rare.n=60' )
 }
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # tiny models: one thread per job is fastest on a small CPU
 if [ "${1:-run}" != report ]; then
   if [ "${JOBS:-1}" -gt 1 ]; then
     run_world synthetic balanced > "$out.balanced.log" 2>&1 &

@@ -89,7 +89,7 @@ class FDDLoop:
 
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
-        items = self.distill_set(r - 1)
+        items = full = self.distill_set(r - 1)
         if self.cfg.feedback.signal == "probe":  # every round alike: a round never depends on how many follow
             probe = self.probe_ids(r)
             items = [it for it in items if it.problem_id not in probe]
@@ -106,7 +106,7 @@ class FDDLoop:
         gpu_plan.free_device_cache()  # the fit's cached blocks back to the driver, for the engines that follow
         for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
             ckpt.unlink()
-        return {**info, "distill_size": len(items)}
+        return {**info, "distill_size": len(full), "trained_on": len(items)}
 
     def evaluate(self, r: int, out: Path) -> Dict:
         acc = {}
@@ -290,7 +290,7 @@ class FDDLoop:
                 row.update(accuracy=s["evaluate"]["accuracy"])
             return row
         tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
-        row.update(trained_on=tr["distill_size"], train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),
+        row.update(trained_on=tr.get("trained_on", tr["distill_size"]), train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),
                    easy=fb["easy"], hard=fb["hard"], easy_ratio=fb["easy_ratio"], hard_ratio=fb["hard_ratio"],
                    accuracy=ev["accuracy"])
         # What the student's tokenizer and length limits did to the set it trained on.
