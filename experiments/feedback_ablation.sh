@@ -17,6 +17,7 @@ run_world() {  # $1 = dataset config, $2 = sweep folder
     $( [ "$1" = synthetic_imbalanced ] && echo 'dataset.eval.rare.n=60' )
 }
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # tiny models: one thread per job is fastest on a small CPU
+mkdir -p "$out"
 if [ "${1:-run}" != report ]; then
   if [ "${JOBS:-1}" -gt 1 ]; then
     run_world synthetic balanced > "$out.balanced.log" 2>&1 &
