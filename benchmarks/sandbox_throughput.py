@@ -7,6 +7,7 @@ prints programs/s for each and the ratio.
 
     python benchmarks/sandbox_throughput.py [--n 300] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse

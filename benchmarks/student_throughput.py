@@ -19,6 +19,7 @@ from other jobs on the machine hits both alike.
     python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~1-2 min on 2 cores
     python benchmarks/student_throughput.py --student tiny-t5 --n 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,18 @@ sys.path.insert(0, str(ROOT))
 # Dense bf16 tensor-core peaks (no sparsity) from the vendors' data sheets, keyed by the exact
 # torch.cuda.get_device_name(): a substring match would give an L40S the L4's peak.
 PEAK_BF16 = {
-    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100 PCIe": 756e12, "NVIDIA H100 NVL": 835e12,
-    "NVIDIA H200": 989e12, "NVIDIA GH200 480GB": 989e12,
-    "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100 80GB PCIe": 312e12,
-    "NVIDIA A100-PCIE-40GB": 312e12, "NVIDIA L40S": 362e12, "NVIDIA L4": 121e12, "NVIDIA A10": 125e12,
+    "NVIDIA H100 80GB HBM3": 989e12,
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H100 NVL": 835e12,
+    "NVIDIA H200": 989e12,
+    "NVIDIA GH200 480GB": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12,
+    "NVIDIA A100-SXM4-40GB": 312e12,
+    "NVIDIA A100 80GB PCIe": 312e12,
+    "NVIDIA A100-PCIE-40GB": 312e12,
+    "NVIDIA L40S": 362e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10": 125e12,
 }
 
 
@@ -71,8 +80,7 @@ def _cfg(student: str, overrides: List[str], out: str):
     import fdd.main  # noqa: F401  registers the schemas
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"student={student}", f"paths.output_dir={out}", "logger=none",
-                                           *overrides])
+        cfg = compose("config", overrides=[f"student={student}", f"paths.output_dir={out}", "logger=none", *overrides])
     return OmegaConf.to_object(cfg.student), OmegaConf.to_container(cfg.trainer)
 
 
@@ -80,8 +88,10 @@ def _items(n: int, seed: int, split: str):
     from fdd.sim.world import generate, render
     from fdd.types import Item
 
-    return [Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1])
-            for p in generate(n, seed, split, min_steps=1, max_steps=5)]
+    return [
+        Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1])
+        for p in generate(n, seed, split, min_steps=1, max_steps=5)
+    ]
 
 
 def _label_tokens(data) -> int:
@@ -94,8 +104,13 @@ def train_ours(student, items, work: Path, tag: str) -> Dict:
 
 
 def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
-    from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        Trainer,
+        TrainingArguments,
+    )
 
     from fdd.students.model import build_model
 
@@ -105,16 +120,28 @@ def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
     bf16 = str(trainer_cfg.get("precision", "32")).startswith("bf16")
     seq2seq = scfg.arch == "seq2seq"
     args_cls = Seq2SeqTrainingArguments if seq2seq else TrainingArguments
-    args = args_cls(output_dir=str(work / "hf"), per_device_train_batch_size=scfg.batch_size,
-                    num_train_epochs=scfg.epochs, learning_rate=scfg.lr, weight_decay=scfg.weight_decay,
-                    lr_scheduler_type="linear", warmup_steps=int(scfg.warmup_ratio * steps),
-                    max_grad_norm=float(trainer_cfg.get("gradient_clip_val") or 1.0), bf16=bf16,
-                    use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to=[], logging_steps=10 ** 6,
-                    disable_tqdm=True, dataloader_num_workers=0, seed=seed)
-    collator = DataCollatorForSeq2Seq(tok, model=model if seq2seq else None, padding="longest",
-                                      label_pad_token_id=-100)
-    trainer = (Seq2SeqTrainer if seq2seq else Trainer)(model=model, args=args, train_dataset=data.rows,
-                                                       data_collator=collator)
+    args = args_cls(
+        output_dir=str(work / "hf"),
+        per_device_train_batch_size=scfg.batch_size,
+        num_train_epochs=scfg.epochs,
+        learning_rate=scfg.lr,
+        weight_decay=scfg.weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=int(scfg.warmup_ratio * steps),
+        max_grad_norm=float(trainer_cfg.get("gradient_clip_val") or 1.0),
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="no",
+        report_to=[],
+        logging_steps=10**6,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=seed,
+    )
+    collator = DataCollatorForSeq2Seq(tok, model=model if seq2seq else None, padding="longest", label_pad_token_id=-100)
+    trainer = (Seq2SeqTrainer if seq2seq else Trainer)(
+        model=model, args=args, train_dataset=data.rows, data_collator=collator
+    )
     t0 = time.time()
     trainer.train()
     return {"seconds": time.time() - t0}
@@ -125,7 +152,7 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
     from fdd.students.student import Student
 
     scfg, tcfg = _cfg(student_name, overrides, str(work))
-    tcfg.update(enable_progress_bar=False, log_every_n_steps=10 ** 6)
+    tcfg.update(enable_progress_bar=False, log_every_n_steps=10**6)
     items = _items(args.n, 0, "train")
     student = Student(scfg, tcfg, get_format("pot"), 0, str(work / f"tok-{student_name}"))
     data = student._encode(items)
@@ -133,7 +160,7 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
     tokens = _label_tokens(data) * scfg.epochs
     ours, hf, ckpt = [], [], None
     for r in range(args.repeats):
-        for side in (("ours", "hf") if r % 2 == 0 else ("hf", "ours")):
+        for side in ("ours", "hf") if r % 2 == 0 else ("hf", "ours"):
             if side == "ours":
                 res = train_ours(student, items, work, f"{student_name}-{r}")
                 ours.append(tokens / res["seconds"])
@@ -142,8 +169,14 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
                 hf.append(tokens / train_hf(scfg, tcfg, tok, data, work, 0)["seconds"])
     o, h = statistics.median(ours), statistics.median(hf)
     prec = tcfg.get("precision")
-    row = ["train", student_name, f"{len(items)} ex x {scfg.epochs} ep, bs {scfg.batch_size}, {prec}",
-           f"{o:,.0f} tok/s", f"{h:,.0f} tok/s", f"{o / h:.2f}x"]
+    row = [
+        "train",
+        student_name,
+        f"{len(items)} ex x {scfg.epochs} ep, bs {scfg.batch_size}, {prec}",
+        f"{o:,.0f} tok/s",
+        f"{h:,.0f} tok/s",
+        f"{o / h:.2f}x",
+    ]
     if gpu:
         from fdd.students.model import build_model
 
@@ -181,8 +214,15 @@ def bench_eval(args, student, ckpt: str, rows: List):
     mnt = args.max_new_tokens
 
     def batched():
-        return generate(model, tok, prompts, scfg.arch, batch_size=args.gen_batch, max_new_tokens=mnt,
-                        max_source_len=scfg.max_source_len)
+        return generate(
+            model,
+            tok,
+            prompts,
+            scfg.arch,
+            batch_size=args.gen_batch,
+            max_new_tokens=mnt,
+            max_source_len=scfg.max_source_len,
+        )
 
     @torch.inference_mode()
     def one_by_one():
@@ -191,24 +231,39 @@ def bench_eval(args, student, ckpt: str, rows: List):
         out = []
         for ids in encode_prompts(tok, prompts, scfg.arch, scfg.max_source_len):
             x = torch.tensor([ids], device=device)
-            g = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
-                               max_new_tokens=mnt, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            g = g[0, x.shape[1]:] if scfg.arch == "causal" else g[0]
+            g = model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=mnt,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            g = g[0, x.shape[1] :] if scfg.arch == "causal" else g[0]
             out.append(tok.decode(g, skip_special_tokens=True).strip())
         return out
 
     times = {"ours": [], "hf": []}
     texts = {}
     for r in range(args.eval_repeats):
-        for side in (("ours", "hf") if r % 2 == 0 else ("hf", "ours")):
+        for side in ("ours", "hf") if r % 2 == 0 else ("hf", "ours"):
             t0 = time.time()
             texts[side] = batched() if side == "ours" else one_by_one()
             times[side].append(time.time() - t0)
     o = len(prompts) / statistics.median(times["ours"])
     h = len(prompts) / statistics.median(times["hf"])
     same = sum(a == b for a, b in zip(texts["ours"], texts["hf"]))
-    rows.append(["eval", scfg.name, f"{len(prompts)} problems, gen bs {args.gen_batch}, max {mnt} new tok",
-                 f"{o:,.1f} prob/s", f"{h:,.1f} prob/s", f"{o / h:.2f}x (same text {same}/{len(prompts)})"])
+    rows.append(
+        [
+            "eval",
+            scfg.name,
+            f"{len(prompts)} problems, gen bs {args.gen_batch}, max {mnt} new tok",
+            f"{o:,.1f} prob/s",
+            f"{h:,.1f} prob/s",
+            f"{o / h:.2f}x (same text {same}/{len(prompts)})",
+        ]
+    )
 
 
 def main() -> None:
@@ -222,8 +277,12 @@ def main() -> None:
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--eval-repeats", type=int, default=2)
-    ap.add_argument("--peak-tflops", type=float, default=None,
-                    help="the GPU's peak dense bf16 TFLOP/s for MFU (default: PEAK_BF16 by exact device name)")
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the GPU's peak dense bf16 TFLOP/s for MFU (default: PEAK_BF16 by exact device name)",
+    )
     # 1 by default: on a small shared CPU box, oversubscribed OpenMP threads stall a tiny model
     # ~10x and drown the comparison. 0 = torch's default.
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
@@ -252,8 +311,10 @@ def main() -> None:
     head = ["what", "student", "work", "ours", "HF baseline", "ratio"]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: " | ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{'CUDA ' + torch.cuda.get_device_name() if gpu else 'CPU only'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{'CUDA ' + torch.cuda.get_device_name() if gpu else 'CPU only'}"
+    )
     print(line(head))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

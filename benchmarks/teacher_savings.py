@@ -12,6 +12,7 @@
 
     python benchmarks/teacher_savings.py [--sizes 10000 160000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,15 +85,16 @@ def time_screen(index_cls, questions, cands) -> Tuple[float, List[str]]:
 
 def agreement_rows():
     from fdd.agreement import collect_rationales
-    from fdd.sim import world as synthetic
     from fdd.reasoning.formats import get_format
     from fdd.reasoning.sandbox import Sandbox
+    from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 
     ps = synthetic.generate(400, seed=1, split="train")
     cands = [Candidate(p.question, p.id, "hard-similar", p.source, dict(p.meta)) for p in ps]
     fmt, rows = get_format("pot"), []
     with Sandbox(workers=2, timeout_s=2.0, memory_mb=256) as sandbox:
+
         def extract(replies):
             it = iter(fmt.extract([r.text for reps in replies for r in reps if r.ok], sandbox))
             return [[next(it) if r.ok else None for r in reps] for reps in replies]
@@ -101,8 +103,9 @@ def agreement_rows():
             res = {}
             for adaptive in (False, True):
                 teacher = OracleTeacher(SimpleNamespace(error_rate=error_rate), seed=0)
-                replies, answers = collect_rationales(teacher.write_rationales, [c.problem() for c in cands], 3, 2, "pot", extract,
-                                                      adaptive)
+                replies, answers = collect_rationales(
+                    teacher.write_rationales, [c.problem() for c in cands], 3, 2, "pot", extract, adaptive
+                )
                 items, _ = accept_by_agreement(cands, replies, answers, 2, 1)
                 res[adaptive] = (teacher.usage.total("requests"), [(i.question, i.answer) for i in items])
             (fr, fi), (ar, ai) = res[False], res[True]
@@ -121,12 +124,16 @@ def main() -> None:
         cands = candidates(questions, n)
         old, kept_old = time_screen(BlockedDedupIndex, questions, cands)
         new, kept_new = time_screen(DedupIndex, questions, cands)
-        print(f"{n:>10} | {old:>12.0f} c/s | {new:>11.0f} c/s | {new / old:>5.2f}x | "
-              f"{kept_old == kept_new} ({len(kept_new)} kept)")
+        print(
+            f"{n:>10} | {old:>12.0f} c/s | {new:>11.0f} c/s | {new / old:>5.2f}x | "
+            f"{kept_old == kept_new} ({len(kept_new)} kept)"
+        )
     print("\nRationale requests per accepted item, synthetic world, samples=3, min_agree=2")
     print(f"{'error rate':>10} | {'fixed':>6} | {'adaptive':>8} | {'saved':>6} | accepted fixed/adaptive | same items")
     for er, fixed, adaptive, nf, na, same in agreement_rows():
-        print(f"{er:>10.1f} | {fixed:>6.2f} | {adaptive:>8.2f} | {1 - adaptive / fixed:>6.1%} | {nf:>11}/{na:<11} | {same}")
+        print(
+            f"{er:>10.1f} | {fixed:>6.2f} | {adaptive:>8.2f} | {1 - adaptive / fixed:>6.1%} | {nf:>11}/{na:<11} | {same}"
+        )
 
 
 if __name__ == "__main__":

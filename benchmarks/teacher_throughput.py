@@ -9,6 +9,7 @@ ideal rate is ``c / latency``; anything below that is client (or server) overhea
     python benchmarks/teacher_throughput.py --typed              # chat.completions.create(), for comparison
     python benchmarks/teacher_throughput.py --concurrency 1 16 64 128 --requests-per-slot 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ from tests.fake_openai_server import free_port  # noqa: E402
 
 def start_server(latency: float) -> tuple:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_openai_server", "--port", str(port),
-                             "--latency", str(latency)], cwd=str(REPO), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai_server", "--port", str(port), "--latency", str(latency)],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.startswith("READY"):
         proc.kill()
@@ -40,8 +45,16 @@ def start_server(latency: float) -> tuple:
 
 def run(url: str, concurrency: int, n: int, transport: str, tag: int, typed: bool = False) -> tuple:
     """(requests/s, client CPU ms per request) for ``n`` requests at ``concurrency``."""
-    cfg = TeacherConfig(backend="openai", model="fake-model", base_urls=[url], concurrency=concurrency,
-                        cache="off", timeout_s=30, max_retries=2, max_tokens=64)
+    cfg = TeacherConfig(
+        backend="openai",
+        model="fake-model",
+        base_urls=[url],
+        concurrency=concurrency,
+        cache="off",
+        timeout_s=30,
+        max_retries=2,
+        max_tokens=64,
+    )
     t = OpenAITeacher(cfg, cache_dir=None, seed=0)
     t.transport = transport
     t.raw_responses = not typed
@@ -75,9 +88,11 @@ def main() -> None:
 
     proc, url = start_server(args.latency)
     try:
-        print(f"openai teacher -> fake server ({args.latency * 1000:.0f} ms latency), transport={args.transport}, "
-              f"{'typed create()' if args.typed else 'raw post'}, "
-              f"{os.cpu_count()} CPU cores, cache off")
+        print(
+            f"openai teacher -> fake server ({args.latency * 1000:.0f} ms latency), transport={args.transport}, "
+            f"{'typed create()' if args.typed else 'raw post'}, "
+            f"{os.cpu_count()} CPU cores, cache off"
+        )
         print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} {'client CPU ms/req':>18}")
         for i, c in enumerate(args.concurrency):
             n = min(args.max_requests, max(64, args.requests_per_slot * c))

@@ -13,6 +13,7 @@ Peak memory is the device's used memory (``total - free``, all processes: vLLM r
 a child process) sampled every 0.1 s during each stage, so it shows whether a stage ran with one
 tenant or two.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,18 +27,34 @@ sys.path.insert(0, str(ROOT))
 
 
 def compose(out: Path, model_dir: str, n: int, extra):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     import fdd.main  # noqa: F401  registers the schemas and resolvers
 
     overrides = [
-        "trainer=gpu", "teacher=vllm", f"teacher.model={model_dir}", "teacher.gguf_file=null",
-        "teacher.vllm.max_model_len=2048", "teacher.max_tokens=256",
-        "student=smollm2-135m", f"student.pretrained={model_dir}", "student.gguf_file=null",
-        "student.generation.backend=vllm", "student.generation.vllm.max_model_len=2048", "student.epochs=1",
-        "rounds=2", "dataset=synthetic", f"dataset.train.n={n}", f"dataset.eval.synthetic.n={n}",
-        "augmentation.samples=2", "augmentation.min_agree=1", "logger=none",
-        f"paths.output_dir={out / 'run'}", f"paths.cache_dir={out / 'cache'}", *extra,
+        "trainer=gpu",
+        "teacher=vllm",
+        f"teacher.model={model_dir}",
+        "teacher.gguf_file=null",
+        "teacher.vllm.max_model_len=2048",
+        "teacher.max_tokens=256",
+        "student=smollm2-135m",
+        f"student.pretrained={model_dir}",
+        "student.gguf_file=null",
+        "student.generation.backend=vllm",
+        "student.generation.vllm.max_model_len=2048",
+        "student.epochs=1",
+        "rounds=2",
+        "dataset=synthetic",
+        f"dataset.train.n={n}",
+        f"dataset.eval.synthetic.n={n}",
+        "augmentation.samples=2",
+        "augmentation.min_agree=1",
+        "logger=none",
+        f"paths.output_dir={out / 'run'}",
+        f"paths.cache_dir={out / 'cache'}",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
@@ -98,8 +115,10 @@ def main() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        fail("no CUDA device: this smoke test needs a GPU (the config composed: trainer=gpu, teacher=vllm, "
-             "student.generation.backend=vllm)")
+        fail(
+            "no CUDA device: this smoke test needs a GPU (the config composed: trainer=gpu, teacher=vllm, "
+            "student.generation.backend=vllm)"
+        )
     try:
         import vllm  # noqa: F401
     except ImportError:
@@ -116,9 +135,12 @@ def main() -> None:
         t0 = time.time()
         with PeakMemory() as mem:
             res = real_run(self, r, stage, fn)
-        peaks.append((r, stage, mem.peak / 2 ** 30, time.time() - t0))
-        print(f"gpu_smoke: round {r} {stage:<9} peak device memory {mem.peak / 2 ** 30:6.2f} GiB "
-              f"({time.time() - t0:6.1f} s)", flush=True)
+        peaks.append((r, stage, mem.peak / 2**30, time.time() - t0))
+        print(
+            f"gpu_smoke: round {r} {stage:<9} peak device memory {mem.peak / 2**30:6.2f} GiB "
+            f"({time.time() - t0:6.1f} s)",
+            flush=True,
+        )
         return res
 
     StageRunner.run = measured
@@ -128,7 +150,7 @@ def main() -> None:
         rows = run(cfg)
     except _user_errors() as exc:
         fail(str(exc))
-    total = torch.cuda.mem_get_info()[1] / 2 ** 30
+    total = torch.cuda.mem_get_info()[1] / 2**30
     print(f"\n{torch.cuda.get_device_name()} ({total:.0f} GiB), torch {torch.__version__}, vllm {vllm.__version__}")
     print(f"{'round':>5} {'stage':<9} {'peak GiB':>9} {'seconds':>8}")
     for r, stage, gib, sec in peaks:
@@ -136,8 +158,10 @@ def main() -> None:
     for row in rows:
         if row["round"] > 0:
             acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
-            print(f"round {row['round']}: accuracy {acc}, easy {row.get('easy_ratio', 0):.2f}, "
-                  f"distill {row.get('distill_size')}")
+            print(
+                f"round {row['round']}: accuracy {acc}, easy {row.get('easy_ratio', 0):.2f}, "
+                f"distill {row.get('distill_size')}"
+            )
 
 
 if __name__ == "__main__":

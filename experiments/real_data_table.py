@@ -3,6 +3,7 @@ round (round 0 = the base student, zero-shot), and what the served teacher's pro
 
     python experiments/real_data_table.py outputs/real_data/table/run
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,15 +24,19 @@ def table(run_dir: Path) -> str:
         out.append(f"| {label} | {acc} | {r.get('trained_on', '-')} |")
     for r in rows:
         if r["round"] == 0:
-            out.append(f"\nD0 (gold rationales): {r['distill_size']} of {r['seed_problems']} seed problems "
-                       f"({r.get('seed_rejected', 0)} without usable gold)")
+            out.append(
+                f"\nD0 (gold rationales): {r['distill_size']} of {r['seed_problems']} seed problems "
+                f"({r.get('seed_rejected', 0)} without usable gold)"
+            )
         elif "generated" in r:
             gen, acc = r["generated"], r["accepted"]
             asked = sum(r.get("teacher", {}).get(j, {}).get("requests", 0) for j in ("harder", "similar"))
             rate = f"{acc / asked:.1%} of asked" if asked else (f"{acc / gen:.1%} of written" if gen else "n/a")
-            out.append(f"round {r['round']} augment: {asked} new problems asked of the served teacher, {gen} written "
-                       f"(parseable), {acc} accepted ({rate}); rejected by reason {r.get('rejected_by_reason')}; "
-                       f"teacher usage {r.get('teacher')}")
+            out.append(
+                f"round {r['round']} augment: {asked} new problems asked of the served teacher, {gen} written "
+                f"(parseable), {acc} accepted ({rate}); rejected by reason {r.get('rejected_by_reason')}; "
+                f"teacher usage {r.get('teacher')}"
+            )
     return "\n".join(out)
 
 

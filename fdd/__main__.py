@@ -1,4 +1,5 @@
 """``python -m fdd``: the ``fdd`` command (see fdd/cli.py)."""
+
 import sys
 
 from fdd.cli import main

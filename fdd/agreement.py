@@ -11,6 +11,7 @@ the same request either way (``first=`` keeps indices), votes only grow, and a p
 dropped only when no answer can reach ``min_agree`` within ``samples``. Where several answers
 could reach ``min_agree`` (``samples >= 2 * min_agree``), the first one to get there wins.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,8 +23,9 @@ from fdd.verify import vote
 Extract = Callable[[List[List]], List[List]]
 
 
-def collect_rationales(write, problems: Sequence[Problem], samples: int, min_agree: int, fmt: str,
-                       extract: Extract, adaptive: bool = True) -> Tuple[List[List], List[List]]:
+def collect_rationales(
+    write, problems: Sequence[Problem], samples: int, min_agree: int, fmt: str, extract: Extract, adaptive: bool = True
+) -> Tuple[List[List], List[List]]:
     """``(replies, answers)`` per problem, as ``write`` (a teacher's ``write_rationales`` or
     ``write_new_rationales``) and ``extract`` give them. With ``adaptive`` off every problem gets
     ``samples`` rationales in one batch."""

@@ -1,6 +1,7 @@
 """The ``fdd`` command: ``fdd [overrides]`` runs the method (same as ``python -m fdd.main``),
 ``fdd solve`` answers questions with a trained student, ``fdd report`` summarises runs.
 ``python -m fdd`` is the same command."""
+
 from __future__ import annotations
 
 import sys
@@ -21,6 +22,7 @@ examples:
 
 The run's config groups and keys follow (Hydra's --help):
 """
+
 
 def main(argv: Optional[List[str]] = None) -> Optional[int]:
     argv = list(sys.argv[1:] if argv is None else argv)

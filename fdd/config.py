@@ -4,6 +4,7 @@ Every YAML file of a config group starts from the group's schema (``defaults: [s
 a typo in a key or a value of the wrong type fails at composition, and ``validate`` refuses
 values that are well-typed but meaningless (``rounds=-1``) before any work starts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -323,35 +324,55 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(obj.rationale in RATIONALE_FORMATS, f"rationale must be one of {RATIONALE_FORMATS}, got {obj.rationale!r}")
     s = obj.student
     _check(s.arch in ARCHS, f"student.arch must be one of {ARCHS}, got {s.arch!r}")
-    _check(s.pretrained is not None or s.gguf_file is not None or bool(s.model_config),
-           f"student {s.name!r} needs pretrained, gguf_file or model_config")
+    _check(
+        s.pretrained is not None or s.gguf_file is not None or bool(s.model_config),
+        f"student {s.name!r} needs pretrained, gguf_file or model_config",
+    )
     _check(s.tokenizer in ("auto", "byt5", "wordlevel"), f"student.tokenizer: unknown {s.tokenizer!r}")
     _check(s.lr > 0, f"student.lr must be > 0, got {s.lr}")
     _check(s.batch_size > 0 and s.epochs >= 0, "student.batch_size must be > 0 and student.epochs >= 0")
-    _check(str(s.eval_before_training).lower() in ("auto", "true", "false"),
-           f"student.eval_before_training must be auto|true|false, got {s.eval_before_training!r}")
+    _check(
+        str(s.eval_before_training).lower() in ("auto", "true", "false"),
+        f"student.eval_before_training must be auto|true|false, got {s.eval_before_training!r}",
+    )
     _check(s.generation.backend in ("hf", "vllm"), f"student.generation.backend: unknown {s.generation.backend!r}")
-    _check(not (s.generation.backend == "vllm" and s.arch != "causal"),
-           "student.generation.backend=vllm serves causal students only")
-    _check(s.overlong in ("drop", "truncate", "error"), f"student.overlong must be drop|truncate|error, got {s.overlong!r}")
-    _check(0.0 <= s.max_unrepresentable <= 1.0, f"student.max_unrepresentable must be in [0, 1], got {s.max_unrepresentable}")
+    _check(
+        not (s.generation.backend == "vllm" and s.arch != "causal"),
+        "student.generation.backend=vllm serves causal students only",
+    )
+    _check(
+        s.overlong in ("drop", "truncate", "error"), f"student.overlong must be drop|truncate|error, got {s.overlong!r}"
+    )
+    _check(
+        0.0 <= s.max_unrepresentable <= 1.0,
+        f"student.max_unrepresentable must be in [0, 1], got {s.max_unrepresentable}",
+    )
     _check_engine_args("student.generation.vllm", s.generation.vllm)
     t = obj.teacher
     _check_engine_args("teacher.vllm", t.vllm)
-    _check(t.engine_release in ("release", "sleep"), f"teacher.engine_release must be release|sleep, got {t.engine_release!r}")
+    _check(
+        t.engine_release in ("release", "sleep"),
+        f"teacher.engine_release must be release|sleep, got {t.engine_release!r}",
+    )
     _check(t.backend in TEACHER_BACKENDS, f"teacher.backend must be one of {TEACHER_BACKENDS}, got {t.backend!r}")
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
     _check(t.concurrency > 0, "teacher.concurrency must be > 0")
     _check(0.0 <= t.error_rate <= 1.0, "teacher.error_rate must be in [0, 1]")
     _check(0.0 <= t.max_failed_share <= 1.0, f"teacher.max_failed_share must be in [0, 1], got {t.max_failed_share}")
-    _check(t.cache_on_corrupt in ("recreate", "error"),
-           f"teacher.cache_on_corrupt must be recreate|error, got {t.cache_on_corrupt!r}")
+    _check(
+        t.cache_on_corrupt in ("recreate", "error"),
+        f"teacher.cache_on_corrupt must be recreate|error, got {t.cache_on_corrupt!r}",
+    )
     a = obj.augmentation
     _check(a.mode in AUGMENTATION_MODES, f"augmentation.mode must be one of {AUGMENTATION_MODES}, got {a.mode!r}")
-    _check(a.samples >= 1 and 1 <= a.min_agree <= a.samples,
-           f"augmentation needs 1 <= min_agree ({a.min_agree}) <= samples ({a.samples})")
-    _check(a.per_easy >= 0 and a.per_hard >= 0 and a.seed_samples >= 1,
-           "augmentation.per_easy/per_hard must be >= 0 and seed_samples >= 1")
+    _check(
+        a.samples >= 1 and 1 <= a.min_agree <= a.samples,
+        f"augmentation needs 1 <= min_agree ({a.min_agree}) <= samples ({a.samples})",
+    )
+    _check(
+        a.per_easy >= 0 and a.per_hard >= 0 and a.seed_samples >= 1,
+        "augmentation.per_easy/per_hard must be >= 0 and seed_samples >= 1",
+    )
     _check(a.budget is None or a.budget >= 0, f"augmentation.budget must be >= 0 or null, got {a.budget}")
     _check(a.decontam_ngram >= 1, f"augmentation.decontam_ngram must be >= 1, got {a.decontam_ngram}")
     _check(0 < a.dedup_threshold <= 1, f"augmentation.dedup_threshold must be in (0, 1], got {a.dedup_threshold}")
@@ -361,9 +382,13 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(f.samples >= 1, f"feedback.samples must be >= 1, got {f.samples}")
     _check(f.temperature > 0, f"feedback.temperature must be > 0, got {f.temperature}")
     _check(0 < f.easy_threshold <= 1, f"feedback.easy_threshold must be in (0, 1], got {f.easy_threshold}")
-    _check(not (f.samples > 1 and s.generation.backend == "vllm"),
-           "feedback.samples > 1 (sampled solve rate) is not available with student.generation.backend=vllm yet")
-    _check(obj.train_subset is None or obj.train_subset > 0, f"train_subset must be > 0 or null, got {obj.train_subset}")
+    _check(
+        not (f.samples > 1 and s.generation.backend == "vllm"),
+        "feedback.samples > 1 (sampled solve rate) is not available with student.generation.backend=vllm yet",
+    )
+    _check(
+        obj.train_subset is None or obj.train_subset > 0, f"train_subset must be > 0 or null, got {obj.train_subset}"
+    )
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
@@ -372,10 +397,14 @@ def validate(cfg: DictConfig) -> FDDConfig:
     check_sandbox(obj.sandbox)
     f = obj.final
     _check(f.select in ("last", "best"), f"final.select must be last|best, got {f.select!r}")
-    _check(f.metric == "mean_accuracy" or f.metric in d.eval,
-           f"final.metric must be mean_accuracy or a held-out set ({sorted(d.eval)}), got {f.metric!r}")
-    _check(not f.push_to_hub or bool(f.hub.model_id or f.hub.dataset_id),
-           "final.push_to_hub=true needs final.hub.model_id and/or final.hub.dataset_id")
+    _check(
+        f.metric == "mean_accuracy" or f.metric in d.eval,
+        f"final.metric must be mean_accuracy or a held-out set ({sorted(d.eval)}), got {f.metric!r}",
+    )
+    _check(
+        not f.push_to_hub or bool(f.hub.model_id or f.hub.dataset_id),
+        "final.push_to_hub=true needs final.hub.model_id and/or final.hub.dataset_id",
+    )
     return obj
 
 
@@ -427,14 +456,19 @@ def _check_ranges(obj: FDDConfig) -> None:
     ]
     for key, value, lo, hi, lo_open, nullable in checks:
         rng = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}]" if hi is not None else "inf)")
-        _check(_in(value, lo, hi, lo_open, nullable), f"{key} must be in {rng}{' or null' if nullable else ''}, "
-                                                       f"got {value!r}")
+        _check(
+            _in(value, lo, hi, lo_open, nullable),
+            f"{key} must be in {rng}{' or null' if nullable else ''}, got {value!r}",
+        )
     for name, src in [("train", obj.dataset.train), *obj.dataset.eval.items()]:
-        _check(_in(src.limit, 1, nullable=True),
-               f"dataset source {name!r}: limit must be >= 1 or null, got {src.limit}")
+        _check(
+            _in(src.limit, 1, nullable=True), f"dataset source {name!r}: limit must be >= 1 or null, got {src.limit}"
+        )
         _check(_in(src.n, 0), f"dataset source {name!r}: n must be >= 0, got {src.n}")
-        _check(_in(src.min_steps, 1) and _in(src.max_steps, src.min_steps),
-               f"dataset source {name!r}: need 1 <= min_steps ({src.min_steps}) <= max_steps ({src.max_steps})")
+        _check(
+            _in(src.min_steps, 1) and _in(src.max_steps, src.min_steps),
+            f"dataset source {name!r}: need 1 <= min_steps ({src.min_steps}) <= max_steps ({src.max_steps})",
+        )
     _check(obj.resume in RESUME_MODES, f"resume must be one of {RESUME_MODES}, got {obj.resume!r}")
     if obj.recompute_from is not None:
         from fdd.stages import parse_stage

@@ -6,6 +6,7 @@ tokens from a typical reply length per job, capped by ``teacher.max_tokens`` (th
 reported too). The feedback split is unknown before training, so augmenting rounds are counted
 as if every pool problem were expanded (the most a round can ask for).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,12 @@ def _prompts(teacher_cfg) -> Dict[str, str]:
 
 
 def _job(calls: int, prompt_tokens: float, output_per_call: int, max_tokens: int) -> Dict:
-    return {"calls": calls, "input_tokens": round(prompt_tokens), "output_tokens": calls * min(output_per_call, max_tokens),
-            "output_tokens_max": calls * max_tokens}
+    return {
+        "calls": calls,
+        "input_tokens": round(prompt_tokens),
+        "output_tokens": calls * min(output_per_call, max_tokens),
+        "output_tokens_max": calls * max_tokens,
+    }
 
 
 def estimate_tokens(cfg, questions: Sequence[str]) -> Dict[str, Dict]:
@@ -48,8 +53,9 @@ def estimate_tokens(cfg, questions: Sequence[str]) -> Dict[str, Dict]:
         return n * (system + n_tokens(tmpl.replace("{question}", "")) + mean_q)
 
     init_calls = len(questions) * a.seed_samples
-    stages = {"init": _job(init_calls, prompt_cost(rationale_tmpl, init_calls), TYPICAL_OUTPUT["rationale"],
-                           t.max_tokens)}
+    stages = {
+        "init": _job(init_calls, prompt_cost(rationale_tmpl, init_calls), TYPICAL_OUTPUT["rationale"], t.max_tokens)
+    }
     rounds_augmenting = max(0, cfg.rounds - 1)
     if a.mode != "none" and rounds_augmenting:
         pool = len(questions) if not cfg.train_subset else min(len(questions), cfg.train_subset)
@@ -71,13 +77,20 @@ def estimate_cost(cfg, questions: Sequence[str]) -> Dict:
     """Token estimates per stage, their totals and a cost from ``teacher.price`` (per million)."""
     stages = estimate_tokens(cfg, questions)
     price = cfg.teacher.price
-    total = {k: sum(s[k] for s in stages.values()) for k in ("calls", "input_tokens", "output_tokens",
-                                                               "output_tokens_max")}
+    total = {
+        k: sum(s[k] for s in stages.values()) for k in ("calls", "input_tokens", "output_tokens", "output_tokens_max")
+    }
 
     def cost(inp: int, out: int) -> float:
         return round((inp * price.input_per_mtok + out * price.output_per_mtok) / 1e6, 4)
 
-    return {"stages": stages, "total": total,
-            "cost": {"input_per_mtok": price.input_per_mtok, "output_per_mtok": price.output_per_mtok,
-                     "estimate": cost(total["input_tokens"], total["output_tokens"]),
-                     "max": cost(total["input_tokens"], total["output_tokens_max"])}}
+    return {
+        "stages": stages,
+        "total": total,
+        "cost": {
+            "input_per_mtok": price.input_per_mtok,
+            "output_per_mtok": price.output_per_mtok,
+            "estimate": cost(total["input_tokens"], total["output_tokens"]),
+            "max": cost(total["input_tokens"], total["output_tokens_max"]),
+        },
+    }

@@ -1,4 +1,5 @@
 """Per-step training curves (loss, learning rate) into the run's existing wandb run."""
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ Single failed requests are counted rejections. A stage whose every request faile
 ``<round_dir>/failed_requests.jsonl``; ``teacher.retry_failed=true`` reopens a finished stage that
 lost some, and every stage after it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,13 +39,16 @@ def fail_on_outage(stage: str, replies, max_share: float = 1.0) -> None:
 
 def _raise_on_outage(stage: str, failed: List[str], asked: int, max_share: float) -> None:
     if asked and len(failed) == asked:
-        raise TeacherUnavailableError(f"{stage}: all {asked} teacher requests failed (e.g. {failed[0]}); "
-                                      f"rerun the same command when the teacher is reachable")
+        raise TeacherUnavailableError(
+            f"{stage}: all {asked} teacher requests failed (e.g. {failed[0]}); "
+            f"rerun the same command when the teacher is reachable"
+        )
     if asked and len(failed) > max_share * asked:
         raise TeacherUnavailableError(
             f"{stage}: {len(failed)} of {asked} teacher requests failed (e.g. {failed[0]}), more than "
             f"teacher.max_failed_share={max_share:g}; the stage is not marked done: rerun the same command when the "
-            f"teacher is healthy (requests that succeeded are replayed from the cache)")
+            f"teacher is healthy (requests that succeeded are replayed from the cache)"
+        )
 
 
 def _request_failed(rep) -> bool:
@@ -71,8 +75,17 @@ class FailedRequests:
         """Record a batch's failures; an outage of the whole batch ends the stage at once."""
         for pid, reps in zip(ids, replies):
             self.asked += len(reps)
-            self.rows += [{"stage": self.stage, "job": job, "id": pid, "sample_index": rep.call.get("sample_index", k),
-                           "reason": rep.error} for k, rep in enumerate(reps) if _request_failed(rep)]
+            self.rows += [
+                {
+                    "stage": self.stage,
+                    "job": job,
+                    "id": pid,
+                    "sample_index": rep.call.get("sample_index", k),
+                    "reason": rep.error,
+                }
+                for k, rep in enumerate(reps)
+                if _request_failed(rep)
+            ]
         self.write()  # before a possible raise: a failed stage still names what it lost
         fail_on_outage(label, replies)
 
@@ -81,9 +94,15 @@ class FailedRequests:
         self.write()
         _raise_on_outage(label, [r["reason"] for r in self.rows], self.asked, self.max_share)
         if self.rows:
-            log.warning("%s: %d of %d teacher requests failed (%s); listed in %s, asked again by a rerun with "
-                        "teacher.retry_failed=true", label, len(self.rows), self.asked,
-                        dict(Counter(r["job"] for r in self.rows)), self.path)
+            log.warning(
+                "%s: %d of %d teacher requests failed (%s); listed in %s, asked again by a rerun with "
+                "teacher.retry_failed=true",
+                label,
+                len(self.rows),
+                self.asked,
+                dict(Counter(r["job"] for r in self.rows)),
+                self.path,
+            )
         return len(self.rows)
 
     def write(self) -> None:
@@ -104,13 +123,18 @@ def reopen_failed(run_dir: Path, stages: StageRunner) -> List[str]:
         stage = next((x["stage"] for x in rows if x.get("stage") in TEACHER_STAGES), None)
         if stage is None or not stages.done(r, stage):
             continue
-        later = ROUND_STAGES[ROUND_STAGES.index(stage) + 1:] if stage in ROUND_STAGES else ()
+        later = ROUND_STAGES[ROUND_STAGES.index(stage) + 1 :] if stage in ROUND_STAGES else ()
         markers = [stages.marker(r, s) for s in (stage, *later)]
         markers += [m for q, d in rounds if q > r for m in sorted(d.glob("DONE.*"))]
         reopened = [f"{m.parent.name}/{m.name}" for m in markers if m.is_file()]
         for m in markers:
             m.unlink(missing_ok=True)
-        log.warning("teacher.retry_failed: round %d %s had %d failed teacher requests; reopening %s", r, stage,
-                    len(rows), ", ".join(reopened))
+        log.warning(
+            "teacher.retry_failed: round %d %s had %d failed teacher requests; reopening %s",
+            r,
+            stage,
+            len(rows),
+            ", ".join(reopened),
+        )
         return reopened
     return []

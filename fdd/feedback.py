@@ -11,6 +11,7 @@ With ``samples > 1`` each problem gets ``samples`` sampled answers (``temperatur
 when its solve rate reaches ``easy_threshold``, instead of one greedy answer: ``samples`` times
 the generation cost of the feedback stage.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -29,8 +30,9 @@ def probe_ids(pool: Sequence[Problem], fraction: float, seed: int, round_idx: in
     return set(rng(seed, "probe", round_idx).sample(ids, min(k, len(ids))))
 
 
-def split(problems: Sequence[Problem], preds: Sequence[Prediction], samples: int, threshold: float
-          ) -> Tuple[List[str], List[str], Dict[str, float]]:
+def split(
+    problems: Sequence[Problem], preds: Sequence[Prediction], samples: int, threshold: float
+) -> Tuple[List[str], List[str], Dict[str, float]]:
     """``(easy ids, hard ids, solve rate per id)`` from ``samples`` predictions per problem
     (``preds`` holds them problem by problem). One sample: solved = easy."""
     solved: Dict[str, List[bool]] = defaultdict(list)

@@ -11,6 +11,7 @@ written as a parquet ``datasets`` dataset with its lineage columns and a dataset
 The stage is built in ``final.tmp/`` and renamed, so a kill never leaves a half-written
 ``final/``. ``push_to_hub`` uploads both folders with ``huggingface_hub``.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,17 +69,29 @@ def write_dataset(items: List[Dict], out: Path, cfg: Dict, model_id: Optional[st
     """``out/data/*.parquet`` (one row per item, lineage columns kept) and ``out/README.md``."""
     import datasets
 
-    rows = [{"id": str(i["id"]), "question": i["question"], "answer": float(i["answer"]), "source": i.get("source", ""),
-             "rationale": i["rationale"], "parent_id": i.get("parent_id") or "", "round": int(i.get("round", 0)),
-             "branch": i.get("branch", "seed"), "meta": json.dumps(i.get("meta") or {}, sort_keys=True, default=str)}
-            for i in items]
-    features = datasets.Features({c: datasets.Value("float64" if c == "answer" else "int32" if c == "round" else "string")
-                                  for c in COLUMNS})
+    rows = [
+        {
+            "id": str(i["id"]),
+            "question": i["question"],
+            "answer": float(i["answer"]),
+            "source": i.get("source", ""),
+            "rationale": i["rationale"],
+            "parent_id": i.get("parent_id") or "",
+            "round": int(i.get("round", 0)),
+            "branch": i.get("branch", "seed"),
+            "meta": json.dumps(i.get("meta") or {}, sort_keys=True, default=str),
+        }
+        for i in items
+    ]
+    features = datasets.Features(
+        {c: datasets.Value("float64" if c == "answer" else "int32" if c == "round" else "string") for c in COLUMNS}
+    )
     ds = datasets.Dataset.from_list(rows, features=features)
     (out / "data").mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(out / DATA_FILE))
-    (out / "README.md").write_text(dataset_card(cfg, len(rows), dict(Counter(r["branch"] for r in rows)), model_id),
-                                   encoding="utf-8")
+    (out / "README.md").write_text(
+        dataset_card(cfg, len(rows), dict(Counter(r["branch"] for r in rows)), model_id), encoding="utf-8"
+    )
     return len(rows)
 
 
@@ -107,18 +120,32 @@ def write_final(run_dir, cfg: Dict, rows: List[Dict]) -> Optional[Dict]:
     student, fmt_name = cfg["student"], cfg["rationale"]
     from fdd.reasoning.formats import get_format
 
-    write_json(tmp / STUDENT_INFO, {"rationale": fmt_name, "prompt_template": get_format(fmt_name).prompt_template,
-                                    "arch": student["arch"], "max_source_len": student.get("max_source_len", 256),
-                                    "max_new_tokens": student.get("generation", {}).get("max_new_tokens", 128),
-                                    "round": chosen["round"]})
+    write_json(
+        tmp / STUDENT_INFO,
+        {
+            "rationale": fmt_name,
+            "prompt_template": get_format(fmt_name).prompt_template,
+            "arch": student["arch"],
+            "max_source_len": student.get("max_source_len", 256),
+            "max_new_tokens": student.get("generation", {}).get("max_new_tokens", 128),
+            "round": chosen["round"],
+        },
+    )
     (tmp / "README.md").write_text(model_card(cfg, rows, chosen, hub.get("dataset_id")), encoding="utf-8")
     n = write_dataset(final_items(run_dir, cfg["rounds"]), tmp / "dataset", cfg, hub.get("model_id"))
     summary = {**chosen, "dataset_rows": n}
     write_json(tmp / "DONE.json", summary)
     shutil.rmtree(final, ignore_errors=True)  # a final/ without DONE.json is a killed, stale copy
     tmp.rename(final)
-    log.info("final/: round %d student (%s by %s = %.3f) and %d distillation items in %s", chosen["round"],
-             chosen["select"], chosen["metric"], chosen["value"], n, final)
+    log.info(
+        "final/: round %d student (%s by %s = %.3f) and %d distillation items in %s",
+        chosen["round"],
+        chosen["select"],
+        chosen["metric"],
+        chosen["value"],
+        n,
+        final,
+    )
     return summary
 
 
@@ -133,14 +160,22 @@ def push_to_hub(final_dir, hub: Dict, api=None) -> Dict[str, str]:
     out = {}
     if hub.get("model_id"):
         api.create_repo(hub["model_id"], repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(final_dir), repo_id=hub["model_id"], repo_type="model",
-                                 ignore_patterns=["dataset/*", "DONE.json"],
-                                 commit_message="fdd: distilled student")
+        info = api.upload_folder(
+            folder_path=str(final_dir),
+            repo_id=hub["model_id"],
+            repo_type="model",
+            ignore_patterns=["dataset/*", "DONE.json"],
+            commit_message="fdd: distilled student",
+        )
         out["model"] = str(getattr(info, "commit_url", info))
     if hub.get("dataset_id"):
         api.create_repo(hub["dataset_id"], repo_type="dataset", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(final_dir / "dataset"), repo_id=hub["dataset_id"],
-                                 repo_type="dataset", commit_message="fdd: final distillation set")
+        info = api.upload_folder(
+            folder_path=str(final_dir / "dataset"),
+            repo_id=hub["dataset_id"],
+            repo_type="dataset",
+            commit_message="fdd: final distillation set",
+        )
         out["dataset"] = str(getattr(info, "commit_url", info))
     for kind, url in out.items():
         log.info("pushed the %s to the Hub: %s", kind, url)

@@ -17,6 +17,7 @@ A slot releases its engine in one of two ways (``mode``):
 An engine that cannot be built (out of memory, bad engine arguments, an unsupported model) is an
 :class:`EngineBuildError`: a setup error reported in one line (exit 2), never a teacher outage.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,7 +59,9 @@ def only_this_device(local_rank: Optional[int]) -> Iterator[None]:
         return
     old = os.environ.get("CUDA_VISIBLE_DEVICES")
     visible = old.split(",") if old else None
-    os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank] if visible and local_rank < len(visible) else str(local_rank)
+    os.environ["CUDA_VISIBLE_DEVICES"] = (
+        visible[local_rank] if visible and local_rank < len(visible) else str(local_rank)
+    )
     try:
         yield
     finally:
@@ -84,21 +87,21 @@ class GpuPlan:
     """The slots of one process and the log of what happened to them (``events``: (action, slot))."""
 
     def __init__(self) -> None:
-        self._slots: "weakref.WeakSet[EngineSlot]" = weakref.WeakSet()  # a slot's owner decides its life
+        self._slots: weakref.WeakSet[EngineSlot] = weakref.WeakSet()  # a slot's owner decides its life
         self.events: List[Tuple[str, str]] = []
 
     @property
-    def slots(self) -> List["EngineSlot"]:
+    def slots(self) -> List[EngineSlot]:
         return list(self._slots)
 
-    def register(self, slot: "EngineSlot") -> None:
+    def register(self, slot: EngineSlot) -> None:
         self._slots.add(slot)
 
     def record(self, action: str, name: str) -> None:
         self.events.append((action, name))
         log.info("gpu plan: %s %s", action, name)
 
-    def make_room(self, keep: "EngineSlot") -> None:
+    def make_room(self, keep: EngineSlot) -> None:
         """Release every live slot but ``keep``."""
         for slot in self.slots:
             if slot is not keep and slot.live:
@@ -157,7 +160,8 @@ class EngineSlot:
                 raise EngineBuildError(
                     f"could not start the {self.name} engine for {key}: {type(exc).__name__}: {first} "
                     f"(check the model path and the engine arguments, e.g. gpu_memory_utilization, "
-                    f"max_model_len)") from exc
+                    f"max_model_len)"
+                ) from exc
             self.key, self.asleep = key, False
         elif self.asleep:
             self.plan.record("wake", self.name)

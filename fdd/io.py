@@ -1,4 +1,5 @@
 """Atomic JSON / JSON-lines files: a killed run never leaves a half-written output behind."""
+
 from __future__ import annotations
 
 import json

@@ -13,6 +13,7 @@ Every stage writes under ``<run_dir>/round_<r>/`` and is skipped when already do
 of the same command resumes a killed run. The loop knows backends only through their
 interfaces (Teacher, Student, Sandbox, Tracker).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,8 @@ from typing import Dict, List, Sequence, Tuple
 
 from fdd import gpu_plan
 from fdd.agreement import collect_rationales
-from fdd.feedback import probe_ids
 from fdd.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
+from fdd.feedback import probe_ids
 from fdd.feedback import split as feedback_split
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
@@ -40,8 +41,18 @@ class EmptyDistillationSetError(RuntimeError):
 
 
 class FDDLoop:
-    def __init__(self, cfg, run_dir, teacher, student, fmt, sandbox, tracker, train_problems: Sequence[Problem],
-                 eval_sets: Dict[str, Sequence[Problem]]) -> None:
+    def __init__(
+        self,
+        cfg,
+        run_dir,
+        teacher,
+        student,
+        fmt,
+        sandbox,
+        tracker,
+        train_problems: Sequence[Problem],
+        eval_sets: Dict[str, Sequence[Problem]],
+    ) -> None:
         self.cfg, self.aug = cfg, cfg.augmentation
         self.run_dir = Path(run_dir)
         self.stages = StageRunner(self.run_dir)
@@ -80,12 +91,21 @@ class FDDLoop:
         items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", items)
-        log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems),
-                 dict(Counter(r.reason for r in rejected)))
-        return {"seed_problems": len(problems), "distill_size": len(items), "rejected": len(rejected),
-                "rejected_by_reason": dict(Counter(r.reason for r in rejected)), "teacher": self.teacher.usage.snapshot(),
-                "failed_requests": failures.finish("init"),
-                **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {})}
+        log.info(
+            "init: %d of %d seed problems kept (%s)",
+            len({i.question for i in items}),
+            len(problems),
+            dict(Counter(r.reason for r in rejected)),
+        )
+        return {
+            "seed_problems": len(problems),
+            "distill_size": len(items),
+            "rejected": len(rejected),
+            "rejected_by_reason": dict(Counter(r.reason for r in rejected)),
+            "teacher": self.teacher.usage.snapshot(),
+            "failed_requests": failures.finish("init"),
+            **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {}),
+        }
 
     def train(self, r: int, out: Path) -> Dict:
         """Fine-tune on D_{r-1}, from round r-1's weights or from the base model (config)."""
@@ -97,12 +117,14 @@ class FDDLoop:
             reasons = Counter(x["reason"] for x in read_jsonl(self.run_dir / f"round_{r - 1}" / "rejected.jsonl"))
             raise EmptyDistillationSetError(
                 f"round {r}: the distillation set is empty, every teacher rationale was rejected ({dict(reasons)}); "
-                f"see {self.run_dir / f'round_{r - 1}' / 'rejected.jsonl'}")
+                f"see {self.run_dir / f'round_{r - 1}' / 'rejected.jsonl'}"
+            )
         prev = self.run_dir / f"round_{r - 1}" / "checkpoint"
         init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
         gpu_plan.release_all(f"round {r} fit")  # the fit has the GPU to itself (fdd/gpu_plan.py)
-        info = self.student.fit(items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"),
-                                init_from=init_from, round_idx=r)
+        info = self.student.fit(
+            items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"), init_from=init_from, round_idx=r
+        )
         gpu_plan.free_device_cache()  # the fit's cached blocks back to the driver, for the engines that follow
         for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
             ckpt.unlink()
@@ -120,8 +142,9 @@ class FDDLoop:
     def evaluate_base(self, out: Path) -> Dict:
         """Round 0: the base student (before any fine-tuning) on every held-out set."""
         # Pin the tokenizer to round 1's corpus first (a word-level one is trained on it).
-        self.student.tokenizer([t for it in self.distill_set(0)
-                                for t in (self.fmt.student_prompt(it.question), it.rationale)])
+        self.student.tokenizer(
+            [t for it in self.distill_set(0) for t in (self.fmt.student_prompt(it.question), it.rationale)]
+        )
         acc = {}
         for name, problems in self.eval_sets.items():
             preds = self.student.answer(problems, None, self.sandbox, desc=f"eval {name} (base)")
@@ -140,16 +163,26 @@ class FDDLoop:
             pool = [p for p in pool if p.id in probe]
         sampling = {"temperature": fb.temperature, "seed": self.cfg.seed * 1000 + r} if fb.samples > 1 else None
         asked = [p for p in pool for _ in range(fb.samples)]
-        preds = self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback", sampling=sampling) \
-            if sampling else self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback")
+        preds = (
+            self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback", sampling=sampling)
+            if sampling
+            else self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback")
+        )
         gpu_plan.release_all(f"round {r} student generation done")
         write_jsonl(out / "train_predictions.jsonl", preds)
         easy, hard, rate = feedback_split(pool, preds, fb.samples, fb.easy_threshold)
         write_json(out / "split.json", {"easy": easy, "hard": hard, "solve_rate": rate})
         n = max(1, len(pool))
-        return {"answered": len(pool), "easy": len(easy), "hard": len(hard), "easy_ratio": len(easy) / n,
-                "hard_ratio": len(hard) / n, "train_accuracy": sum(p.correct for p in preds) / max(1, len(preds)),
-                "signal": fb.signal, "student_errors": dict(Counter(p.error for p in preds if p.error))}
+        return {
+            "answered": len(pool),
+            "easy": len(easy),
+            "hard": len(hard),
+            "easy_ratio": len(easy) / n,
+            "hard_ratio": len(hard) / n,
+            "train_accuracy": sum(p.correct for p in preds) / max(1, len(preds)),
+            "signal": fb.signal,
+            "student_errors": dict(Counter(p.error for p in preds if p.error)),
+        }
 
     def probe_ids(self, r: int) -> set:
         """Round r's probe slice (feedback.signal=probe): held out of r's training, answered at feedback."""
@@ -161,49 +194,86 @@ class FDDLoop:
         items = self.distill_set(r - 1)
         by_id = {p.id: p for p in self.feedback_pool(r)}
         split = read_json(out / "split.json")
-        to_harder, to_similar = self.choose_targets(r, [by_id[i] for i in split["easy"] if i in by_id],
-                                                    [by_id[i] for i in split["hard"] if i in by_id])
+        to_harder, to_similar = self.choose_targets(
+            r, [by_id[i] for i in split["easy"] if i in by_id], [by_id[i] for i in split["hard"] if i in by_id]
+        )
         candidates, rejected = [], []
         failures = self._failures(out, "augment")
-        for branch, targets, job, n in ((BRANCH_HARDER, to_harder, self.teacher.write_harder, self.aug.per_easy),
-                                        (BRANCH_SIMILAR, to_similar, self.teacher.write_similar, self.aug.per_hard)):
+        for branch, targets, job, n in (
+            (BRANCH_HARDER, to_harder, self.teacher.write_harder, self.aug.per_easy),
+            (BRANCH_SIMILAR, to_similar, self.teacher.write_similar, self.aug.per_hard),
+        ):
             if not targets or n == 0:
                 continue
             written = job(targets, n)
-            failures.check(f"round {r} augment ({branch})", "harder" if branch == BRANCH_HARDER else "similar",
-                           [p.id for p in targets], written)
+            failures.check(
+                f"round {r} augment ({branch})",
+                "harder" if branch == BRANCH_HARDER else "similar",
+                [p.id for p in targets],
+                written,
+            )
             for parent, replies in zip(targets, written):
                 for rep in replies:
                     if rep.ok:
                         candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta)))
                     else:
-                        rejected.append(Rejection(id=f"{parent.id}/{branch}", reason=rep.error or "empty_reply",
-                                                  parent_id=parent.id, branch=branch))
-        write_jsonl(out / "generated.jsonl", [{"id": c.id, "question": c.question, "parent_id": c.parent_id,
-                                               "branch": c.branch, "round": r} for c in candidates])
+                        rejected.append(
+                            Rejection(
+                                id=f"{parent.id}/{branch}",
+                                reason=rep.error or "empty_reply",
+                                parent_id=parent.id,
+                                branch=branch,
+                            )
+                        )
+        write_jsonl(
+            out / "generated.jsonl",
+            [
+                {"id": c.id, "question": c.question, "parent_id": c.parent_id, "branch": c.branch, "round": r}
+                for c in candidates
+            ],
+        )
         dedup = DedupIndex(self.aug.dedup_threshold)
         for q in {p.question for p in self.train_problems} | {i.question for i in items}:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
         survivors, screened_out = screen(candidates, dedup, contamination)
-        replies, answers = collect_rationales(self.teacher.write_new_rationales, [c.problem() for c in survivors],
-                                              self.aug.samples, self.aug.min_agree, self.cfg.rationale, self._extract,
-                                              self.aug.adaptive)
+        replies, answers = collect_rationales(
+            self.teacher.write_new_rationales,
+            [c.problem() for c in survivors],
+            self.aug.samples,
+            self.aug.min_agree,
+            self.cfg.rationale,
+            self._extract,
+            self.aug.adaptive,
+        )
         failures.check(f"round {r} augment (rationales)", "rationale", [c.id for c in survivors], replies)
         accepted, disagreed = accept_by_agreement(survivors, replies, answers, self.aug.min_agree, r)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
-        log.info("round %d: asked %d harder + %d similar; %d candidates, %d accepted, rejected %s", r,
-                 len(to_harder), len(to_similar), len(candidates), len(accepted),
-                 dict(Counter(x.reason for x in rejected)))
-        return {"asked_harder": len(to_harder), "asked_similar": len(to_similar), "generated": len(candidates),
-                "accepted": len(accepted), "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
-                "rejected": len(rejected), "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
-                "distill_size": len(items) + len(accepted), "teacher": self.teacher.usage.snapshot(),
-                "rationale_requests": sum(len(x) for x in replies),
-                "rationale_requests_per_accepted": sum(len(x) for x in replies) / max(1, len(accepted)),
-                "failed_requests": failures.finish(f"round {r} augment")}
+        log.info(
+            "round %d: asked %d harder + %d similar; %d candidates, %d accepted, rejected %s",
+            r,
+            len(to_harder),
+            len(to_similar),
+            len(candidates),
+            len(accepted),
+            dict(Counter(x.reason for x in rejected)),
+        )
+        return {
+            "asked_harder": len(to_harder),
+            "asked_similar": len(to_similar),
+            "generated": len(candidates),
+            "accepted": len(accepted),
+            "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
+            "rejected": len(rejected),
+            "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
+            "distill_size": len(items) + len(accepted),
+            "teacher": self.teacher.usage.snapshot(),
+            "rationale_requests": sum(len(x) for x in replies),
+            "rationale_requests_per_accepted": sum(len(x) for x in replies) / max(1, len(accepted)),
+            "failed_requests": failures.finish(f"round {r} augment"),
+        }
 
     # ------------------------------------------------------------------ choices of the method
     def choose_targets(self, r: int, easy: List[Problem], hard: List[Problem]) -> Tuple[List[Problem], List[Problem]]:
@@ -282,26 +352,56 @@ class FDDLoop:
         row: Dict = {"round": r}
         if r == 0:
             init = s["init"]
-            row.update(distill_size=init["distill_size"], seed_problems=init["seed_problems"],
-                       seed_rejected=init["rejected"], teacher=init.get("teacher", {}))
+            row.update(
+                distill_size=init["distill_size"],
+                seed_problems=init["seed_problems"],
+                seed_rejected=init["rejected"],
+                teacher=init.get("teacher", {}),
+            )
             if "teacher_roles" in init:  # which backend did each job
                 row.update(teacher_roles=init["teacher_roles"])
             if "evaluate" in s:  # the base student's accuracy: the zero-shot starting point
                 row.update(accuracy=s["evaluate"]["accuracy"])
             return row
         tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
-        row.update(trained_on=tr.get("trained_on", tr["distill_size"]), train_loss=tr.get("train_loss"), train_seconds=tr.get("train_seconds"),
-                   easy=fb["easy"], hard=fb["hard"], easy_ratio=fb["easy_ratio"], hard_ratio=fb["hard_ratio"],
-                   accuracy=ev["accuracy"])
+        row.update(
+            trained_on=tr.get("trained_on", tr["distill_size"]),
+            train_loss=tr.get("train_loss"),
+            train_seconds=tr.get("train_seconds"),
+            easy=fb["easy"],
+            hard=fb["hard"],
+            easy_ratio=fb["easy_ratio"],
+            hard_ratio=fb["hard_ratio"],
+            accuracy=ev["accuracy"],
+        )
         # What the student's tokenizer and length limits did to the set it trained on.
-        row.update({k: tr[k] for k in ("unrepresentable", "unrepresentable_by_reason", "lossy_prompts", "overlong", "overlong_by_kind",
-                                       "overlong_dropped", "token_lengths") if k in tr})
+        row.update(
+            {
+                k: tr[k]
+                for k in (
+                    "unrepresentable",
+                    "unrepresentable_by_reason",
+                    "lossy_prompts",
+                    "overlong",
+                    "overlong_by_kind",
+                    "overlong_dropped",
+                    "token_lengths",
+                )
+                if k in tr
+            }
+        )
         if "augment" in s:
             a = s["augment"]
-            row.update(generated=a["generated"], accepted=a["accepted"], rejected=a["rejected"],
-                       rejected_by_reason=a["rejected_by_reason"], accepted_by_branch=a["accepted_by_branch"],
-                       distill_size=a["distill_size"], teacher=a.get("teacher", {}),
-                       rationale_requests_per_accepted=a.get("rationale_requests_per_accepted"))
+            row.update(
+                generated=a["generated"],
+                accepted=a["accepted"],
+                rejected=a["rejected"],
+                rejected_by_reason=a["rejected_by_reason"],
+                accepted_by_branch=a["accepted_by_branch"],
+                distill_size=a["distill_size"],
+                teacher=a.get("teacher", {}),
+                rationale_requests_per_accepted=a.get("rationale_requests_per_accepted"),
+            )
         else:
             row.update(distill_size=tr["distill_size"])
         return row

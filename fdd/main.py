@@ -4,6 +4,7 @@ Composes and validates the config (a bad one fails here, before any work), build
 named by it, runs the FDD loop in the run directory (resuming finished stages) and always
 finishes logging. Errors a user can fix (config, missing model or data) are one clear line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,17 +31,26 @@ class UserError(RuntimeError):
 
 
 def _user_errors():
-    from fdd.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
-    from fdd.modeling import ModelUnavailableError
-
     import sqlite3
 
     from fdd.io import MalformedFileError
+    from fdd.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
+    from fdd.modeling import ModelUnavailableError
     from fdd.run_identity import FingerprintMismatch
     from fdd.stages import StageOutputError
 
-    errors = [ConfigError, UserError, ModelUnavailableError, EmptyDistillationSetError, TeacherUnavailableError,
-              FingerprintMismatch, StageOutputError, MalformedFileError, sqlite3.DatabaseError, SandboxUnavailableError]
+    errors = [
+        ConfigError,
+        UserError,
+        ModelUnavailableError,
+        EmptyDistillationSetError,
+        TeacherUnavailableError,
+        FingerprintMismatch,
+        StageOutputError,
+        MalformedFileError,
+        sqlite3.DatabaseError,
+        SandboxUnavailableError,
+    ]
     try:
         from fdd.data.files import DataFormatError, DataUnavailableError
 
@@ -66,8 +76,11 @@ def load_problems(cfg):
         problems = load_source(spec, seed=cfg.seed).problems
         evals[name] = [p for p in problems if _normalise(p.question) not in seen]
         if len(evals[name]) < len(problems):  # a held-out question the student trains on measures nothing
-            log.warning("held-out set %s: dropped %d problems that are also training problems", name,
-                        len(problems) - len(evals[name]))
+            log.warning(
+                "held-out set %s: dropped %d problems that are also training problems",
+                name,
+                len(problems) - len(evals[name]),
+            )
     return train, evals
 
 
@@ -84,9 +97,14 @@ def dry_run(cfg, train, evals) -> dict:
     if a.budget is not None:
         per_round = min(per_round, a.budget * max(a.per_easy, a.per_hard) * (1 + a.samples))
     rounds_augmenting = max(0, cfg.rounds - 1)
-    out = {"init_rationale_calls": init, "max_calls_per_round": per_round, "augmenting_rounds": rounds_augmenting,
-           "max_total_calls": init + per_round * rounds_augmenting, "train_problems": len(train),
-           "eval_problems": {k: len(v) for k, v in evals.items()}}
+    out = {
+        "init_rationale_calls": init,
+        "max_calls_per_round": per_round,
+        "augmenting_rounds": rounds_augmenting,
+        "max_total_calls": init + per_round * rounds_augmenting,
+        "train_problems": len(train),
+        "eval_problems": {k: len(v) for k, v in evals.items()},
+    }
     from fdd.cost import estimate_cost
 
     out["teacher_tokens"] = estimate_cost(cfg, [p.question for p in train])
@@ -136,9 +154,18 @@ def run(cfg: DictConfig) -> list:
     tracker = Tracker(run_dir, obj.logger, config=resolved, name=run_dir.name)
     status = 1
     try:
-        with Sandbox(workers=obj.sandbox.workers, timeout_s=obj.sandbox.timeout_s, memory_mb=obj.sandbox.memory_mb,
-                     cpu_s=obj.sandbox.cpu_s, os_layer=obj.sandbox.os_layer) as sandbox, \
-                build_teacher(obj.teacher, cache_dir=obj.teacher.cache_dir or obj.paths.cache_dir, seed=obj.seed) as teacher:
+        with (
+            Sandbox(
+                workers=obj.sandbox.workers,
+                timeout_s=obj.sandbox.timeout_s,
+                memory_mb=obj.sandbox.memory_mb,
+                cpu_s=obj.sandbox.cpu_s,
+                os_layer=obj.sandbox.os_layer,
+            ) as sandbox,
+            build_teacher(
+                obj.teacher, cache_dir=obj.teacher.cache_dir or obj.paths.cache_dir, seed=obj.seed
+            ) as teacher,
+        ):
             student = Student(obj.student, obj.trainer, fmt, obj.seed, tokenizer_dir=str(run_dir / "tokenizer"))
             loop = FDDLoop(obj, run_dir, teacher, student, fmt, sandbox, tracker, train, evals)
             rows = loop.run()
@@ -190,8 +217,14 @@ def main(cfg: DictConfig) -> Optional[float]:
     for row in rows:
         if row["round"] > 0 or row.get("accuracy"):  # round 0 has one when the base student was evaluated
             acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
-            log.info("round %d: %s | easy %.2f hard %.2f | distill %s", row["round"], acc, row.get("easy_ratio", 0),
-                     row.get("hard_ratio", 0), row.get("distill_size"))
+            log.info(
+                "round %d: %s | easy %.2f hard %.2f | distill %s",
+                row["round"],
+                acc,
+                row.get("easy_ratio", 0),
+                row.get("hard_ratio", 0),
+                row.get("distill_size"),
+            )
     log.info("run directory: %s", cfg.paths.output_dir)
     return objective(rows)
 

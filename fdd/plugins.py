@@ -1,4 +1,5 @@
 """Hydra plugins a command line asks for, named with the extra that installs them when absent."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,7 +27,7 @@ def missing_plugin(argv: Sequence[str]) -> Optional[str]:
     for arg in argv:
         for prefix, (module, extra) in PLUGINS.items():
             if arg.lstrip("+").startswith(prefix) and not _installed(module):
-                return f"fdd: error: {arg} needs the Hydra plugin {module.split('.')[-1]}: pip install -e \".[{extra}]\""
+                return f'fdd: error: {arg} needs the Hydra plugin {module.split(".")[-1]}: pip install -e ".[{extra}]"'
     return None
 
 

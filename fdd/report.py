@@ -8,6 +8,7 @@ missing (jobs of the sweep with no run directory, runs that finished fewer round
 writes ``table.csv``, ``report.md``, ``accuracy.png`` and ``easy_hard.png`` to ``--out``
 (default ``DIR/report``). The helpers at the top are what ``notebooks/fdd_run.ipynb`` uses.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,17 @@ log = logging.getLogger(__name__)
 
 SEED_KEYS = ("seed",)
 BASELINES = ("none", "random")
-FLOW_KEYS = ("easy", "hard", "easy_ratio", "accepted", "rejected", "distill_size", "train_steps",
-             "teacher_requests", "requests_per_accepted")
+FLOW_KEYS = (
+    "easy",
+    "hard",
+    "easy_ratio",
+    "accepted",
+    "rejected",
+    "distill_size",
+    "train_steps",
+    "teacher_requests",
+    "requests_per_accepted",
+)
 PAIRED_WITH = ("random", "none", "hard_only", "easy_only")  # fdd minus each, paired by seed
 
 
@@ -86,8 +96,16 @@ def lineage(run_dir, limit: Optional[int] = 20, branch: Optional[str] = None):
             cur = items[cur["parent_id"]]
             chain.append(cur.get("branch"))
         parent = items.get(it.get("parent_id"), {})
-        recs.append({"round": it.get("round"), "branch": it.get("branch"), "parent_question": parent.get("question"),
-                     "question": it["question"], "answer": it.get("answer"), "chain": " > ".join(reversed(chain))})
+        recs.append(
+            {
+                "round": it.get("round"),
+                "branch": it.get("branch"),
+                "parent_question": parent.get("question"),
+                "question": it["question"],
+                "answer": it.get("answer"),
+                "chain": " > ".join(reversed(chain)),
+            }
+        )
     df = pd.DataFrame(recs)
     if df.empty:
         return df
@@ -167,16 +185,27 @@ def load_run(path: Path) -> Run:
     ov = _load_yaml(path / ".hydra" / "overrides.yaml") or []
     overrides = dict(_split_override(o) for o in ov if "=" in o)
     cfg = _load_yaml(path / ".hydra" / "config.yaml") or {}
-    mode = (cfg.get("augmentation") or {}).get("mode") or overrides.get("augmentation.mode") \
-        or overrides.get("augmentation") or "fdd"
+    mode = (
+        (cfg.get("augmentation") or {}).get("mode")
+        or overrides.get("augmentation.mode")
+        or overrides.get("augmentation")
+        or "fdd"
+    )
     seed = cfg.get("seed", overrides.get("seed"))
     rounds = cfg.get("rounds", overrides.get("rounds"))
-    return Run(path, overrides, str(mode), int(seed) if seed is not None else None,
-               int(rounds) if rounds is not None else None, read_rows(path))
+    return Run(
+        path,
+        overrides,
+        str(mode),
+        int(seed) if seed is not None else None,
+        int(rounds) if rounds is not None else None,
+        read_rows(path),
+    )
 
 
 def find_run_dirs(root: Path) -> List[Path]:
     """Run directories at or under ``root`` (a dir with metrics.jsonl, round_0/ or .hydra/)."""
+
     def is_run(d: Path) -> bool:
         return (d / "metrics.jsonl").is_file() or (d / "round_0").is_dir() or (d / ".hydra" / "config.yaml").is_file()
 
@@ -184,8 +213,12 @@ def find_run_dirs(root: Path) -> List[Path]:
         return [root]
     found = []
     for d in sorted(root.rglob("*")):
-        if d.is_dir() and not any(p.startswith(".") or p in ("wandb", "report") for p in d.relative_to(root).parts) \
-                and not any(parent in found for parent in d.parents) and is_run(d):
+        if (
+            d.is_dir()
+            and not any(p.startswith(".") or p in ("wandb", "report") for p in d.relative_to(root).parts)
+            and not any(parent in found for parent in d.parents)
+            and is_run(d)
+        ):
             found.append(d)
     return found
 
@@ -209,15 +242,20 @@ def expected_jobs(root: Path) -> List[Dict[str, str]]:
 def label_variants(runs: Sequence[Run]) -> None:
     """Name each run's variant by the overrides that vary across runs, seeds left out."""
     keys = sorted({k for r in runs for k in r.overrides})
-    varying = [k for k in keys if k not in SEED_KEYS and k not in ("augmentation", "augmentation.mode")
-               and len({r.overrides.get(k) for r in runs}) > 1]
+    varying = [
+        k
+        for k in keys
+        if k not in SEED_KEYS
+        and k not in ("augmentation", "augmentation.mode")
+        and len({r.overrides.get(k) for r in runs}) > 1
+    ]
     for r in runs:
         other = ",".join(f"{k}={r.overrides.get(k)}" for k in varying)
         r.variant = f"{r.mode} [{other}]" if other else r.mode
 
 
 def _baseline_of(variant: str, mode: str, base: str) -> str:
-    return base + variant[len(mode):]
+    return base + variant[len(mode) :]
 
 
 def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
@@ -238,11 +276,11 @@ class Report:
     root: Path
     runs: List[Run]
     missing: List[str]
-    table: "object"  # pandas DataFrame: variant, set, round, mean, std, n, seeds
-    flow: "object"  # pandas DataFrame: variant, round, <FLOW_KEYS means>
-    final: "object"  # pandas DataFrame: variant vs baseline at the final round
+    table: object  # pandas DataFrame: variant, set, round, mean, std, n, seeds
+    flow: object  # pandas DataFrame: variant, round, <FLOW_KEYS means>
+    final: object  # pandas DataFrame: variant vs baseline at the final round
     sets: List[str]
-    paired: "object" = None  # pandas DataFrame: fdd minus each control, per round and set, with a 95% CI
+    paired: object = None  # pandas DataFrame: fdd minus each control, per round and set, with a 95% CI
 
 
 def build_report(root) -> Report:
@@ -273,21 +311,47 @@ def build_report(root) -> Report:
             if row.get("round", 0) < 1:
                 continue
             for s, v in row.get("accuracy", {}).items():
-                acc.append({"variant": r.variant, "mode": r.mode, "seed": r.seed, "round": row["round"], "set": s,
-                            "accuracy": v})
+                acc.append(
+                    {
+                        "variant": r.variant,
+                        "mode": r.mode,
+                        "seed": r.seed,
+                        "round": row["round"],
+                        "set": s,
+                        "accuracy": v,
+                    }
+                )
             requests = sum(int(c.get("requests", 0)) for c in (row.get("teacher") or {}).values())
-            extra = {"teacher_requests": requests,
-                     "requests_per_accepted": requests / row["accepted"] if row.get("accepted") else None}
-            flow.append({"variant": r.variant, "seed": r.seed, "round": row["round"],
-                         **{k: row.get(k) for k in FLOW_KEYS}, **extra})
+            extra = {
+                "teacher_requests": requests,
+                "requests_per_accepted": requests / row["accepted"] if row.get("accepted") else None,
+            }
+            flow.append(
+                {
+                    "variant": r.variant,
+                    "seed": r.seed,
+                    "round": row["round"],
+                    **{k: row.get(k) for k in FLOW_KEYS},
+                    **extra,
+                }
+            )
     acc_df = pd.DataFrame(acc, columns=["variant", "mode", "seed", "round", "set", "accuracy"])
     sets = sorted(acc_df["set"].unique()) if not acc_df.empty else []
 
     table_recs = []
     for (variant, s, rnd), g in acc_df.groupby(["variant", "set", "round"], sort=True):
         m, sd = _mean_std(list(g["accuracy"]))
-        table_recs.append({"variant": variant, "set": s, "round": int(rnd), "mean": m, "std": sd, "n": len(g),
-                           "seeds": ",".join(str(x) for x in sorted(g["seed"].dropna().astype(int)))})
+        table_recs.append(
+            {
+                "variant": variant,
+                "set": s,
+                "round": int(rnd),
+                "mean": m,
+                "std": sd,
+                "n": len(g),
+                "seeds": ",".join(str(x) for x in sorted(g["seed"].dropna().astype(int))),
+            }
+        )
     table = pd.DataFrame(table_recs, columns=["variant", "set", "round", "mean", "std", "n", "seeds"])
     flow_df = pd.DataFrame(flow)
     if not flow_df.empty:
@@ -326,7 +390,7 @@ def _final_comparison(runs: Sequence[Run], acc_df, sets: Sequence[str]):
                 dm, dsd = _mean_std(diffs)
                 rec[f"vs_{base}"] = dm if bv != variant else float("nan")
                 rec[f"vs_{base}_std"] = dsd if bv != variant else float("nan")
-                rec[f"vs_{base}_wins"] = (f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs and bv != variant else "")
+                rec[f"vs_{base}_wins"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs and bv != variant else ""
             recs.append(rec)
     return pd.DataFrame(recs)
 
@@ -365,8 +429,19 @@ def _paired_differences(runs: Sequence[Run], acc_df):
                 if not diffs:
                     continue
                 m, lo, hi = paired_ci(diffs)
-                recs.append({"variant": r_variant, "vs": base, "set": s, "round": int(rnd), "diff": m, "ci_low": lo,
-                             "ci_high": hi, "wins": sum(d > 0 for d in diffs), "n": len(diffs)})
+                recs.append(
+                    {
+                        "variant": r_variant,
+                        "vs": base,
+                        "set": s,
+                        "round": int(rnd),
+                        "diff": m,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "wins": sum(d > 0 for d in diffs),
+                        "n": len(diffs),
+                    }
+                )
     return pd.DataFrame(recs)
 
 
@@ -374,9 +449,11 @@ def paired_markdown(rep: Report) -> str:
     p = rep.paired
     if p is None or len(p) == 0:
         return ""
-    out = ["paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)\n",
-           "| variant | set | round | " + " | ".join(f"vs {b}" for b in PAIRED_WITH) + " |",
-           "|---" * (len(PAIRED_WITH) + 3) + "|"]
+    out = [
+        "paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)\n",
+        "| variant | set | round | " + " | ".join(f"vs {b}" for b in PAIRED_WITH) + " |",
+        "|---" * (len(PAIRED_WITH) + 3) + "|",
+    ]
     for (variant, s, rnd), g in p.groupby(["variant", "set", "round"], sort=True):
         cells = []
         for base in PAIRED_WITH:
@@ -413,16 +490,23 @@ def final_markdown(rep: Report) -> str:
     f = rep.final
     if f is None or len(f) == 0:
         return "no finished rounds to compare\n"
-    out = ["final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)\n",
-           "| set | variant | round | accuracy | vs none | wins | vs random | wins |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)\n",
+        "| set | variant | round | accuracy | vs none | wins | vs random | wins |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in f.iterrows():
-        def d(base):
+
+        def d(base, r=r):
             m, s, wins = r[f"vs_{base}"], r[f"vs_{base}_std"], r[f"vs_{base}_wins"]
             if isinstance(m, float) and math.isnan(m):
                 return "-"
             return f"{m:+.3f}" if wins.endswith("/1") else f"{m:+.3f} ± {s:.3f}"
-        out.append(f"| {r['set']} | {r['variant']} | {r['round']} | {_fmt(r['mean'], r['std'], r['n'])} | {d('none')} | "
-                   f"{r['vs_none_wins']} | {d('random')} | {r['vs_random_wins']} |")
+
+        out.append(
+            f"| {r['set']} | {r['variant']} | {r['round']} | {_fmt(r['mean'], r['std'], r['n'])} | {d('none')} | "
+            f"{r['vs_none_wins']} | {d('random')} | {r['vs_random_wins']} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -430,11 +514,18 @@ def flow_markdown(rep: Report) -> str:
     if rep.flow is None or len(rep.flow) == 0:
         return ""
     cols = [c for c in FLOW_KEYS if c in rep.flow.columns and rep.flow[c].notna().any()]
-    out = ["easy/hard flow (means over seeds; easy/hard = training problems solved/unsolved at feedback)\n",
-           "| variant | round | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    out = [
+        "easy/hard flow (means over seeds; easy/hard = training problems solved/unsolved at feedback)\n",
+        "| variant | round | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 2) + "|",
+    ]
     for _, r in rep.flow.iterrows():
-        vals = ["-" if r[c] is None or (isinstance(r[c], float) and math.isnan(r[c])) else
-                (f"{r[c]:.2f}" if c == "easy_ratio" else f"{r[c]:.0f}") for c in cols]
+        vals = [
+            "-"
+            if r[c] is None or (isinstance(r[c], float) and math.isnan(r[c]))
+            else (f"{r[c]:.2f}" if c == "easy_ratio" else f"{r[c]:.0f}")
+            for c in cols
+        ]
         out.append(f"| {r['variant']} | {int(r['round'])} | " + " | ".join(vals) + " |")
     return "\n".join(out) + "\n"
 
@@ -474,8 +565,12 @@ def plot_report(rep: Report, out: Path) -> List[Path]:
             ax1.plot(fv["round"], fv["easy_ratio"], marker="o", label=v)
             if "distill_size" in fv:
                 ax2.plot(fv["round"], fv["distill_size"], marker="o", label=v)
-        ax1.set(title="easy ratio (training problems solved at feedback)", xlabel="round", ylabel="easy / answered",
-                ylim=(0, 1))
+        ax1.set(
+            title="easy ratio (training problems solved at feedback)",
+            xlabel="round",
+            ylabel="easy / answered",
+            ylim=(0, 1),
+        )
         ax2.set(title="distillation set size after the round", xlabel="round", ylabel="items")
         for ax in (ax1, ax2):
             ax.set_xticks(sorted(int(x) for x in rep.flow["round"].unique()))
@@ -497,10 +592,17 @@ def write_report(rep: Report, out: Path) -> str:
         rep.flow.to_csv(out / "flow.csv", index=False)
     if rep.paired is not None and len(rep.paired):
         rep.paired.to_csv(out / "paired.csv", index=False)
-    md = "\n".join([f"# FDD report: {rep.root}\n", f"{len(rep.runs)} run(s), variants: "
-                    + ", ".join(sorted({r.variant for r in rep.runs})) + "\n",
-                    accuracy_markdown(rep), final_markdown(rep), paired_markdown(rep), flow_markdown(rep),
-                    missing_markdown(rep)])
+    md = "\n".join(
+        [
+            f"# FDD report: {rep.root}\n",
+            f"{len(rep.runs)} run(s), variants: " + ", ".join(sorted({r.variant for r in rep.runs})) + "\n",
+            accuracy_markdown(rep),
+            final_markdown(rep),
+            paired_markdown(rep),
+            flow_markdown(rep),
+            missing_markdown(rep),
+        ]
+    )
     (out / "report.md").write_text(md, encoding="utf-8")
     try:
         plot_report(rep, out)

@@ -8,6 +8,7 @@
 * ``mask_secrets`` / ``MaskSecretsCallback`` keep any key named like an API key, token, secret
   or password out of ``.hydra/*.yaml``, ``multirun.yaml``, the fingerprint and wandb's config.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,8 +84,11 @@ def mask_secrets(obj: Any) -> Any:
 
 def _mask_override_text(text: str) -> str:
     """``teacher.api_key=sk-1,seed=0`` -> ``teacher.api_key=***,seed=0``."""
-    return re.sub(r"([\w.+~-]*)=([^,\s]*)", lambda m: f"{m.group(1)}={MASK}" if is_secret(m.group(1)) and m.group(2)
-                  else m.group(0), text)
+    return re.sub(
+        r"([\w.+~-]*)=([^,\s]*)",
+        lambda m: f"{m.group(1)}={MASK}" if is_secret(m.group(1)) and m.group(2) else m.group(0),
+        text,
+    )
 
 
 def secret_values(obj: Any) -> List[str]:
@@ -114,8 +118,11 @@ def run_name(overrides: Optional[Sequence[str]] = None, exclude_keys: Optional[S
     """One safe folder name from the command's overrides (Hydra's ``override_dirname`` rule:
     sorted, ``,``-joined), without excluded or secret keys; ``default`` when none are left."""
     exclude = set(exclude_keys or ())
-    lines = sorted(str(o) for o in (overrides or ()) if (_override_key(o) or "").lstrip("+~") not in exclude
-                   and not is_secret(_override_key(o) or ""))
+    lines = sorted(
+        str(o)
+        for o in (overrides or ())
+        if (_override_key(o) or "").lstrip("+~") not in exclude and not is_secret(_override_key(o) or "")
+    )
     raw = ",".join(lines)
     return safe_name(raw) if raw else "default"
 
@@ -127,7 +134,7 @@ def safe_name(raw: str, limit: int = MAX_NAME) -> str:
     if len(name) > limit or name != raw:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
         if len(name) > limit:
-            name = f"{name[:limit - 11]}-{digest}"
+            name = f"{name[: limit - 11]}-{digest}"
         elif name != raw and len(name) + 11 <= limit:
             # two raw names that sanitise to the same text (a/b vs a:b) must not share a folder
             name = f"{name}-{digest}"
@@ -199,8 +206,10 @@ def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto") -> Dict:
     new = fingerprint(resolved)
     started = has_work(run_dir)
     if resume == "never" and started:
-        raise FingerprintMismatch(f"{run_dir} already holds a run (resume=never); choose another run directory "
-                                  f"(hydra.run.dir=...) or resume it with resume=auto")
+        raise FingerprintMismatch(
+            f"{run_dir} already holds a run (resume=never); choose another run directory "
+            f"(hydra.run.dir=...) or resume it with resume=auto"
+        )
     if path.is_file():
         old = read_json(path)
         if old.get("sha256") != new["sha256"]:
@@ -208,7 +217,8 @@ def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto") -> Dict:
             if started and resume != "force":
                 raise FingerprintMismatch(
                     f"{run_dir} was made with a different config; changed: {'; '.join(changes) or 'unknown keys'}. "
-                    f"Rerun with the old values, use another run directory, or pass resume=force to resume anyway")
+                    f"Rerun with the old values, use another run directory, or pass resume=force to resume anyway"
+                )
             if started:
                 log.warning("resume=force: resuming %s although its config changed: %s", run_dir, "; ".join(changes))
                 new["previous"] = {k: v for k, v in old.items() if k != "previous"}

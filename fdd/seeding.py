@@ -1,5 +1,6 @@
 """The one place randomness comes from: every choice is seeded by the config's ``seed`` plus
 the purpose and round, so a rerun (or a resumed run) makes the same choices."""
+
 from __future__ import annotations
 
 import random

@@ -5,6 +5,7 @@ rationale with the student's own batched greedy decoding, reads the answer out o
 rationale format (programs run in the sandbox) and prints it. ``final/fdd_student.json`` says
 which prompt and format the student was trained with; a bare checkpoint takes ``--rationale``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,18 @@ def read_questions(path: Path) -> List[Dict]:
     rows = read_jsonl(path)
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not str(row.get("question", "")).strip():
-            raise ValueError(f"{path}:{n}: each line needs a non-empty \"question\" field")
+            raise ValueError(f'{path}:{n}: each line needs a non-empty "question" field')
     return rows
 
 
-def solve(student_dir, questions: Sequence[str], rationale: Optional[str] = None, batch_size: int = 32,
-          max_new_tokens: Optional[int] = None, sandbox=None) -> List[Dict]:
+def solve(
+    student_dir,
+    questions: Sequence[str],
+    rationale: Optional[str] = None,
+    batch_size: int = 32,
+    max_new_tokens: Optional[int] = None,
+    sandbox=None,
+) -> List[Dict]:
     """For each question: the student's rationale, its answer (or the reason there is none)."""
     from fdd.modeling import ModelUnavailableError
     from fdd.reasoning.formats import get_format
@@ -55,8 +62,9 @@ def solve(student_dir, questions: Sequence[str], rationale: Optional[str] = None
 
     student_dir = Path(student_dir)
     if not (student_dir / "config.json").is_file():
-        raise ModelUnavailableError(f"{student_dir} is not a student folder (no config.json); pass a run's final/ "
-                                    f"or round_<r>/checkpoint")
+        raise ModelUnavailableError(
+            f"{student_dir} is not a student folder (no config.json); pass a run's final/ or round_<r>/checkpoint"
+        )
     info = student_info(student_dir, rationale)
     fmt = get_format(info["rationale"])
     if info.get("prompt_template"):
@@ -67,21 +75,31 @@ def solve(student_dir, questions: Sequence[str], rationale: Optional[str] = None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = _model_class(info["arch"]).from_pretrained(student_dir)
-    texts = generate(model, tok, [fmt.student_prompt(q) for q in questions], info["arch"], batch_size=batch_size,
-                     max_new_tokens=max_new_tokens or info["max_new_tokens"], max_source_len=info["max_source_len"],
-                     stop_at_answer=fmt.name == "pot")
+    texts = generate(
+        model,
+        tok,
+        [fmt.student_prompt(q) for q in questions],
+        info["arch"],
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens or info["max_new_tokens"],
+        max_source_len=info["max_source_len"],
+        stop_at_answer=fmt.name == "pot",
+    )
     if sandbox is None and fmt.name == "pot":
         with Sandbox(workers=1) as sb:
             results = fmt.extract(texts, sb)
     else:
         results = fmt.extract(texts, sandbox)
-    return [{"question": q, "rationale": t, "answer": r.value, "error": r.error} for q, t, r in zip(questions, texts, results)]
+    return [
+        {"question": q, "rationale": t, "answer": r.value, "error": r.error}
+        for q, t, r in zip(questions, texts, results)
+    ]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="fdd solve", description=__doc__.split("\n\n")[0])
     p.add_argument("student_dir", type=Path, help="a student folder: a run's final/ or round_<r>/checkpoint")
-    p.add_argument("question", help="a question, or a .jsonl file of {\"question\": ..., [\"id\", \"answer\"]} rows")
+    p.add_argument("question", help='a question, or a .jsonl file of {"question": ..., ["id", "answer"]} rows')
     p.add_argument("--rationale", choices=["pot", "cot"], help="override the student's rationale format")
     p.add_argument("--show-rationale", action="store_true", help="print the generated rationale too")
     p.add_argument("--batch-size", type=int, default=32)
@@ -92,8 +110,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     as_file = args.question.endswith(".jsonl") and Path(args.question).is_file()
     try:
         rows = read_questions(Path(args.question)) if as_file else [{"question": args.question}]
-        out = solve(args.student_dir, [r["question"] for r in rows], args.rationale, args.batch_size,
-                    args.max_new_tokens)
+        out = solve(
+            args.student_dir, [r["question"] for r in rows], args.rationale, args.batch_size, args.max_new_tokens
+        )
     except (ModelUnavailableError, ValueError, OSError) as exc:
         print(f"fdd solve: error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ run therefore never trusts a half-finished stage; a rerun skips every finished o
 its outputs, and names a damaged file instead of training on it. ``recompute_from`` removes the
 markers of one stage and of every stage after it, so they run again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -82,8 +83,7 @@ def parse_stage(spec: str) -> Tuple[int, str]:
     """``round_2/augment`` (or ``2/augment``) -> ``(2, "augment")``; a clear error otherwise."""
     m = re.fullmatch(r"(?:round_)?(\d+)/(\w+)", str(spec).strip())
     if not m or m.group(2) not in STAGE_ORDER:
-        raise ValueError(f"recompute_from must look like round_<r>/<stage> with a stage of {STAGE_ORDER}, "
-                         f"got {spec!r}")
+        raise ValueError(f"recompute_from must look like round_<r>/<stage> with a stage of {STAGE_ORDER}, got {spec!r}")
     return int(m.group(1)), m.group(2)
 
 
@@ -94,13 +94,17 @@ def recompute_from(run_dir, spec: str) -> List[Path]:
     removed = []
     for m in sorted(Path(run_dir).glob("round_*/DONE.*")):
         rm = re.fullmatch(r"round_(\d+)", m.parent.name)
-        stage = m.name[len("DONE."):]
+        stage = m.name[len("DONE.") :]
         if rm and stage in STAGE_ORDER and (int(rm.group(1)), STAGE_ORDER.index(stage)) >= start:
             m.unlink(missing_ok=True)  # another rank of a launched run may have removed it
             removed.append(m)
     if removed:
-        log.warning("recompute_from=%s: recomputing %d finished stages (%s)", spec, len(removed),
-                    ", ".join(f"{m.parent.name}/{m.name[5:]}" for m in removed))
+        log.warning(
+            "recompute_from=%s: recomputing %d finished stages (%s)",
+            spec,
+            len(removed),
+            ", ".join(f"{m.parent.name}/{m.name[5:]}" for m in removed),
+        )
     return removed
 
 
@@ -128,7 +132,8 @@ class StageRunner:
             if what:
                 raise StageOutputError(
                     f"{d / rel} is damaged ({what}); round {r}'s {stage} stage wrote it. Restore it, or rerun with "
-                    f"recompute_from=round_{r}/{stage} to recompute from that stage on")
+                    f"recompute_from=round_{r}/{stage} to recompute from that stage on"
+                )
 
     def run(self, r: int, stage: str, fn: Callable[[Path], Dict]) -> Dict:
         """``fn(round_dir) -> summary``; skipped (summary read back) when already done and intact."""
@@ -137,8 +142,9 @@ class StageRunner:
             try:
                 summary = read_json(m)
             except MalformedFileError as e:
-                raise StageOutputError(f"{e}; rerun with recompute_from=round_{r}/{stage} to recompute from that "
-                                       f"stage on") from None
+                raise StageOutputError(
+                    f"{e}; rerun with recompute_from=round_{r}/{stage} to recompute from that stage on"
+                ) from None
             self.verify(r, stage, summary)
             log.info("round %d: %s already done, skipping", r, stage)
             summary.pop(OUTPUTS, None)

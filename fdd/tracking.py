@@ -6,6 +6,7 @@ metrics file. Per round the wandb run gets the flattened metric row (``round`` i
 table of sample problems the teacher wrote that round (with their parent question) and the
 round's distillation set as a new version of the ``distill-<run name>`` dataset artifact.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,17 @@ def sample_generated(round_dir: Path, r: int, limit: int = SAMPLE_ROWS) -> List[
         if i.get("round") != r or i["id"] in seen:
             continue
         seen.add(i["id"])
-        rows.append([r, i.get("branch"), i["question"], i.get("answer"), question.get(i.get("parent_id")),
-                     i["id"], i.get("parent_id")])
+        rows.append(
+            [
+                r,
+                i.get("branch"),
+                i["question"],
+                i.get("answer"),
+                question.get(i.get("parent_id")),
+                i["id"],
+                i.get("parent_id"),
+            ]
+        )
         if len(rows) >= limit:
             break
     return rows
@@ -91,6 +101,7 @@ NOT_VARIANT = ("seed", "logger", "paths", "hydra", "dry_run", "teacher.cache_dir
 
 def variant_group(group: Optional[str], overrides) -> str:
     """``<group>/<overrides without seed>`` (``<group>`` alone for the default variant)."""
+
     def is_variant(o: str) -> bool:
         key = o.lstrip("+~").split("=", 1)[0]
         return not any(key == k or key.startswith((k + ".", k + "/")) for k in NOT_VARIANT)
@@ -137,8 +148,12 @@ class Tracker:
             try:
                 self.run = self._init_wandb(logger_cfg, config or {}, name)
             except Exception as exc:  # noqa: BLE001 -- tracking must never stop a run
-                log.warning("wandb disabled for this run, could not start it (%s: %s); metrics stay in %s",
-                            type(exc).__name__, exc, self.run_dir / "metrics.jsonl")
+                log.warning(
+                    "wandb disabled for this run, could not start it (%s: %s); metrics stay in %s",
+                    type(exc).__name__,
+                    exc,
+                    self.run_dir / "metrics.jsonl",
+                )
                 self.run = None
 
     def _init_wandb(self, lc, config: Dict, name: Optional[str]):
@@ -154,16 +169,33 @@ class Tracker:
 
         argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
         try:
-            run = wandb.init(project=lc.project, entity=lc.entity, group=lc.group, job_type=lc.job_type,
-                             tags=list(lc.tags), name=name, config=mask_secrets(config), dir=str(self.run_dir),
-                             mode=mode, id=run_id, resume="allow", reinit="finish_previous")
+            run = wandb.init(
+                project=lc.project,
+                entity=lc.entity,
+                group=lc.group,
+                job_type=lc.job_type,
+                tags=list(lc.tags),
+                name=name,
+                config=mask_secrets(config),
+                dir=str(self.run_dir),
+                mode=mode,
+                id=run_id,
+                resume="allow",
+                reinit="finish_previous",
+            )
         finally:
             sys.argv = argv
         run.define_metric("round")
         run.define_metric("*", step_metric="round")
         _CURVES["enabled"] = bool(getattr(lc, "log_curves", True))
-        log.info("wandb run %s (%s, group=%s, job_type=%s) in %s", run_id, mode, lc.group, lc.job_type,
-                 self.run_dir / "wandb")
+        log.info(
+            "wandb run %s (%s, group=%s, job_type=%s) in %s",
+            run_id,
+            mode,
+            lc.group,
+            lc.job_type,
+            self.run_dir / "wandb",
+        )
         return run
 
     # ------------------------------------------------------------------ per round
@@ -188,16 +220,36 @@ class Tracker:
         if self.log_tables and r > 0:
             samples = sample_generated(round_dir, r)
             if samples:
-                self._safe(f"log round {r}'s generated problems", self.log_table, "generated_problems",
-                           SAMPLE_COLUMNS, samples, {"round": r})
+                self._safe(
+                    f"log round {r}'s generated problems",
+                    self.log_table,
+                    "generated_problems",
+                    SAMPLE_COLUMNS,
+                    samples,
+                    {"round": r},
+                )
         dist = round_dir / "distill.jsonl"
         if self.log_artifacts and dist.is_file():
-            self._safe(f"log round {r}'s distillation set", self.log_artifact, artifact_name("distill", self.name),
-                       "dataset", dist, {"round": r, "size": row.get("distill_size")}, [f"round-{r}"])
+            self._safe(
+                f"log round {r}'s distillation set",
+                self.log_artifact,
+                artifact_name("distill", self.name),
+                "dataset",
+                dist,
+                {"round": r, "size": row.get("distill_size")},
+                [f"round-{r}"],
+            )
         ckpt = round_dir / "checkpoint"
         if self.log_checkpoints and ckpt.is_dir():
-            self._safe(f"log round {r}'s checkpoint", self.log_artifact, artifact_name("student", self.name), "model",
-                       ckpt, {"round": r, "accuracy": row.get("accuracy")}, [f"round-{r}"])
+            self._safe(
+                f"log round {r}'s checkpoint",
+                self.log_artifact,
+                artifact_name("student", self.name),
+                "model",
+                ckpt,
+                {"round": r, "accuracy": row.get("accuracy")},
+                [f"round-{r}"],
+            )
         self._safe(f"note round {r} as logged", self._mark_logged, r)
 
     def _wandb_logged(self) -> set:
@@ -212,7 +264,9 @@ class Tracker:
     def _mark_logged(self, r: int) -> None:
         from fdd.io import write_json
 
-        write_json(self.run_dir / "wandb_rounds.json", {"id": self.run.id, "rounds": sorted(self._wandb_logged() | {r})})
+        write_json(
+            self.run_dir / "wandb_rounds.json", {"id": self.run.id, "rounds": sorted(self._wandb_logged() | {r})}
+        )
 
     def _safe(self, what: str, fn, *args) -> None:
         try:
@@ -226,8 +280,9 @@ class Tracker:
 
             self.run.log({key: wandb.Table(columns=columns, data=rows), **(extra or {})})
 
-    def log_artifact(self, name: str, kind: str, path, metadata: Optional[Dict] = None,
-                     aliases: Optional[List[str]] = None) -> None:
+    def log_artifact(
+        self, name: str, kind: str, path, metadata: Optional[Dict] = None, aliases: Optional[List[str]] = None
+    ) -> None:
         if self.run is not None:
             import wandb
 
@@ -262,13 +317,20 @@ def plot_rounds(rows: List[Dict], path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name in sorted({k for r in acc_rows for k in r.get("accuracy", {})}):
         ax1.plot(acc_rounds, [r.get("accuracy", {}).get(name) for r in acc_rows], marker="o", label=name)
-    ax1.set(title="held-out accuracy (round 0 = before training)" if 0 in acc_rounds else "held-out accuracy",
-            xlabel="round", ylabel="accuracy", ylim=(0, 1), xticks=acc_rounds)
+    ax1.set(
+        title="held-out accuracy (round 0 = before training)" if 0 in acc_rounds else "held-out accuracy",
+        xlabel="round",
+        ylabel="accuracy",
+        ylim=(0, 1),
+        xticks=acc_rounds,
+    )
     ax1.legend(fontsize=8)
     easy = [r.get("easy_ratio", 0) for r in rows]
     ax2.bar(rounds, easy, label="easy", color="tab:green")
     ax2.bar(rounds, [1 - e for e in easy], bottom=easy, label="hard", color="tab:red")
-    ax2.set(title="student feedback on its training problems", xlabel="round", ylabel="ratio", ylim=(0, 1), xticks=rounds)
+    ax2.set(
+        title="student feedback on its training problems", xlabel="round", ylabel="ratio", ylim=(0, 1), xticks=rounds
+    )
     ax2.legend(fontsize=8)
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")

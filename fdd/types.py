@@ -3,6 +3,7 @@
 Every record is a plain dataclass that round-trips through JSON lines (``to_dict`` /
 ``from_dict``), so each stage's output under the run directory is readable by people and tools.
 """
+
 from __future__ import annotations
 
 import hashlib

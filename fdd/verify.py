@@ -6,6 +6,7 @@ known problem, overlap with a held-out test set) and then accepted only when at 
 ``min_agree`` of ``k`` independent teacher rationales agree on an answer. Every refusal is a
 ``Rejection`` with a reason, so nothing leaves silently.
 """
+
 from __future__ import annotations
 
 import math
@@ -138,18 +139,36 @@ def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1
             elif rep.text not in kept and len(kept) < max_keep:
                 kept.append(rep.text)
         for text in kept:
-            items.append(Item(id=p.id if len(kept) == 1 else f"{p.id}#{kept.index(text)}", question=p.question,
-                              answer=float(p.answer), source=p.source, rationale=text, parent_id=None, round=0,
-                              branch="seed", meta=dict(p.meta)))
+            items.append(
+                Item(
+                    id=p.id if len(kept) == 1 else f"{p.id}#{kept.index(text)}",
+                    question=p.question,
+                    answer=float(p.answer),
+                    source=p.source,
+                    rationale=text,
+                    parent_id=None,
+                    round=0,
+                    branch="seed",
+                    meta=dict(p.meta),
+                )
+            )
         if not kept:
             reason = reasons.most_common(1)[0][0] if reasons else "no_rationale"
-            rejected.append(Rejection(id=p.id, reason=reason, question=p.question, branch="seed",
-                                      detail=", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))))
+            rejected.append(
+                Rejection(
+                    id=p.id,
+                    reason=reason,
+                    question=p.question,
+                    branch="seed",
+                    detail=", ".join(f"{k}={v}" for k, v in sorted(reasons.items())),
+                )
+            )
     return items, rejected
 
 
-def screen(candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Optional[NgramIndex]
-           ) -> Tuple[List[Candidate], List[Rejection]]:
+def screen(
+    candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Optional[NgramIndex]
+) -> Tuple[List[Candidate], List[Rejection]]:
     """Drop duplicates and test-set overlaps before any rationale is bought. Survivors are
     added to ``dedup`` so two candidates of one round cannot duplicate each other."""
     kept, rejected = [], []
@@ -160,7 +179,9 @@ def screen(candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Op
         elif dedup.is_duplicate(c.question):
             reason = "duplicate"
         if reason:
-            rejected.append(Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question))
+            rejected.append(
+                Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question)
+            )
         else:
             dedup.add(c.question)
             kept.append(c)
@@ -189,8 +210,9 @@ def vote(replies, answers) -> Tuple[List[Tuple[float, List[str]]], Counter]:
     return groups, failures
 
 
-def accept_by_agreement(candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
-                        ) -> Tuple[List[Item], List[Rejection]]:
+def accept_by_agreement(
+    candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
+) -> Tuple[List[Item], List[Rejection]]:
     """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer; its
     answer is that value and its rationale the first agreeing one."""
     items, rejected = [], []
@@ -198,15 +220,30 @@ def accept_by_agreement(candidates: Sequence[Candidate], replies, answers, min_a
         groups, failures = vote(reps, ans)
         best = max(groups, key=lambda g: len(g[1]), default=None)
         if best is not None and len(best[1]) >= min_agree:
-            items.append(Item(id=c.id, question=c.question, answer=float(best[0]), source=c.source, rationale=best[1][0],
-                              parent_id=c.parent_id, round=round_idx, branch=c.branch, meta=dict(c.meta)))
+            items.append(
+                Item(
+                    id=c.id,
+                    question=c.question,
+                    answer=float(best[0]),
+                    source=c.source,
+                    rationale=best[1][0],
+                    parent_id=c.parent_id,
+                    round=round_idx,
+                    branch=c.branch,
+                    meta=dict(c.meta),
+                )
+            )
         else:
             if best is None:
                 reason = failures.most_common(1)[0][0] if failures else "no_rationale"
             else:
                 reason = "no_agreement"
-            detail = ", ".join([f"{k}={v}" for k, v in sorted(failures.items())]
-                               + [f"votes={[len(t) for _, t in groups]}"])
-            rejected.append(Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch,
-                                      question=c.question, detail=detail))
+            detail = ", ".join(
+                [f"{k}={v}" for k, v in sorted(failures.items())] + [f"votes={[len(t) for _, t in groups]}"]
+            )
+            rejected.append(
+                Rejection(
+                    id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question, detail=detail
+                )
+            )
     return items, rejected

@@ -18,10 +18,10 @@ aiohttp app on its own event loop in a background thread, bound to 127.0.0.1 on 
 
 Run ``python -m tests.fake_openai_server --port 8001 --latency 0.05`` for a standalone server.
 """
+
 from __future__ import annotations
 
 import argparse
-from abc import ABC, abstractmethod
 import asyncio
 import hashlib
 import json
@@ -29,6 +29,7 @@ import random
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from typing import Callable, Dict, List, Optional
 
@@ -100,8 +101,9 @@ class _AppServer(ABC):
             self._loop = loop
             try:
                 loop.run_until_complete(self._on_start())
-                self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.5,
-                                             handler_cancellation=True)
+                self._runner = web.AppRunner(
+                    self.make_app(), access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+                )
                 loop.run_until_complete(self._runner.setup())
                 site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024, reuse_address=True)
                 loop.run_until_complete(site.start())
@@ -135,10 +137,19 @@ class _AppServer(ABC):
 
 
 class FakeOpenAIServer(_AppServer):
-    def __init__(self, reply_fn: Optional[Callable[[dict], str]] = None, *, latency: float = 0.0,
-                 faults: Optional[Dict[str, float]] = None, fault_fn: Optional[Callable[[dict, int], Optional[str]]] = None,
-                 retry_after: str = "1", hang_s: float = 5.0, seed: int = 0, model: str = "fake-model",
-                 port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        reply_fn: Optional[Callable[[dict], str]] = None,
+        *,
+        latency: float = 0.0,
+        faults: Optional[Dict[str, float]] = None,
+        fault_fn: Optional[Callable[[dict, int], Optional[str]]] = None,
+        retry_after: str = "1",
+        hang_s: float = 5.0,
+        seed: int = 0,
+        model: str = "fake-model",
+        port: Optional[int] = None,
+    ) -> None:
         super().__init__(port)
         self.reply_fn = reply_fn or default_reply
         self.latency = latency
@@ -184,8 +195,9 @@ class FakeOpenAIServer(_AppServer):
         return app
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model",
-                                                              "created": 0, "owned_by": "fdd-tests"}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "fdd-tests"}]}
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -204,28 +216,43 @@ class FakeOpenAIServer(_AppServer):
                 with self._lock:
                     self.fault_counts[fault] += 1
             if fault == "429":
-                return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429,
-                                         headers={"Retry-After": self.retry_after})
+                return web.json_response(
+                    {"error": {"message": "rate limited", "type": "rate_limit"}},
+                    status=429,
+                    headers={"Retry-After": self.retry_after},
+                )
             if fault == "500":
                 return web.json_response({"error": {"message": "boom", "type": "server_error"}}, status=500)
             if fault == "hang":
                 await asyncio.sleep(self.hang_s)
             if fault == "malformed":
-                return web.Response(text='{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"ind',
-                                    content_type="application/json")
+                return web.Response(
+                    text='{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"ind',
+                    content_type="application/json",
+                )
             if fault == "no_choices":
-                return web.json_response({"id": f"chatcmpl-{ident}-{attempt}", "object": "chat.completion",
-                                          "created": int(time.time()), "model": body.get("model", self.model),
-                                          "choices": []})
+                return web.json_response(
+                    {
+                        "id": f"chatcmpl-{ident}-{attempt}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", self.model),
+                        "choices": [],
+                    }
+                )
             text = "" if fault == "empty" else self.reply_fn(body)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             payload = {
-                "id": f"chatcmpl-{ident}-{attempt}", "object": "chat.completion", "created": int(time.time()),
+                "id": f"chatcmpl-{ident}-{attempt}",
+                "object": "chat.completion",
+                "created": int(time.time()),
                 "model": body.get("model", self.model),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                          "total_tokens": prompt_tokens + len(text.split())},
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": prompt_tokens + len(text.split()),
+                },
             }
             with self._lock:
                 self.answered += 1
@@ -272,15 +299,20 @@ class CountingProxy(_AppServer):
             with self._lock:
                 self.requests += 1
                 self.identities[ident] += 1
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in ("host", "content-length", "transfer-encoding", "connection")}
-        async with self._session.request(request.method, self.upstream + request.path_qs, data=data,
-                                         headers=headers) as resp:
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length", "transfer-encoding", "connection")
+        }
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=data, headers=headers
+        ) as resp:
             payload = await resp.read()
             with self._lock:
                 self.statuses[resp.status] += 1
-            out_headers = {k: v for k, v in resp.headers.items()
-                           if k.lower() in ("content-type", "retry-after", "x-request-id")}
+            out_headers = {
+                k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "retry-after", "x-request-id")
+            }
             return web.Response(body=payload, status=resp.status, headers=out_headers)
 
 

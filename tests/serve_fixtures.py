@@ -4,6 +4,7 @@ Import them into a test module (``from serve_fixtures import smollm2_folder, ser
 so pytest sees them. ``serve_smollm2`` yields a :class:`ServedModel` whose ``url`` goes through
 a :class:`CountingProxy`, so a test can count the requests that really reached the server.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,8 +87,13 @@ def serve_smollm2(smollm2_folder, tmp_path_factory):
     cmd = _transformers_cli() + ["serve", smollm2_folder, "--host", "127.0.0.1", "--port", str(port)]
     # One intra-op thread: on a small, busy CPU box, torch's spinning worker threads slow a 135M
     # model down by an order of magnitude instead of speeding it up.
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS=os.environ.get("FDD_SERVE_THREADS", "1"))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=os.environ.get("FDD_SERVE_THREADS", "1"),
+    )
     with open(log_path, "wb") as log_f:
         proc = subprocess.Popen(cmd, stdout=log_f, stderr=subprocess.STDOUT, env=env)
     proxy = None
@@ -95,8 +101,9 @@ def serve_smollm2(smollm2_folder, tmp_path_factory):
         direct = f"http://127.0.0.1:{port}"
         _wait_ready(direct, proc, log_path)
         proxy = CountingProxy(direct).start()
-        yield ServedModel(model=smollm2_folder, url=proxy.url, direct_url=direct + "/v1", proxy=proxy,
-                          log_path=log_path)
+        yield ServedModel(
+            model=smollm2_folder, url=proxy.url, direct_url=direct + "/v1", proxy=proxy, log_path=log_path
+        )
     finally:
         if proxy is not None:
             proxy.stop()

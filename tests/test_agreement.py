@@ -1,4 +1,5 @@
 """Adaptive agreement sampling: fewer rationale requests, the same acceptance decisions."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -23,14 +24,22 @@ class ScriptedTeacher:
         out = []
         for p in problems:
             self.asked += [(p.id, j) for j in range(first, first + k)]
-            out.append([Reply(None, error="request_failed: 500") if self.script[p.id][j] is None
-                        else Reply(f"answer = {self.script[p.id][j]}  # sample {j}") for j in range(first, first + k)])
+            out.append(
+                [
+                    Reply(None, error="request_failed: 500")
+                    if self.script[p.id][j] is None
+                    else Reply(f"answer = {self.script[p.id][j]}  # sample {j}")
+                    for j in range(first, first + k)
+                ]
+            )
         return out
 
 
 def extract(replies):
-    return [[SimpleNamespace(value=float(r.text.split("=")[1].split("#")[0]), error=None) if r.ok else None
-             for r in reps] for reps in replies]
+    return [
+        [SimpleNamespace(value=float(r.text.split("=")[1].split("#")[0]), error=None) if r.ok else None for r in reps]
+        for reps in replies
+    ]
 
 
 def problems(n):
@@ -81,9 +90,15 @@ answer = st.one_of(st.none(), st.integers(0, 3))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 6).flatmap(lambda samples: st.tuples(
-    st.just(samples), st.integers(1, samples),
-    st.lists(st.lists(answer, min_size=samples, max_size=samples), min_size=1, max_size=5))))
+@given(
+    st.integers(1, 6).flatmap(
+        lambda samples: st.tuples(
+            st.just(samples),
+            st.integers(1, samples),
+            st.lists(st.lists(answer, min_size=samples, max_size=samples), min_size=1, max_size=5),
+        )
+    )
+)
 def test_same_decisions_as_fixed_sampling(case):
     samples, min_agree, script = case
     asked_a, items_a, rejected_a = run(script, samples, min_agree, adaptive=True)
@@ -101,15 +116,16 @@ def test_oracle_world_saves_requests(error_rate, saving):
     """On the synthetic world, adaptive sampling buys fewer rationales per accepted item than
     fixed samples=3 (>= 25% at the simulator's 10% error rate; the saving shrinks as more first
     pairs disagree) and accepts the same items."""
-    from fdd.sim import world as synthetic
     from fdd.reasoning.formats import get_format
     from fdd.reasoning.sandbox import Sandbox
+    from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 
     ps = synthetic.generate(120, seed=3, split="train")
     cands = [Candidate(p.question, p.id, "hard-similar", p.source, dict(p.meta)) for p in ps]
     fmt = get_format("pot")
     with Sandbox(workers=1, timeout_s=2.0, memory_mb=256) as sandbox:
+
         def ext(replies):
             texts = [r.text for reps in replies for r in reps if r.ok]
             it = iter(fmt.extract(texts, sandbox))
@@ -118,7 +134,9 @@ def test_oracle_world_saves_requests(error_rate, saving):
         out = {}
         for adaptive in (False, True):
             teacher = OracleTeacher(SimpleNamespace(error_rate=error_rate), seed=0)
-            replies, answers = collect_rationales(teacher.write_rationales, [c.problem() for c in cands], 3, 2, "pot", ext, adaptive)
+            replies, answers = collect_rationales(
+                teacher.write_rationales, [c.problem() for c in cands], 3, 2, "pot", ext, adaptive
+            )
             items, _ = accept_by_agreement(cands, replies, answers, 2, 1)
             out[adaptive] = (teacher.usage.total("requests"), [(i.question, i.answer, i.rationale) for i in items])
     (fixed_req, fixed_items), (adapt_req, adapt_items) = out[False], out[True]

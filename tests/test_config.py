@@ -1,4 +1,5 @@
 """Composition and validation: every group composes, bad values fail at start-up with a clear message."""
+
 from __future__ import annotations
 
 import os
@@ -33,23 +34,31 @@ def test_paper_command_composes(tmp_path):
 
 
 def test_cfg_job_from_the_command_line():
-    out = subprocess.run([sys.executable, "-m", "fdd.main", "student=flan-t5-base", "rounds=4", "--cfg", "job"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "fdd.main", "student=flan-t5-base", "rounds=4", "--cfg", "job"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "pretrained: google/flan-t5-base" in out.stdout and "rounds: 4" in out.stdout
 
 
-@pytest.mark.parametrize("override, message", [
-    ("rounds=-1", "rounds must be >= 0"),
-    ("augmentation.min_agree=5", "min_agree"),
-    ("rationale=tree", "rationale must be one of"),
-    ("teacher.cache=sometimes", "teacher.cache"),
-    ("augmentation.mode=magic", "augmentation.mode"),
-    ("augmentation.budget=-1", "augmentation.budget"),
-    ("augmentation.decontam_ngram=0", "decontam_ngram"),
-    ("augmentation.dedup_threshold=0", "dedup_threshold"),
-    ("train_subset=-5", "train_subset"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rounds=-1", "rounds must be >= 0"),
+        ("augmentation.min_agree=5", "min_agree"),
+        ("rationale=tree", "rationale must be one of"),
+        ("teacher.cache=sometimes", "teacher.cache"),
+        ("augmentation.mode=magic", "augmentation.mode"),
+        ("augmentation.budget=-1", "augmentation.budget"),
+        ("augmentation.decontam_ngram=0", "decontam_ngram"),
+        ("augmentation.dedup_threshold=0", "dedup_threshold"),
+        ("train_subset=-5", "train_subset"),
+    ],
+)
 def test_bad_values_are_refused(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         validate(compose_cfg([override], tmp_path))
@@ -65,8 +74,14 @@ def test_typo_and_wrong_type_fail_at_composition(tmp_path):
 
 
 def _main(*args, env=None, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "fdd.main", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "fdd.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_bad_config_is_one_clear_line_before_any_work(tmp_path):

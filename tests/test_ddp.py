@@ -1,5 +1,6 @@
 """Two-process DDP on CPU (gloo): training writes one checkpoint, and sharded evaluation gives
 exactly the single-process greedy texts for the same checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -8,20 +9,26 @@ import os
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg
-from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
+from fdd.sim.world import generate, render
 from fdd.students.distributed import launch, rank_world
 from fdd.students.student import Student
 from fdd.types import Item
+from tests.conftest import compose_cfg
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-
-OVER = ["student=tiny-llama", "student.epochs=6", "student.batch_size=8", "student.generation.batch_size=8",
-        "student.generation.max_new_tokens=40", "logger=none", "trainer.enable_progress_bar=false",
-        "trainer.log_every_n_steps=1"]
+OVER = [
+    "student=tiny-llama",
+    "student.epochs=6",
+    "student.batch_size=8",
+    "student.generation.batch_size=8",
+    "student.generation.max_new_tokens=40",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+]
 
 
 def _setup(tmp_path, trainer: str):

@@ -1,4 +1,5 @@
 """The prefix-filtered near-duplicate index decides exactly as comparing with every known problem."""
+
 from __future__ import annotations
 
 import random
@@ -37,8 +38,10 @@ def variant(rng, text):
 @pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9, 1.0])
 def test_same_decisions_as_brute_force(threshold):
     rng = random.Random(threshold)
-    bases = [" ".join(rng.choice(VOCAB) for _ in range(rng.randint(2, 30))) + f" {rng.randint(1, 3)} {rng.randint(1, 3)}"
-             for _ in range(60)]
+    bases = [
+        " ".join(rng.choice(VOCAB) for _ in range(rng.randint(2, 30))) + f" {rng.randint(1, 3)} {rng.randint(1, 3)}"
+        for _ in range(60)
+    ]
     index, known, dup = DedupIndex(threshold), [], 0
     for _ in range(1500):
         text = variant(rng, rng.choice(bases + known[-50:]))

@@ -1,4 +1,5 @@
 """Round 0: the base student evaluated before any training (``student.eval_before_training``)."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,16 @@ import pytest
 from fdd.config import StudentConfig
 
 
-@pytest.mark.parametrize("choice, pretrained, expected", [
-    ("auto", None, False), ("auto", "some/model", True), ("true", None, True), ("True", None, True),
-    ("false", "some/model", False)])
+@pytest.mark.parametrize(
+    "choice, pretrained, expected",
+    [
+        ("auto", None, False),
+        ("auto", "some/model", True),
+        ("true", None, True),
+        ("True", None, True),
+        ("false", "some/model", False),
+    ],
+)
 def test_eval_before_training_choice(choice, pretrained, expected):
     cfg = StudentConfig(name="s", arch="causal", pretrained=pretrained, eval_before_training=choice)
     assert cfg.evaluates_base() is expected

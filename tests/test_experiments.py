@@ -1,4 +1,5 @@
 """The paper's experiment configs compose and, on the original files, count the paper's data."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,15 @@ PAPER = sorted(p.stem for p in (CONF / "experiment").glob("paper_*.yaml"))
 
 @pytest.mark.parametrize("experiment", PAPER)
 def test_paper_experiment_dry_run_on_the_original_files(experiment, shared_data, tmp_path, capsys):
-    cfg = compose_cfg([f"experiment={experiment}", f"dataset.path={shared_data}",
-                       "teacher.base_urls=[http://127.0.0.1:9/v1]", "teacher.model=teacher"], tmp_path)
+    cfg = compose_cfg(
+        [
+            f"experiment={experiment}",
+            f"dataset.path={shared_data}",
+            "teacher.base_urls=[http://127.0.0.1:9/v1]",
+            "teacher.model=teacher",
+        ],
+        tmp_path,
+    )
     obj = validate(cfg)
     assert obj.rounds == 4 and obj.teacher.backend == "openai"
     train, evals = load_problems(obj)

@@ -1,14 +1,15 @@
 """Failed teacher requests are never frozen into a finished run: a stage records them in
 ``failed_requests.jsonl``; more than ``teacher.max_failed_share`` of them keeps the stage from
 being marked done; a rerun (or ``teacher.retry_failed=true``) asks again for exactly those."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.failures import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
+from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.main import run
 from fdd.stages import StageRunner
 from tests.conftest import TINY, compose_cfg
@@ -21,16 +22,26 @@ FLAKY = ("What is 2 plus 3", "What is 4 plus 4")  # the teacher fails these unti
 
 def setup(tmp_path, srv, *extra):
     data = tmp_path / "sums.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n" for a, b in SUMS))
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n" for a, b in SUMS)
+    )
     return [a for a in TINY if not a.startswith("dataset.")] + [
-        "teacher=openai", f"teacher.base_urls=[{srv.url}]", "teacher.model=fake-model", "teacher.max_retries=0",
-        "dataset=local", f"dataset.train.path={data}", "rounds=1", *extra]
+        "teacher=openai",
+        f"teacher.base_urls=[{srv.url}]",
+        "teacher.model=fake-model",
+        "teacher.max_retries=0",
+        "dataset=local",
+        f"dataset.train.path={data}",
+        "rounds=1",
+        *extra,
+    ]
 
 
 def flaky_server(healthy: dict) -> FakeOpenAIServer:
     def fault_fn(body, attempt):
         user = body["messages"][-1]["content"]
         return None if healthy["now"] or not any(q in user for q in FLAKY) else "500"
+
     return FakeOpenAIServer(competent_teacher, fault_fn=fault_fn)
 
 
@@ -38,12 +49,15 @@ def test_a_stage_over_the_failed_share_is_not_done_and_a_rerun_recovers(tmp_path
     run_dir, healthy = tmp_path / "run", {"now": False}
     with flaky_server(healthy) as srv:
         overrides = setup(tmp_path, srv)  # max_failed_share: the default 0.1 < 2 of 8
-        with pytest.raises(TeacherUnavailableError, match=r"init: 2 of 8 teacher requests failed .*max_failed_share=0.1"):
+        with pytest.raises(
+            TeacherUnavailableError, match=r"init: 2 of 8 teacher requests failed .*max_failed_share=0.1"
+        ):
             run(compose_cfg(overrides, run_dir))
         assert not (run_dir / "round_0" / "DONE.init").exists()
         failed = read_jsonl(run_dir / "round_0" / FAILED_REQUESTS)
-        assert [(f["stage"], f["job"], f["sample_index"], f["reason"]) for f in failed] == \
-            [("init", "rationale", 0, "request_failed: HTTP 500")] * 2
+        assert [(f["stage"], f["job"], f["sample_index"], f["reason"]) for f in failed] == [
+            ("init", "rationale", 0, "request_failed: HTTP 500")
+        ] * 2
         healthy["now"] = True
         srv.reset_stats()
         rows = run(compose_cfg(overrides, run_dir))
@@ -83,16 +97,27 @@ def test_reopen_failed_reopens_the_stage_and_everything_after_it(tmp_path):
         for name in names:
             write_json(stages.marker(r, name), {})
     assert reopen_failed(tmp_path, stages) == []  # nothing failed: nothing reopened
-    write_jsonl(tmp_path / "round_1" / FAILED_REQUESTS,
-                [{"stage": "augment", "job": "harder", "id": "p1", "sample_index": 0, "reason": "request_failed: timeout"}])
-    assert reopen_failed(tmp_path, stages) == ["round_1/DONE.augment", "round_1/DONE.metrics",
-                                               "round_2/DONE.evaluate", "round_2/DONE.train"]
+    write_jsonl(
+        tmp_path / "round_1" / FAILED_REQUESTS,
+        [{"stage": "augment", "job": "harder", "id": "p1", "sample_index": 0, "reason": "request_failed: timeout"}],
+    )
+    assert reopen_failed(tmp_path, stages) == [
+        "round_1/DONE.augment",
+        "round_1/DONE.metrics",
+        "round_2/DONE.evaluate",
+        "round_2/DONE.train",
+    ]
     left = sorted(f"{m.parent.name}/{m.name}" for m in tmp_path.glob("round_*/DONE.*"))
     assert left == ["round_0/DONE.init", "round_1/DONE.evaluate", "round_1/DONE.feedback", "round_1/DONE.train"]
 
 
-@pytest.mark.parametrize("override, message", [("teacher.max_failed_share=1.5", "max_failed_share must be in"),
-                                               ("teacher.cache_on_corrupt=ignore", "cache_on_corrupt must be")])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("teacher.max_failed_share=1.5", "max_failed_share must be in"),
+        ("teacher.cache_on_corrupt=ignore", "cache_on_corrupt must be"),
+    ],
+)
 def test_failure_options_are_validated(tmp_path, override, message):
     from fdd.config import ConfigError, validate
 

@@ -1,6 +1,7 @@
 """A round of FDD with ``teacher=openai`` against a server that fails in every way it can
 (429 with Retry-After, 500, hangs, malformed JSON, empty replies): the round completes, and every
 seed problem and every new problem ends either in the distillation set or rejected with a reason."""
+
 from __future__ import annotations
 
 import json
@@ -34,15 +35,31 @@ def competent_teacher(body: dict) -> str:
 
 def test_a_round_completes_and_accounts_for_every_item(tmp_path):
     data = tmp_path / "sums.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
-                            for a, b in [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 9)]))
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
+            for a, b in [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 9)]
+        )
+    )
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(competent_teacher, faults=FAULTS, retry_after="0.05", hang_s=2.0, seed=3) as srv:
-        cfg = compose_cfg([a for a in TINY if not a.startswith("dataset.")] + [
-            "teacher=openai", f"teacher.base_urls=[{srv.url}]", "teacher.model=fake-model", "teacher.timeout_s=0.5",
-            "teacher.max_retries=1", "teacher.concurrency=8", "dataset=local", f"dataset.train.path={data}",
-            "augmentation.seed_samples=2", "rounds=2",
-            "teacher.max_failed_share=1.0"], run_dir)  # finish despite the losses: this test accounts for them
+        cfg = compose_cfg(
+            [a for a in TINY if not a.startswith("dataset.")]
+            + [
+                "teacher=openai",
+                f"teacher.base_urls=[{srv.url}]",
+                "teacher.model=fake-model",
+                "teacher.timeout_s=0.5",
+                "teacher.max_retries=1",
+                "teacher.concurrency=8",
+                "dataset=local",
+                f"dataset.train.path={data}",
+                "augmentation.seed_samples=2",
+                "rounds=2",
+                "teacher.max_failed_share=1.0",
+            ],
+            run_dir,
+        )  # finish despite the losses: this test accounts for them
         run(cfg)
     assert set(srv.fault_counts) == set(FAULTS)  # every fault really happened
 
@@ -67,21 +84,34 @@ def test_a_round_completes_and_accounts_for_every_item(tmp_path):
     # every request that failed is listed for a rerun with teacher.retry_failed=true
     listed = read_jsonl(run_dir / "round_1" / "failed_requests.jsonl") if summary["failed_requests"] else []
     assert len(listed) == summary["failed_requests"]
-    assert sorted(f"{f['id']}/{'easy-harder' if f['job'] == 'harder' else 'hard-similar'}" for f in listed
-                  if f["job"] != "rationale") == sorted(r["id"] for r in failed_asks)
+    assert sorted(
+        f"{f['id']}/{'easy-harder' if f['job'] == 'harder' else 'hard-similar'}"
+        for f in listed
+        if f["job"] != "rationale"
+    ) == sorted(r["id"] for r in failed_asks)
 
 
 def test_a_total_outage_fails_the_stage_and_a_rerun_recovers(tmp_path):
     """If every request of a stage fails, the stage is not marked done: rerunning once the teacher
     is back finishes the run (instead of freezing an empty distillation set into it)."""
     data = tmp_path / "sums.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
-                            for a, b in [(2, 3), (4, 4), (7, 1)]))
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
+            for a, b in [(2, 3), (4, 4), (7, 1)]
+        )
+    )
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(competent_teacher, faults={"500": 1.0}) as srv:
         overrides = [a for a in TINY if not a.startswith("dataset.")] + [
-            "teacher=openai", f"teacher.base_urls=[{srv.url}]", "teacher.model=fake-model", "teacher.max_retries=0",
-            "dataset=local", f"dataset.train.path={data}", "rounds=1"]
+            "teacher=openai",
+            f"teacher.base_urls=[{srv.url}]",
+            "teacher.model=fake-model",
+            "teacher.max_retries=0",
+            "dataset=local",
+            f"dataset.train.path={data}",
+            "rounds=1",
+        ]
         with pytest.raises(TeacherUnavailableError, match="init: all 3 teacher requests failed"):
             run(compose_cfg(overrides, run_dir))
         assert not (run_dir / "round_0" / "DONE.init").exists()

@@ -1,4 +1,5 @@
 """Feedback signals (trained / probe / sampled solve rate) and synthetic-world scenarios."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -6,12 +7,12 @@ from collections import Counter
 import pytest
 
 from fdd.config import ConfigError, validate
-from fdd.sim import world as synthetic
 from fdd.feedback import probe_ids, split
 from fdd.io import read_json, read_jsonl
 from fdd.loop import FDDLoop
 from fdd.reasoning.formats import get_format
 from fdd.reasoning.sandbox import Sandbox
+from fdd.sim import world as synthetic
 from fdd.teachers import build_teacher
 from fdd.types import Prediction, Problem
 
@@ -80,8 +81,10 @@ def run_loop(tiny_cfg, tmp_path, *overrides):
 
     train, evals = load_problems(obj)
     student = FakeStudent()
-    with Sandbox(workers=1, timeout_s=2.0, memory_mb=256) as sandbox, \
-            build_teacher(obj.teacher, cache_dir=str(tmp_path / "cache"), seed=obj.seed) as teacher:
+    with (
+        Sandbox(workers=1, timeout_s=2.0, memory_mb=256) as sandbox,
+        build_teacher(obj.teacher, cache_dir=str(tmp_path / "cache"), seed=obj.seed) as teacher,
+    ):
         loop = FDDLoop(obj, tmp_path / "run", teacher, student, get_format("pot"), sandbox, FakeTracker(), train, evals)
         loop.run()
     return loop, student
@@ -113,8 +116,9 @@ def test_sampled_feedback_asks_k_answers_per_problem(tiny_cfg, tmp_path):
     assert set(read_json(tmp_path / "run" / "round_1" / "split.json")["solve_rate"]) == set(pool)
 
 
-@pytest.mark.parametrize("bad", ["feedback.signal=oracle", "feedback.probe_fraction=1.0", "feedback.samples=0",
-                                 "feedback.easy_threshold=0"])
+@pytest.mark.parametrize(
+    "bad", ["feedback.signal=oracle", "feedback.probe_fraction=1.0", "feedback.samples=0", "feedback.easy_threshold=0"]
+)
 def test_bad_feedback_config_is_refused(tiny_cfg, bad):
     with pytest.raises(ConfigError, match="feedback"):
         validate(tiny_cfg(bad))
@@ -140,8 +144,14 @@ def test_unknown_family_is_a_config_error():
 def test_imbalanced_scenario_composes(tiny_cfg):
     from fdd.main import load_problems
 
-    obj = validate(tiny_cfg("dataset=synthetic_imbalanced", "dataset.train.n=200", "dataset.eval.rare.n=30",
-                            "dataset.eval.synthetic.n=60"))
+    obj = validate(
+        tiny_cfg(
+            "dataset=synthetic_imbalanced",
+            "dataset.train.n=200",
+            "dataset.eval.rare.n=30",
+            "dataset.eval.synthetic.n=60",
+        )
+    )
     train, evals = load_problems(obj)
     assert set(evals) == {"synthetic", "rare"}
     assert {synthetic.family(p) for p in evals["rare"]} == {"fraction", "discount"}

@@ -1,4 +1,5 @@
 """Tokenizer fidelity and length accounting, on an offline T5-like student (tests/t5like.py)."""
+
 from __future__ import annotations
 
 import ast
@@ -6,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies
+from hypothesis import HealthCheck, given, settings, strategies
 
 from fdd.config import SourceConfig
 from fdd.students.data import OverlongError, encode_training_set
@@ -23,7 +23,7 @@ TEACHER_REPLIES = [
     "    cost = sum(prices[k] * counts[k] for k in prices)\n\n    return cost\n```\n",
     "def solution():\n    seen = {1, 2, 3}\n    if len(seen) < 4:\n        answer = 10 - len(seen)\n"
     "    elif len(seen) <= 8:  \n        answer = 0\n    else:\n        answer = -1\n    return answer\n",
-    "def solution():\n\tx = 7\n\ty = x << 1  # shift\n\tprint(f\"{x} < {y}\")\n\treturn y\n",
+    'def solution():\n\tx = 7\n\ty = x << 1  # shift\n\tprint(f"{x} < {y}")\n\treturn y\n',
     "```python\nclass Box:\n    def __init__(self, n):\n        self.n = n\n\n\ndef solution():\n"
     "    boxes = [Box(i) for i in range(5) if i < 3]\n    return {b.n: b.n ** 2 for b in boxes}[2]\n```",
     "x1 = 6 * 4\nx2 = x1 + 2\nanswer = x2",
@@ -43,8 +43,12 @@ def _student(t5like_dir, tmp_path, **overrides):
     from fdd.reasoning.formats import get_format
     from fdd.students.student import Student
 
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(StudentConfig), {
-        "name": "t5like", "arch": "seq2seq", "pretrained": str(t5like_dir), **overrides}))
+    cfg = OmegaConf.to_object(
+        OmegaConf.merge(
+            OmegaConf.structured(StudentConfig),
+            {"name": "t5like", "arch": "seq2seq", "pretrained": str(t5like_dir), **overrides},
+        )
+    )
     return Student(cfg, {"accelerator": "cpu", "devices": 1}, get_format("pot"), 0, str(tmp_path / "tokenizer"))
 
 
@@ -122,8 +126,9 @@ def test_gold_programs_survive_the_t5like_student(t5like_dir, tmp_path, shared_d
     plain = FaithfulTokenizer(_student(t5like_dir, tmp_path / "plain", fidelity=False).tokenizer(), Codec())
     assert sum(r is not None for r in check_texts(plain, [p for _, p in pairs])) > len(pairs) // 2  # lost without
     tok = _student(t5like_dir, tmp_path).tokenizer()
-    lost = [p for _, p in pairs if tok.decode(tok(p, add_special_tokens=False)["input_ids"],
-                                              skip_special_tokens=True) != p]
+    lost = [
+        p for _, p in pairs if tok.decode(tok(p, add_special_tokens=False)["input_ids"], skip_special_tokens=True) != p
+    ]
     assert lost == []
 
 
@@ -141,8 +146,10 @@ def test_tokenizer_that_keeps_everything_is_left_alone():
 def test_unrepresentable_items_counted_and_most_lost_fails(t5like_dir, tmp_path):
     from fdd.types import Item
 
-    items = [Item(id=f"i{k}", question=f"Tom has {k} eggs.", answer=float(k), source="t",
-                  rationale=f"x1 = {k}\nanswer = x1") for k in range(6)]
+    items = [
+        Item(id=f"i{k}", question=f"Tom has {k} eggs.", answer=float(k), source="t", rationale=f"x1 = {k}\nanswer = x1")
+        for k in range(6)
+    ]
     st = _student(t5like_dir, tmp_path, fidelity=False)
     with pytest.raises(UnrepresentableError, match="6 of 6 training targets cannot be represented"):
         st._encode(items)
@@ -194,15 +201,25 @@ def _parses(code: str) -> bool:
 def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_path, one_thread):
     from fdd.io import read_jsonl
     from fdd.main import run
-
     from fdd.sim.world import generate, render
 
     # The vocabulary knows the world's words (other seeds than the run's), as T5's knows English.
     world = [t for p in generate(400, seed=99, split="train") for t in render(p.meta["world"])[:2]]
     folder = build_t5like(tmp_path / "student", vocab_size=1000, d_model=128, layers=3, extra=world)
-    rows = run(tiny_cfg("student=tiny-t5", f"student.pretrained={folder}", "student.tokenizer=auto",
-                        "rounds=1", "dataset.train.n=100", "student.epochs=80", "student.lr=3e-3",
-                        "student.max_target_len=96", "student.generation.max_new_tokens=96", "sandbox.timeout_s=10"))
+    rows = run(
+        tiny_cfg(
+            "student=tiny-t5",
+            f"student.pretrained={folder}",
+            "student.tokenizer=auto",
+            "rounds=1",
+            "dataset.train.n=100",
+            "student.epochs=80",
+            "student.lr=3e-3",
+            "student.max_target_len=96",
+            "student.generation.max_new_tokens=96",
+            "sandbox.timeout_s=10",
+        )
+    )
     acc = rows[-1]["accuracy"]["synthetic"]
     preds = read_jsonl(tmp_path / "run" / "round_1" / "eval_synthetic.jsonl")
     parsed = [p for p in preds if _parses(p["output"])]

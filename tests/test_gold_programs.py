@@ -13,6 +13,7 @@ asserts the exact set (regenerate with ``python tests/test_gold_programs.py --re
 
 113 GSM8K rows (95 train + 18 test) have no annotations at all and get no program.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,19 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FAILURES = Path(__file__).resolve().parent / "fixtures" / "gold_program_failures.json"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
 
-SOURCES = {"svamp": ("svamp", "test"), "multiarith": ("multiarith", "test"),
-           "gsm8k-train": ("gsm8k", "train"), "gsm8k-test": ("gsm8k", "test")}
+SOURCES = {
+    "svamp": ("svamp", "test"),
+    "multiarith": ("multiarith", "test"),
+    "gsm8k-train": ("gsm8k", "train"),
+    "gsm8k-test": ("gsm8k", "test"),
+}
 # rows, rows with a program, expected failures (see the module docstring)
-EXPECTED = {"svamp": (1000, 1000, 1), "multiarith": (600, 600, 0), "gsm8k-train": (7473, 7378, 204),
-            "gsm8k-test": (1319, 1301, 51)}
+EXPECTED = {
+    "svamp": (1000, 1000, 1),
+    "multiarith": (600, 600, 0),
+    "gsm8k-train": (7473, 7378, 204),
+    "gsm8k-test": (1319, 1301, 51),
+}
 
 
 def failure_reason(problem, value) -> str:
@@ -44,8 +53,7 @@ def failure_reason(problem, value) -> str:
     stated = [parse_number(a.rpartition("=")[2]) for a in problem.meta.get("annotations", [])]
     if any(answers_match(x, problem.answer) for x in stated):
         return f"an annotation states the answer {problem.answer:g} but its expression evaluates to {value}"
-    return (f"no calculator annotation or text equation states the answer {problem.answer:g} "
-            f"(last step gives {value:g})")
+    return f"no calculator annotation or text equation states the answer {problem.answer:g} (last step gives {value:g})"
 
 
 def run_gold(sandbox: Sandbox, key: str):
@@ -55,8 +63,11 @@ def run_gold(sandbox: Sandbox, key: str):
     runnable = [(p, g) for p, g, _ in progs if g]
     no_prog = {p.id: why for p, g, why in progs if g is None}
     results = sandbox.run_many([g for _, g in runnable])
-    fails = {p.id: failure_reason(p, r.value) if r.value is not None else f"sandbox {r.error}: {r.detail}"
-             for (p, _), r in zip(runnable, results) if not answers_match(r.value, p.answer)}
+    fails = {
+        p.id: failure_reason(p, r.value) if r.value is not None else f"sandbox {r.error}: {r.detail}"
+        for (p, _), r in zip(runnable, results)
+        if not answers_match(r.value, p.answer)
+    }
     return problems, runnable, no_prog, fails
 
 
@@ -73,8 +84,11 @@ def test_gold_programs_reproduce_answers(sandbox, key):
     n_rows, n_prog, n_fail = EXPECTED[key]
     assert (len(problems), len(runnable)) == (n_rows, n_prog)
     assert all(why == "no calculator annotations" for why in no_prog.values())
-    known = {k: v for k, v in json.loads(FAILURES.read_text())["failures"].items()
-             if k.startswith(key if key.startswith("gsm8k") else key + "-")}
+    known = {
+        k: v
+        for k, v in json.loads(FAILURES.read_text())["failures"].items()
+        if k.startswith(key if key.startswith("gsm8k") else key + "-")
+    }
     assert set(fails) == set(known), {k: fails.get(k, known.get(k)) for k in set(fails) ^ set(known)}
     assert len(fails) == n_fail
     assert all(not v.startswith("sandbox") for v in fails.values())  # never the sandbox's fault
@@ -103,8 +117,11 @@ def test_gsm8k_program_shapes():
 
 
 def test_gold_programs_run(sandbox):
-    progs = [gsm8k_program(["20%*50=10", "10*3=30"])[0], svamp_program("( 3.0 + 5.0 )")[0],
-             multiarith_program(["X=(5+3)"])[0]]
+    progs = [
+        gsm8k_program(["20%*50=10", "10*3=30"])[0],
+        svamp_program("( 3.0 + 5.0 )")[0],
+        multiarith_program(["X=(5+3)"])[0],
+    ]
     assert [r.value for r in sandbox.run_many(progs)] == [30.0, 8.0, 8.0]
 
 
@@ -113,9 +130,18 @@ def _regen() -> None:  # pragma: no cover - maintenance helper
     with Sandbox(workers=2, timeout_s=2.0) as s:
         for key in SOURCES:
             out.update(run_gold(s, key)[3])
-    FAILURES.write_text(json.dumps({"_doc": "Rows whose gold program cannot reproduce the dataset's answer because the "
-                                            "dataset itself is inconsistent: id -> reason. See tests/test_gold_programs.py.",
-                                    "failures": out}, indent=1, sort_keys=True) + "\n")
+    FAILURES.write_text(
+        json.dumps(
+            {
+                "_doc": "Rows whose gold program cannot reproduce the dataset's answer because the "
+                "dataset itself is inconsistent: id -> reason. See tests/test_gold_programs.py.",
+                "failures": out,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     print(f"wrote {len(out)} failures to {FAILURES}")
 
 

@@ -3,6 +3,7 @@
 sleep) before every fit and after the round's student generation; under DDP each rank builds its
 own engine on its own device and answers its share; an engine that cannot start is one clear
 user error, not a teacher outage."""
+
 from __future__ import annotations
 
 import importlib
@@ -14,9 +15,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg
 from fdd.gpu_plan import PLAN, EngineBuildError, EngineSlot, GpuPlan
 from fdd.types import Problem
+from tests.conftest import compose_cfg
 
 FAKE_DIR = Path(__file__).parent / "fixtures" / "fake_vllm"
 CPU = {"accelerator": "cpu", "devices": 1, "precision": 32, "enable_progress_bar": False}
@@ -57,8 +58,18 @@ def test_slots_hold_one_tenant_at_a_time():
     b.get("m2", lambda: Engine(log, "never"))  # b woken, a released
     a.get("m3", lambda: Engine(log, "a3"))  # b sleeps again
     plan.release_all("fit")
-    assert log == [("build", "a1"), ("shutdown", "a1"), ("build", "b"), ("sleep", "b"), ("build", "a1'"),
-                   ("shutdown", "a1'"), ("wake", "b"), ("sleep", "b"), ("build", "a3"), ("shutdown", "a3")]
+    assert log == [
+        ("build", "a1"),
+        ("shutdown", "a1"),
+        ("build", "b"),
+        ("sleep", "b"),
+        ("build", "a1'"),
+        ("shutdown", "a1'"),
+        ("wake", "b"),
+        ("sleep", "b"),
+        ("build", "a3"),
+        ("shutdown", "a3"),
+    ]
     assert not a.live and not b.live and b.asleep
     b.close()
     assert log[-1] == ("shutdown", "b")
@@ -79,13 +90,14 @@ def _vllm_teacher(tmp_path, **kw):
     from fdd.config import TeacherConfig
     from fdd.teachers import build_teacher
 
-    cfg = TeacherConfig(backend="vllm", model="teacher-model", cache="off", vllm={"gpu_memory_utilization": 0.5},
-                        **kw)
+    cfg = TeacherConfig(backend="vllm", model="teacher-model", cache="off", vllm={"gpu_memory_utilization": 0.5}, **kw)
     return build_teacher(cfg, cache_dir=str(tmp_path), seed=0)
 
 
-PROBLEMS = [Problem("p1", "Tom has 3 apples and buys 2 more. How many?", 5.0, "t"),
-            Problem("p2", "A box holds 4 pens. How many pens in 3 boxes?", 12.0, "t")]
+PROBLEMS = [
+    Problem("p1", "Tom has 3 apples and buys 2 more. How many?", 5.0, "t"),
+    Problem("p2", "A box holds 4 pens. How many pens in 3 boxes?", 12.0, "t"),
+]
 
 
 def test_vllm_teacher_engine_lives_only_while_used(fake_vllm, tmp_path, monkeypatch):
@@ -99,8 +111,14 @@ def test_vllm_teacher_engine_lives_only_while_used(fake_vllm, tmp_path, monkeypa
     PLAN.release_all("fit")
     t.write_similar(PROBLEMS, 1)
     t.close()
-    assert fake_vllm.EVENTS == [("build", "teacher-model"), ("chat", "teacher-model"), ("shutdown", "teacher-model"),
-                                ("build", "teacher-model"), ("chat", "teacher-model"), ("shutdown", "teacher-model")]
+    assert fake_vllm.EVENTS == [
+        ("build", "teacher-model"),
+        ("chat", "teacher-model"),
+        ("shutdown", "teacher-model"),
+        ("build", "teacher-model"),
+        ("chat", "teacher-model"),
+        ("shutdown", "teacher-model"),
+    ]
 
 
 def test_vllm_teacher_sleeps_between_stages_when_asked(fake_vllm, tmp_path):
@@ -121,8 +139,9 @@ def test_vllm_teacher_seeds_only_when_batch_invariant(fake_vllm, tmp_path, monke
     assert t.make_request("harder", "q", DEFAULT_PROMPTS["harder"], 0).seed is None
     monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
     t = _vllm_teacher(tmp_path)
-    seeds = {(q, i): t.make_request("harder", q, DEFAULT_PROMPTS["harder"], i).seed
-             for q in ("q1", "q2") for i in range(2)}
+    seeds = {
+        (q, i): t.make_request("harder", q, DEFAULT_PROMPTS["harder"], i).seed for q in ("q1", "q2") for i in range(2)
+    }
     assert None not in seeds.values() and len(set(seeds.values())) == 4  # question and sample index both count
     assert seeds[("q1", 0)] == t.make_request("harder", "q1", DEFAULT_PROMPTS["harder"], 0).seed
 
@@ -146,8 +165,8 @@ def test_loop_releases_engines_around_every_fit_and_generation(fake_vllm, tmp_pa
     engine exists only during init and augment."""
     import fdd.teachers
     from fdd.main import run
-    from fdd.students.student import Student
     from fdd.sim.oracle import OracleTeacher
+    from fdd.students.student import Student
 
     class EngineTeacher(OracleTeacher):  # the simulator's replies from a teacher that holds an engine
         def __init__(self, *a, **kw):
@@ -173,9 +192,15 @@ def test_loop_releases_engines_around_every_fit_and_generation(fake_vllm, tmp_pa
             self.slot.close()
 
     real_build = fdd.teachers.build_teacher
-    monkeypatch.setattr(fdd.teachers, "build_teacher",
-                        lambda cfg, **kw: EngineTeacher(cfg, cache_dir=None, seed=kw.get("seed", 0))
-                        if cfg.backend == "oracle" else real_build(cfg, **kw))
+    monkeypatch.setattr(
+        fdd.teachers,
+        "build_teacher",
+        lambda cfg, **kw: (
+            EngineTeacher(cfg, cache_dir=None, seed=kw.get("seed", 0))
+            if cfg.backend == "oracle"
+            else real_build(cfg, **kw)
+        ),
+    )
     real_fit = Student.fit
 
     def fit(self, *a, **kw):
@@ -183,22 +208,35 @@ def test_loop_releases_engines_around_every_fit_and_generation(fake_vllm, tmp_pa
         return real_fit(self, *a, **kw)
 
     monkeypatch.setattr(Student, "fit", fit)
-    cfg = compose_cfg(["student=tiny-llama", "student.epochs=1", "student.generation.backend=vllm",
-                       "student.generation.vllm.gpu_memory_utilization=0.4", "dataset.train.n=12",
-                       "dataset.eval.synthetic.n=6", "rounds=2", "logger=none", "trainer.enable_progress_bar=false"],
-                      tmp_path / "run")
+    cfg = compose_cfg(
+        [
+            "student=tiny-llama",
+            "student.epochs=1",
+            "student.generation.backend=vllm",
+            "student.generation.vllm.gpu_memory_utilization=0.4",
+            "dataset.train.n=12",
+            "dataset.eval.synthetic.n=6",
+            "rounds=2",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+    )
     rows = run(cfg)
     assert [r["round"] for r in rows] == [0, 1, 2]
     run_dir = tmp_path / "run"
     ck = [str(run_dir / f"round_{r}" / "checkpoint") for r in (1, 2)]
     assert fake_vllm.EVENTS == [
-        ("build", "teacher-model"),                      # init: seed rationales
-        ("shutdown", "teacher-model"), ("fit", "live=0"),  # round 1 fit alone on the card
-        ("build", ck[0]),                                # evaluate + feedback share one engine
-        ("shutdown", ck[0]),                             # released after the round's generation
-        ("build", "teacher-model"),                      # augment
-        ("shutdown", "teacher-model"), ("fit", "live=0"),  # round 2
-        ("build", ck[1]), ("shutdown", ck[1]),
+        ("build", "teacher-model"),  # init: seed rationales
+        ("shutdown", "teacher-model"),
+        ("fit", "live=0"),  # round 1 fit alone on the card
+        ("build", ck[0]),  # evaluate + feedback share one engine
+        ("shutdown", ck[0]),  # released after the round's generation
+        ("build", "teacher-model"),  # augment
+        ("shutdown", "teacher-model"),
+        ("fit", "live=0"),  # round 2
+        ("build", ck[1]),
+        ("shutdown", ck[1]),
     ]
     assert fake_vllm.MAX_LIVE == 1 and fake_vllm.LIVE == 0
     student_kw = fake_vllm.BUILD_KWARGS[1]
@@ -211,8 +249,13 @@ def test_vllm_generation_dtype_follows_the_trainer():
     from fdd.students.model import precision_dtype
     from fdd.students.vllm_generate import vllm_dtype
 
-    assert [vllm_dtype(precision_dtype(p)) for p in ("bf16-mixed", "bf16-true", "16-mixed", 32, "32-true")] == \
-        ["bfloat16", "bfloat16", "float16", "float32", "float32"]
+    assert [vllm_dtype(precision_dtype(p)) for p in ("bf16-mixed", "bf16-true", "16-mixed", 32, "32-true")] == [
+        "bfloat16",
+        "bfloat16",
+        "float16",
+        "float32",
+        "float32",
+    ]
     assert precision_dtype("bf16-mixed") is torch.bfloat16
 
 
@@ -224,8 +267,10 @@ def _student(tmp_path, trainer):
     from fdd.reasoning.formats import get_format
     from fdd.students.student import Student
 
-    cfg = compose_cfg(["student=tiny-llama", "student.generation.backend=vllm", "student.generation.batch_size=4",
-                       "logger=none"], tmp_path / "run")
+    cfg = compose_cfg(
+        ["student=tiny-llama", "student.generation.backend=vllm", "student.generation.batch_size=4", "logger=none"],
+        tmp_path / "run",
+    )
     return Student(OmegaConf.to_object(cfg.student), trainer, get_format("pot"), 0, str(tmp_path / "tok"))
 
 
@@ -248,7 +293,7 @@ def test_vllm_generation_is_sharded_over_ranks(fake_vllm, tmp_path, monkeypatch)
         monkeypatch.setenv("LOCAL_RANK", str(rank))
         monkeypatch.setattr(student_mod, "gather_in_order", lambda local, n, r=rank: shares.setdefault(r, local))
         fake_vllm.BUILD_KWARGS.clear()
-        st.generate_texts(prompts, str(tmp_path / f"ckpt"))
+        st.generate_texts(prompts, str(tmp_path / "ckpt"))
         PLAN.release_all()
     assert sorted(shares[0]) == [0, 2, 4, 6, 8] and sorted(shares[1]) == [1, 3, 5, 7]
     merged = {**shares[0], **shares[1]}

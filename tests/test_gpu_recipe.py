@@ -1,6 +1,7 @@
 """The GPU recipe resolves on paper: the ``vllm`` extra, scripts/setup.sh and the README agree
 with what the pinned vLLM itself requires (recorded below from its wheel's METADATA), and with
 fdd's own install_requires. Needs no GPU and no network."""
+
 from __future__ import annotations
 
 import configparser
@@ -58,7 +59,7 @@ def test_setup_script_and_readme_install_the_same_pins():
     torch, vllm = _pinned(extra["torch"]), _pinned(extra["vllm"])
     script = (ROOT / "scripts" / "setup.sh").read_text()
     assert re.search(rf'^VLLM_TORCH="torch=={re.escape(str(torch))}"$', script, re.M)
-    assert "*,vllm,*) default_torch=\"$VLLM_TORCH\"" in script
+    assert '*,vllm,*) default_torch="$VLLM_TORCH"' in script
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## GPU machines", 1)[1].split("\n## ", 1)[0]
     assert "bash scripts/setup.sh vllm,dev" in section

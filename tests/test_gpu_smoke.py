@@ -1,6 +1,7 @@
 """The GPU smoke script composes its config (trainer=gpu, vLLM teacher and student) and, without a
 GPU, stops with one clear line; the benchmark's MFU counts each token once and matches device
 names exactly."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,12 +16,18 @@ from tests.conftest import ROOT, compose_cfg
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the script would run")
-@pytest.mark.parametrize("extra,expect", [([], "gpu_smoke: no CUDA device"),
-                                          (["rounds=-1"], "gpu_smoke: bad config: rounds must be >= 0")])
+@pytest.mark.parametrize(
+    "extra,expect", [([], "gpu_smoke: no CUDA device"), (["rounds=-1"], "gpu_smoke: bad config: rounds must be >= 0")]
+)
 def test_smoke_script_without_gpu_fails_in_one_line(tmp_path, extra, expect):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, str(ROOT / "experiments" / "gpu_smoke.py"), "--out", str(tmp_path), *extra],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "gpu_smoke.py"), "--out", str(tmp_path), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith(expect), p.stderr
     assert not (tmp_path / "smollm2-135m").exists()  # nothing was done before the check

@@ -1,5 +1,6 @@
 """Handover (issue 13): final/ (student, model card, parquet dataset), push_to_hub, fdd solve,
 the fdd command, dry-run cost, wandb curves and groups, the offline probe, Optuna sweeps."""
+
 from __future__ import annotations
 
 import configparser
@@ -8,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -19,9 +19,11 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OF
 
 
 def _rows():
-    return [{"round": 0, "distill_size": 3},
-            {"round": 1, "accuracy": {"a": 0.5, "b": 0.1}, "trained_on": 3},
-            {"round": 2, "accuracy": {"a": 0.2, "b": 0.2}, "trained_on": 5}]
+    return [
+        {"round": 0, "distill_size": 3},
+        {"round": 1, "accuracy": {"a": 0.5, "b": 0.1}, "trained_on": 3},
+        {"round": 2, "accuracy": {"a": 0.2, "b": 0.2}, "trained_on": 5},
+    ]
 
 
 def test_choose_round_last_best_and_by_set():
@@ -56,14 +58,31 @@ def fake_run(tmp_path, tiny_cfg):
 
     run = tmp_path / "run"
     tok = train_wordlevel(["Question: a b\nProgram:", "answer = 1 + 2"])
-    conf = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=2, pad_token_id=tok.pad_token_id)
+    conf = AutoConfig.for_model(
+        "llama",
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        pad_token_id=tok.pad_token_id,
+    )
     model = AutoModelForCausalLM.from_config(conf)
     for r in (1, 2):
         model.save_pretrained(run / f"round_{r}" / "checkpoint")
         tok.save_pretrained(run / f"round_{r}" / "checkpoint")
-    seed = {"id": "s1", "question": "a b", "answer": 3.0, "source": "synthetic", "rationale": "answer = 1 + 2",
-            "parent_id": None, "round": 0, "branch": "seed", "meta": {"steps": 1}}
+    seed = {
+        "id": "s1",
+        "question": "a b",
+        "answer": 3.0,
+        "source": "synthetic",
+        "rationale": "answer = 1 + 2",
+        "parent_id": None,
+        "round": 0,
+        "branch": "seed",
+        "meta": {"steps": 1},
+    }
     child = {**seed, "id": "c1", "question": "a b c", "parent_id": "s1", "round": 1, "branch": "hard-similar"}
     write_jsonl(run / "round_0" / "distill.jsonl", [seed])
     write_jsonl(run / "round_1" / "distill.jsonl", [seed, child])
@@ -85,7 +104,17 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
     AutoModelForCausalLM.from_pretrained(final)
     AutoTokenizer.from_pretrained(final)
     ds = datasets.load_dataset("parquet", data_files=str(final / "dataset" / "data" / "*.parquet"), split="train")
-    assert ds.column_names == ["id", "question", "answer", "source", "rationale", "parent_id", "round", "branch", "meta"]
+    assert ds.column_names == [
+        "id",
+        "question",
+        "answer",
+        "source",
+        "rationale",
+        "parent_id",
+        "round",
+        "branch",
+        "meta",
+    ]
     assert ds[1]["parent_id"] == "s1" and ds[1]["branch"] == "hard-similar" and ds[1]["round"] == 1
     card = (final / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: transformers" in card
@@ -111,12 +140,23 @@ def test_push_to_hub_makes_the_exact_calls_once(fake_run):
     final = str(run / "final")
     assert api.create_repo.call_args_list == [
         mock.call("me/student", repo_type="model", private=True, exist_ok=True),
-        mock.call("me/distill", repo_type="dataset", private=True, exist_ok=True)]
+        mock.call("me/distill", repo_type="dataset", private=True, exist_ok=True),
+    ]
     assert api.upload_folder.call_args_list == [
-        mock.call(folder_path=final, repo_id="me/student", repo_type="model", ignore_patterns=["dataset/*", "DONE.json"],
-                  commit_message="fdd: distilled student"),
-        mock.call(folder_path=str(run / "final" / "dataset"), repo_id="me/distill", repo_type="dataset",
-                  commit_message="fdd: final distillation set")]
+        mock.call(
+            folder_path=final,
+            repo_id="me/student",
+            repo_type="model",
+            ignore_patterns=["dataset/*", "DONE.json"],
+            commit_message="fdd: distilled student",
+        ),
+        mock.call(
+            folder_path=str(run / "final" / "dataset"),
+            repo_id="me/distill",
+            repo_type="dataset",
+            commit_message="fdd: final distillation set",
+        ),
+    ]
     run_final(run, cfg, _rows(), api=api)  # resumed: already pushed to the same repos
     assert api.upload_folder.call_count == 2
     assert "- me/distill" in (run / "final" / "README.md").read_text()  # the card's datasets metadata names it
@@ -135,14 +175,29 @@ def test_dry_run_reports_tokens_and_cost(tmp_path, capsys):
     from fdd.config import validate
     from fdd.main import dry_run, load_problems
 
-    cfg = validate(compose_cfg(["dataset.train.n=20", "dataset.eval.synthetic.n=5", "rounds=3",
-                                "teacher.price.input_per_mtok=2.0", "teacher.price.output_per_mtok=10.0"], tmp_path))
+    cfg = validate(
+        compose_cfg(
+            [
+                "dataset.train.n=20",
+                "dataset.eval.synthetic.n=5",
+                "rounds=3",
+                "teacher.price.input_per_mtok=2.0",
+                "teacher.price.output_per_mtok=10.0",
+            ],
+            tmp_path,
+        )
+    )
     train, evals = load_problems(cfg)
     out = dry_run(cfg, train, evals)["teacher_tokens"]
     init = out["stages"]["init"]
     assert init["calls"] == 20 and init["input_tokens"] > 20 * 30  # the rationale prompt is ~60 tokens
-    assert set(out["stages"]) == {"init", "round_1_new_problems", "round_1_rationales", "round_2_new_problems",
-                                  "round_2_rationales"}
+    assert set(out["stages"]) == {
+        "init",
+        "round_1_new_problems",
+        "round_1_rationales",
+        "round_2_new_problems",
+        "round_2_rationales",
+    }
     assert out["stages"]["round_1_rationales"]["calls"] == 20 * 3  # k=3 rationales per new problem
     t = out["total"]
     assert out["cost"]["estimate"] == pytest.approx((t["input_tokens"] * 2 + t["output_tokens"] * 10) / 1e6, abs=1e-4)
@@ -152,12 +207,14 @@ def test_dry_run_reports_tokens_and_cost(tmp_path, capsys):
 def test_variant_group_drops_seed_and_logging_keys():
     from fdd.tracking import variant_group
 
-    assert variant_group("fdd", ["seed=2", "augmentation=none", "logger.mode=offline", "hydra/launcher=slurm"]) == \
-        "fdd/augmentation=none"
+    assert (
+        variant_group("fdd", ["seed=2", "augmentation=none", "logger.mode=offline", "hydra/launcher=slurm"])
+        == "fdd/augmentation=none"
+    )
     assert variant_group("fdd", ["seed=1"]) == variant_group("fdd", ["seed=2"]) == "fdd"
     long_a, long_b = (variant_group("fdd", [f"student.lr={v}", "x=" + "y" * 200, "seed=0"]) for v in (1, 2))
     assert len(long_a) == 128 and long_a != long_b
-    assert long_a == variant_group("fdd", [f"student.lr=1", "x=" + "y" * 200, "seed=5"])
+    assert long_a == variant_group("fdd", ["student.lr=1", "x=" + "y" * 200, "seed=5"])
 
 
 def test_curves_reach_the_wandb_run_under_a_round_prefix():
@@ -167,7 +224,9 @@ def test_curves_reach_the_wandb_run_under_a_round_prefix():
     curves = WandbCurves(run, 2)
     run.define_metric.assert_any_call("train/round_2/*", step_metric="train/round_2/step")
     curves.log_metrics({"train/loss_step": 1.5, "lr-AdamW": 0.01, "epoch": 0}, step=7)
-    run.log.assert_called_with({"train/round_2/loss_step": 1.5, "train/round_2/lr-AdamW": 0.01, "train/round_2/step": 7})
+    run.log.assert_called_with(
+        {"train/round_2/loss_step": 1.5, "train/round_2/lr-AdamW": 0.01, "train/round_2/step": 7}
+    )
 
 
 def test_offline_is_detected_by_one_probe(monkeypatch):
@@ -195,8 +254,8 @@ def test_missing_plugin_names_the_extra(monkeypatch):
     from fdd import plugins
 
     monkeypatch.setattr(plugins, "_installed", lambda module: False)
-    assert '.[slurm]' in plugins.missing_plugin(["hydra/launcher=slurm"])
-    assert '.[optuna]' in plugins.missing_plugin(["-m", "hparams_search=optuna"])
+    assert ".[slurm]" in plugins.missing_plugin(["hydra/launcher=slurm"])
+    assert ".[optuna]" in plugins.missing_plugin(["-m", "hparams_search=optuna"])
     assert plugins.missing_plugin(["seed=1"]) is None
 
 
@@ -210,8 +269,13 @@ def test_entry_points_resolve():
     assert scripts["fdd"] == "fdd.cli:main"
 
 
-@pytest.mark.parametrize("cmd", [[sys.executable, "-m", "fdd", "--help"],
-                                 [sys.executable, "-c", "import sys; from fdd.cli import main; sys.exit(main())", "--help"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [sys.executable, "-m", "fdd", "--help"],
+        [sys.executable, "-c", "import sys; from fdd.cli import main; sys.exit(main())", "--help"],
+    ],
+)
 def test_help(cmd):
     """``python -m fdd --help`` and the ``fdd`` console script (fdd.cli:main) both print usage."""
     out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
@@ -227,10 +291,22 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
     from fdd.main import load_problems
 
     run = tmp_path / "run"
-    args = ["rounds=1", "student.epochs=20", "dataset.train.n=200", "dataset.eval.synthetic.n=40", "logger=none",
-            "trainer.enable_progress_bar=false"]
-    out = subprocess.run([sys.executable, "-m", "fdd", *args, f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path}/c"],
-                         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
+    args = [
+        "rounds=1",
+        "student.epochs=20",
+        "dataset.train.n=200",
+        "dataset.eval.synthetic.n=40",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "fdd", *args, f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path}/c"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run / "final" / "DONE.json").is_file()
     _, evals = load_problems(validate(compose_cfg(args, run)))
@@ -239,12 +315,24 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
     solved = [p for p in solved if p["correct"]]
     assert solved, "the student solved no held-out problem"
     problem = by_id[solved[0]["id"]]
-    out = subprocess.run([sys.executable, "-m", "fdd", "solve", str(run / "final"), problem.question],
-                         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "fdd", "solve", str(run / "final"), problem.question],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(problem.answer)
-    out = subprocess.run([sys.executable, "-m", "fdd", "report", str(run)], capture_output=True, text=True, env=ENV,
-                         cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "fdd", "report", str(run)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert (run / "report" / "report.md").is_file()
 
@@ -252,24 +340,53 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
 @pytest.mark.slow
 def test_optuna_sweep_reports_the_best_value(tmp_path):
     sweep = tmp_path / "multirun"
-    out = subprocess.run([sys.executable, "-m", "fdd.main", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-                          "student.lr=choice(0.001,0.003)", "rounds=1", "student.epochs=1", "dataset.train.n=30",
-                          "dataset.eval.synthetic.n=10", "logger=none", "trainer.enable_progress_bar=false",
-                          f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fdd.main",
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "student.lr=choice(0.001,0.003)",
+            "rounds=1",
+            "student.epochs=1",
+            "dataset.train.n=30",
+            "dataset.eval.synthetic.n=10",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     import yaml
 
     res = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert res["best_params"]["student.lr"] in (0.001, 0.003)
-    metrics = [json.loads(line) for d in sweep.iterdir() if (d / "metrics.jsonl").is_file()
-               for line in (d / "metrics.jsonl").open()]
+    metrics = [
+        json.loads(line)
+        for d in sweep.iterdir()
+        if (d / "metrics.jsonl").is_file()
+        for line in (d / "metrics.jsonl").open()
+    ]
     finals = [sum(r["accuracy"].values()) / len(r["accuracy"]) for r in metrics if r["round"] == 1]
     assert len(finals) == 2 and res["best_value"] == pytest.approx(max(finals))
 
 
 def test_a_user_error_is_printed_once(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "fdd", "rounds=-1", f"hydra.run.dir={tmp_path}/run"],
-                         capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "fdd", "rounds=-1", f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 2
     assert (out.stdout + out.stderr).count("rounds must be >= 0") == 1, out.stdout + out.stderr
 
@@ -285,8 +402,11 @@ def test_training_curves_and_checkpoints_reach_the_offline_wandb_run(tiny_cfg, t
     for r in (1, 2):
         assert {f"train/round_{r}/loss_step", f"train/round_{r}/step"} <= keys, sorted(keys)
         assert any(k.startswith(f"train/round_{r}/lr-") for k in keys), sorted(keys)
-    models = [rec.artifact for rec in iter_wandb_records(path)
-              if rec.WhichOneof("record_type") == "artifact" and rec.artifact.type == "model"]
+    models = [
+        rec.artifact
+        for rec in iter_wandb_records(path)
+        if rec.WhichOneof("record_type") == "artifact" and rec.artifact.type == "model"
+    ]
     assert len(models) == 2  # one version per round's student
 
 

@@ -1,4 +1,5 @@
 """Dataset loaders: exact counts on the real files (../shared/data), local files, clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,10 @@ def test_svamp():
     assert len(r.problems) == 1000 and not r.skipped
     p = r.problems[0]
     assert p.id == "svamp-chal-1"
-    assert p.question == ("Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
-                          "How much do you have to pay to buy each pack?")
+    assert p.question == (
+        "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each pack "
+        "How much do you have to pay to buy each pack?"
+    )
     assert p.answer == 51.0 and p.meta["equation"] == "( 76.0 - 25.0 )"
 
 
@@ -79,7 +82,7 @@ def test_asdiv_skips_non_numeric_rows_with_reasons():
     # The exact breakdown on the published file (see the loader docstring for what each means).
     assert r.skipped == {"multiple answers": 90, "ratio or clock time": 61, "non-numeric answer": 61}
     assert len(r.problems) == 2093
-    for reason, ids in r.examples.items():
+    for ids in r.examples.values():
         assert ids and all(i.startswith("asdiv-nluds-") for i in ids)
     by_id = {p.id: p for p in r.problems}
     assert by_id["asdiv-nluds-0001"].answer == 9.0  # "9 (apples)"
@@ -118,11 +121,22 @@ def test_missing_file_in_data_folder(tmp_path):
 
 # ---------------------------------------------------------------------------- local
 def test_local_jsonl_custom_fields():
-    r = load_source(src("local", path=str(FIX / "local_problems.jsonl"), question_field="problem",
-                        answer_field="solution", id_field="uid"))
+    r = load_source(
+        src(
+            "local",
+            path=str(FIX / "local_problems.jsonl"),
+            question_field="problem",
+            answer_field="solution",
+            id_field="uid",
+        )
+    )
     got = {p.id: p.answer for p in r.problems}
-    assert got == {"local-local_problems-a1": 7.0, "local-local_problems-a2": 1280.0,
-                   "local-local_problems-a3": 5.0, "local-local_problems-a5": 1.5}
+    assert got == {
+        "local-local_problems-a1": 7.0,
+        "local-local_problems-a2": 1280.0,
+        "local-local_problems-a3": 5.0,
+        "local-local_problems-a5": 1.5,
+    }
     assert r.skipped == {"non-numeric answer": 1} and r.examples["non-numeric answer"] == ["local-local_problems-a4"]
 
 
@@ -136,7 +150,10 @@ def test_local_json_wrapped_list_and_content_ids():
 
 def test_local_csv_with_format_override(tmp_path):
     r = load_source(src("local", path=str(FIX / "local_problems.csv"), id_field="id"))
-    assert [(p.id, p.answer) for p in r.problems] == [("local-local_problems-c1", 7.0), ("local-local_problems-c2", -5.0)]
+    assert [(p.id, p.answer) for p in r.problems] == [
+        ("local-local_problems-c1", 7.0),
+        ("local-local_problems-c2", -5.0),
+    ]
     # The same content under an unknown suffix, read with format=csv.
     odd = tmp_path / "problems.txt"
     odd.write_text((FIX / "local_problems.csv").read_text())
@@ -183,12 +200,20 @@ def test_hub_unreachable_raises_data_unavailable(tmp_path):
 
     Run in a subprocess: ``datasets`` reads HF_HUB_OFFLINE when it is first imported.
     """
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
-               HF_DATASETS_CACHE=str(tmp_path / "hf" / "datasets"), PYTHONPATH=str(REPO))
-    code = ("from fdd.config import SourceConfig\nfrom fdd.data import load_source\n"
-            "from fdd.data.files import DataUnavailableError\n"
-            "try:\n    load_source(SourceConfig(loader='gsm8k', split='test'))\n"
-            "except DataUnavailableError as e:\n    print('OK', e)\n")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_DATASETS_CACHE=str(tmp_path / "hf" / "datasets"),
+        PYTHONPATH=str(REPO),
+    )
+    code = (
+        "from fdd.config import SourceConfig\nfrom fdd.data import load_source\n"
+        "from fdd.data.files import DataUnavailableError\n"
+        "try:\n    load_source(SourceConfig(loader='gsm8k', split='test'))\n"
+        "except DataUnavailableError as e:\n    print('OK', e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.stdout.startswith("OK"), out.stdout + out.stderr
     assert "openai/gsm8k" in out.stdout and "dataset.path=" in out.stdout

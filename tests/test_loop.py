@@ -1,4 +1,5 @@
 """The FDD loop end to end on a tiny config: stages, outputs, lineage, resume."""
+
 from __future__ import annotations
 
 from pathlib import Path

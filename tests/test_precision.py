@@ -1,23 +1,29 @@
 """Faithful precision: a student published in bf16 trains with fp32 master weights under
 bf16-mixed (transformers 5 would load it in bf16), and what the fit saves is fp32."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg
-from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
+from fdd.sim.world import generate, render
 from fdd.students.model import _model_class, build_model
 from fdd.students.module import StudentModule
 from fdd.students.student import Student
 from fdd.types import Item
+from tests.conftest import compose_cfg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-BF16_MIXED = {"accelerator": "cpu", "devices": 1, "precision": "bf16-mixed", "enable_progress_bar": False,
-              "log_every_n_steps": 1}
+BF16_MIXED = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "precision": "bf16-mixed",
+    "enable_progress_bar": False,
+    "log_every_n_steps": 1,
+}
 
 
 def _bf16_checkpoint(tmp_path):
@@ -50,5 +56,6 @@ def test_bf16_checkpoint_trains_with_fp32_master_weights(tmp_path, monkeypatch):
     saved = _model_class("causal").from_pretrained(tmp_path / "ckpt")
     assert {p.dtype for p in saved.parameters()} == {torch.float32}
     # the next round starts from that checkpoint, again in fp32
-    assert {p.dtype for p in build_model(scfg, st.tokenizer(), init_from=str(tmp_path / "ckpt")).parameters()} == \
-        {torch.float32}
+    assert {p.dtype for p in build_model(scfg, st.tokenizer(), init_from=str(tmp_path / "ckpt")).parameters()} == {
+        torch.float32
+    }

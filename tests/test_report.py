@@ -1,4 +1,5 @@
 """fdd.report on a real (tiny) Hydra multirun: table, comparison, plots, and a partial sweep."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, TINY
 from fdd import report
+from tests.conftest import ROOT, TINY
 
 MODES = ("fdd", "none", "random")
 
@@ -22,8 +23,17 @@ def sweep(tmp_path_factory):
     env = {**os.environ, "FDD_ROOT": str(root)}
     env.pop("WANDB_API_KEY", None)
     tiny = [o for o in TINY if not o.startswith("logger=")]
-    cmd = [sys.executable, "-m", "fdd.main", "-m", *tiny, "logger=wandb", "logger.mode=offline",
-           f"augmentation={','.join(MODES)}", "seed=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fdd.main",
+        "-m",
+        *tiny,
+        "logger=wandb",
+        "logger.mode=offline",
+        f"augmentation={','.join(MODES)}",
+        "seed=0",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     multirun = root / "outputs" / "fdd" / "multirun"

@@ -1,5 +1,6 @@
 """A run killed during training and rerun with the same command ends with the same
 distillation set as an uninterrupted run, without redoing finished stages."""
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,23 @@ from fdd.io import read_jsonl
 from tests.conftest import ROOT, TINY
 
 ARGS = [a for a in TINY if not a.startswith(("student.epochs", "dataset.train.n", "rounds"))] + [
-    "student.epochs=12", "dataset.train.n=80", "rounds=3", "trainer.log_every_n_steps=1"]
+    "student.epochs=12",
+    "dataset.train.n=80",
+    "rounds=3",
+    "trainer.log_every_n_steps=1",
+]
 
 
 def _cmd(run_dir: Path, *extra: str):
-    return [sys.executable, "-m", "fdd.main", *ARGS, *extra, f"hydra.run.dir={run_dir}", f"paths.cache_dir={run_dir}/cache"]
+    return [
+        sys.executable,
+        "-m",
+        "fdd.main",
+        *ARGS,
+        *extra,
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={run_dir}/cache",
+    ]
 
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -27,8 +40,9 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 def _kill_when(cmd, path: Path) -> None:
     """Start ``cmd`` and SIGKILL its whole process group as soon as ``path`` exists."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while not path.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)

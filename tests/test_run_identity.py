@@ -1,5 +1,6 @@
 """A run is its config: fingerprint refusal on resume, secrets never written, safe run names,
 damaged outputs named, user errors as one line with exit 2, readable output files."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import pytest
 from fdd.config import ConfigError, validate
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.main import run
-from fdd.run_identity import (MASK, FingerprintMismatch, is_secret, mask_secrets, run_name, safe_name)
+from fdd.run_identity import MASK, FingerprintMismatch, is_secret, mask_secrets, run_name, safe_name
 from fdd.stages import StageOutputError, StageRunner
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
 
@@ -27,15 +28,31 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true", "PYTHONPATH"
 def test_secret_keys_are_told_from_look_alikes():
     assert all(is_secret(k) for k in ("teacher.api_key", "hf_token", "x.client_secret", "db.password", "apikey"))
     assert not any(is_secret(k) for k in ("teacher.max_tokens", "student.tokenizer", "max_new_tokens", "seed"))
-    masked = mask_secrets({"teacher": {"api_key": KEY, "max_tokens": 5}, "o": [f"teacher.api_key={KEY}", "seed=1"],
-                           "d": f"seed=1,teacher.api_key={KEY}"})
-    assert masked == {"teacher": {"api_key": MASK, "max_tokens": 5}, "o": [f"teacher.api_key={MASK}", "seed=1"],
-                      "d": f"seed=1,teacher.api_key={MASK}"}
+    masked = mask_secrets(
+        {
+            "teacher": {"api_key": KEY, "max_tokens": 5},
+            "o": [f"teacher.api_key={KEY}", "seed=1"],
+            "d": f"seed=1,teacher.api_key={KEY}",
+        }
+    )
+    assert masked == {
+        "teacher": {"api_key": MASK, "max_tokens": 5},
+        "o": [f"teacher.api_key={MASK}", "seed=1"],
+        "d": f"seed=1,teacher.api_key={MASK}",
+    }
 
 
 def test_run_names_are_one_bounded_folder_without_secrets():
-    name = run_name(["seed=1", f"teacher.api_key={KEY}", "dataset.path=/data/gsm8k", "teacher.base_urls=[http://h:8000/v1]",
-                     "logger=none"], exclude_keys=["logger"])
+    name = run_name(
+        [
+            "seed=1",
+            f"teacher.api_key={KEY}",
+            "dataset.path=/data/gsm8k",
+            "teacher.base_urls=[http://h:8000/v1]",
+            "logger=none",
+        ],
+        exclude_keys=["logger"],
+    )
     assert KEY not in name and "/" not in name and ":" not in name and "logger" not in name
     assert name.startswith("dataset.path=_data_gsm8k,seed=1,teacher.base_urls=")
     assert run_name([]) == "default" and run_name(["seed=1", "rounds=2"]) == "rounds=2,seed=1"  # unchanged when safe
@@ -86,7 +103,9 @@ def test_markers_record_only_their_own_stage_outputs_and_edits_are_caught(tmp_pa
     assert set(read_json(tmp_path / "round_1" / "DONE.train")["outputs"]) == {"a.json"}
     assert set(read_json(tmp_path / "round_1" / "DONE.evaluate")["outputs"]) == {"b.jsonl"}
     assert runner.run(1, "evaluate", lambda d: pytest.fail("reran a finished stage")) == {
-        "n": 2, "seconds": read_json(tmp_path / "round_1" / "DONE.evaluate")["seconds"]}
+        "n": 2,
+        "seconds": read_json(tmp_path / "round_1" / "DONE.evaluate")["seconds"],
+    }
     write_json(tmp_path / "round_1" / "a.json", {"x": 2})  # same size, other content
     with pytest.raises(StageOutputError, match="a.json is damaged .*sha256"):
         runner.run(1, "train", lambda d: {})
@@ -99,15 +118,24 @@ def test_markers_record_only_their_own_stage_outputs_and_edits_are_caught(tmp_pa
 
 
 # ---------------------------------------------------------------------- validation, files
-@pytest.mark.parametrize("override, key", [
-    ("sandbox.timeout_s=-1", "sandbox.timeout_s"), ("sandbox.memory_mb=0", "sandbox.memory_mb"),
-    ("sandbox.workers=0", "sandbox.workers"), ("student.lr=0", "student.lr"),
-    ("student.max_target_len=0", "student.max_target_len"), ("teacher.temperature=-0.5", "teacher.temperature"),
-    ("teacher.top_p=1.5", "teacher.top_p"), ("teacher.timeout_s=0", "teacher.timeout_s"),
-    ("student.generation.max_new_tokens=0", "student.generation.max_new_tokens"),
-    ("student.warmup_ratio=2", "student.warmup_ratio"), ("resume=sometimes", "resume"),
-    ("recompute_from=round_1/cook", "recompute_from"), ("dataset.train.n=-3", "n must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("sandbox.timeout_s=-1", "sandbox.timeout_s"),
+        ("sandbox.memory_mb=0", "sandbox.memory_mb"),
+        ("sandbox.workers=0", "sandbox.workers"),
+        ("student.lr=0", "student.lr"),
+        ("student.max_target_len=0", "student.max_target_len"),
+        ("teacher.temperature=-0.5", "teacher.temperature"),
+        ("teacher.top_p=1.5", "teacher.top_p"),
+        ("teacher.timeout_s=0", "teacher.timeout_s"),
+        ("student.generation.max_new_tokens=0", "student.generation.max_new_tokens"),
+        ("student.warmup_ratio=2", "student.warmup_ratio"),
+        ("resume=sometimes", "resume"),
+        ("recompute_from=round_1/cook", "recompute_from"),
+        ("dataset.train.n=-3", "n must be >= 0"),
+    ],
+)
 def test_out_of_range_numbers_are_refused_by_name(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", "\\.")):
         validate(compose_cfg(TINY + [override], tmp_path / "run"))
@@ -124,8 +152,9 @@ def test_outputs_are_readable_by_collaborators(tmp_path):
 
 
 def _main(*args: str, cwd: Path):
-    return subprocess.run([sys.executable, "-m", "fdd.main", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "fdd.main", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.parametrize("case", ["config", "malformed_data"])
@@ -147,8 +176,17 @@ def test_edited_yaml_refuses_and_an_api_key_is_written_nowhere(tmp_path):
     command line is in no file of the run directory (``.hydra``, logs, wandb offline run)."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
-    args = ["-cp", str(conf), *[a for a in TINY if not a.startswith("logger")], *SMALL, "rounds=1",
-            "logger=wandb", "logger.mode=offline", f"teacher.api_key={KEY}", "dataset.path=/no/such:dir"]
+    args = [
+        "-cp",
+        str(conf),
+        *[a for a in TINY if not a.startswith("logger")],
+        *SMALL,
+        "rounds=1",
+        "logger=wandb",
+        "logger.mode=offline",
+        f"teacher.api_key={KEY}",
+        "dataset.path=/no/such:dir",
+    ]
     out = _main(*args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "fdd").iterdir()  # one folder, however odd the values

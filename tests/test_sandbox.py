@@ -2,6 +2,7 @@
 
 After every adversarial program the same sandbox must still answer a normal program.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,46 +28,52 @@ def assert_usable(sb: Sandbox) -> None:
 
 
 # ---------------------------------------------------------------------------- normal programs
-@pytest.mark.parametrize("code,value", [
-    ("answer = 3 + 4", 7.0),
-    ("def solution():\n    return 10 / 4\n", 2.5),
-    ("def solution():\n    x = 3\n    return x * 2\nanswer = 99\n", 6.0),  # solution() wins over answer
-    ("```python\nimport math\nanswer = math.floor(7.8)\n```", 7.0),
-    ("Here is the program:\n```py\ndef solution():\n    return 5\n```\nThat's it.", 5.0),
-    ("from fractions import Fraction\nanswer = Fraction(3, 4)", 0.75),
-    ("from decimal import Decimal\nanswer = Decimal('1.25') * 2", 2.5),
-    ("import statistics\nanswer = statistics.mean([1, 2, 3, 4])", 2.5),
-    ("from collections import Counter\nanswer = Counter('banana')['a']", 3.0),
-    ("import itertools, functools\nanswer = functools.reduce(lambda a, b: a * b, itertools.repeat(2, 10))", 1024.0),
-    ("import datetime\nanswer = (datetime.date(2024, 3, 1) - datetime.date(2024, 2, 1)).days", 29.0),
-    ("answer = '$1,200'", 1200.0),  # a string answer that states a number
-    ("answer = 10**20", 1e20),
-    ("class Box:\n    def __init__(self, n):\n        self.n = n\nanswer = Box(4).n", 4.0),
-    ("def solution():\n    return 7\nif __name__ == '__main__':\n    print(solution())", 7.0),
-    ("print('thinking...')\nanswer = -3", -3.0),
-    ("import re\nanswer = len(re.findall(r'\\d', 'a1b2c3'))", 3.0),
-    ("import random\nrandom.seed(0)\nanswer = random.randint(5, 5)", 5.0),
-])
+@pytest.mark.parametrize(
+    "code,value",
+    [
+        ("answer = 3 + 4", 7.0),
+        ("def solution():\n    return 10 / 4\n", 2.5),
+        ("def solution():\n    x = 3\n    return x * 2\nanswer = 99\n", 6.0),  # solution() wins over answer
+        ("```python\nimport math\nanswer = math.floor(7.8)\n```", 7.0),
+        ("Here is the program:\n```py\ndef solution():\n    return 5\n```\nThat's it.", 5.0),
+        ("from fractions import Fraction\nanswer = Fraction(3, 4)", 0.75),
+        ("from decimal import Decimal\nanswer = Decimal('1.25') * 2", 2.5),
+        ("import statistics\nanswer = statistics.mean([1, 2, 3, 4])", 2.5),
+        ("from collections import Counter\nanswer = Counter('banana')['a']", 3.0),
+        ("import itertools, functools\nanswer = functools.reduce(lambda a, b: a * b, itertools.repeat(2, 10))", 1024.0),
+        ("import datetime\nanswer = (datetime.date(2024, 3, 1) - datetime.date(2024, 2, 1)).days", 29.0),
+        ("answer = '$1,200'", 1200.0),  # a string answer that states a number
+        ("answer = 10**20", 1e20),
+        ("class Box:\n    def __init__(self, n):\n        self.n = n\nanswer = Box(4).n", 4.0),
+        ("def solution():\n    return 7\nif __name__ == '__main__':\n    print(solution())", 7.0),
+        ("print('thinking...')\nanswer = -3", -3.0),
+        ("import re\nanswer = len(re.findall(r'\\d', 'a1b2c3'))", 3.0),
+        ("import random\nrandom.seed(0)\nanswer = random.randint(5, 5)", 5.0),
+    ],
+)
 def test_normal_programs(sb, code, value):
     r = sb.run(code)
     assert r.error is None and r.value == pytest.approx(value), r
 
 
-@pytest.mark.parametrize("code,error", [
-    ("x = 1", "no_answer"),
-    ("def helper():\n    return 1", "no_answer"),
-    ("answer = True", "non_numeric"),
-    ("answer = 'twelve'", "non_numeric"),
-    ("answer = [1, 2]", "non_numeric"),
-    ("answer = float('nan')", "non_numeric"),
-    ("answer = 10**400", "non_numeric"),
-    ("answer = 1 / 0", "error"),
-    ("def solution():\n    raise ValueError('bad')", "error"),
-    ("answer = (", "error"),
-    ("raise SystemExit(3)", "error"),
-    ("def f(n):\n    return f(n + 1)\nanswer = f(0)", "error"),
-    ("answer = undefined_name", "error"),
-])
+@pytest.mark.parametrize(
+    "code,error",
+    [
+        ("x = 1", "no_answer"),
+        ("def helper():\n    return 1", "no_answer"),
+        ("answer = True", "non_numeric"),
+        ("answer = 'twelve'", "non_numeric"),
+        ("answer = [1, 2]", "non_numeric"),
+        ("answer = float('nan')", "non_numeric"),
+        ("answer = 10**400", "non_numeric"),
+        ("answer = 1 / 0", "error"),
+        ("def solution():\n    raise ValueError('bad')", "error"),
+        ("answer = (", "error"),
+        ("raise SystemExit(3)", "error"),
+        ("def f(n):\n    return f(n + 1)\nanswer = f(0)", "error"),
+        ("answer = undefined_name", "error"),
+    ],
+)
 def test_failures_have_reasons(sb, code, error):
     r = sb.run(code)
     assert r.value is None and r.error == error and r.detail, r
@@ -76,12 +83,16 @@ def test_failures_have_reasons(sb, code, error):
 # ---------------------------------------------------------------------------- adversarial programs
 ADVERSARIAL = {
     "infinite loop": ("while True:\n    pass", {"timeout"}),
-    "loop swallowing the timer": ("while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass",
-                                  {"timeout"}),
+    "loop swallowing the timer": (
+        "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass",
+        {"timeout"},
+    ),
     "huge C-level computation": ("answer = 10**10**9", {"timeout", "memory"}),
     "fork bomb via os": ("import os\nwhile True:\n    os.fork()", {"forbidden", "crashed"}),
-    "fork via multiprocessing": ("import multiprocessing\np = multiprocessing.Process(target=print)\np.start()",
-                                 {"forbidden", "crashed"}),
+    "fork via multiprocessing": (
+        "import multiprocessing\np = multiprocessing.Process(target=print)\np.start()",
+        {"forbidden", "crashed"},
+    ),
     "10 GB allocation": ("x = bytearray(10**10)\nanswer = 1", {"memory"}),
     "slow memory growth": ("x = []\nwhile True:\n    x.append(' ' * 10**6)", {"memory"}),
     "write outside temp dir": ("f = open('/tmp/fdd_sandbox_escape.txt', 'w')\nf.write('x')\nanswer = 1", {"forbidden"}),
@@ -96,7 +107,10 @@ ADVERSARIAL = {
     "getattr escape": ("answer = getattr((), '__class__')", {"forbidden"}),
     "subclasses escape": ("answer = ().__class__.__base__.__subclasses__()", {"forbidden"}),
     "frame escape": ("def g():\n    yield x.gi_frame.f_back.f_globals\nx = g()\nanswer = next(x)", {"forbidden"}),
-    "module attribute escape": ("import statistics\nanswer = statistics.sys.modules['os'].getpid()", {"error", "forbidden"}),
+    "module attribute escape": (
+        "import statistics\nanswer = statistics.sys.modules['os'].getpid()",
+        {"error", "forbidden"},
+    ),
     "ctypes": ("import ctypes\nctypes.string_at(0)", {"forbidden"}),
     "huge print": ("for i in range(10**9):\n    print(i)", {"output_limit"}),
     "one giant print": ("print('x' * (10**7))\nanswer = 1", {"output_limit", "memory"}),
@@ -226,8 +240,9 @@ def test_memory_limit_on_its_own():
 
 
 # A __subclasses__ escape to the os module's globals, for tests with the AST check off.
-ESCAPE = ("g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]"
-          ".__init__.__globals__\n")
+ESCAPE = (
+    "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0].__init__.__globals__\n"
+)
 
 
 def test_process_limit_on_its_own():
@@ -251,10 +266,14 @@ def listener():
 def _escapes(s: Sandbox, target: str, port: int):
     """(write result, connect result) of two escapes that the AST check would have refused."""
     assert s.run(ESCAPE + "answer = g['getpid']()").ok  # the AST check is really off: os is reached
-    write = s.run(ESCAPE + f"fd = g['open']({target!r}, g['O_WRONLY'] | g['O_CREAT'], 0o666)\n"
-                           "g['write'](fd, b'escaped')\nanswer = 1")
-    connect = s.run(ESCAPE + "socket = g['sys'].modules['builtins'].__import__('socket')\n"
-                             f"c = socket.socket()\nc.settimeout(2)\nc.connect(('127.0.0.1', {port}))\nanswer = 1")
+    write = s.run(
+        ESCAPE + f"fd = g['open']({target!r}, g['O_WRONLY'] | g['O_CREAT'], 0o666)\n"
+        "g['write'](fd, b'escaped')\nanswer = 1"
+    )
+    connect = s.run(
+        ESCAPE + "socket = g['sys'].modules['builtins'].__import__('socket')\n"
+        f"c = socket.socket()\nc.settimeout(2)\nc.connect(('127.0.0.1', {port}))\nanswer = 1"
+    )
     return write, connect
 
 
@@ -289,8 +308,9 @@ def test_os_layer_stops_escapes_with_the_ast_check_off(world_writable, listener)
     with Sandbox(workers=1, timeout_s=5, ast_check=False) as s:
         layers = s.os_layers()
         write, connect = _escapes(s, str(world_writable / "escape.txt"), listener.getsockname()[1])
-        inside = s.run(ESCAPE + "fd = g['open']('own.txt', g['O_WRONLY'] | g['O_CREAT'], 0o600)\n"
-                                "answer = g['write'](fd, b'ok')")
+        inside = s.run(
+            ESCAPE + "fd = g['open']('own.txt', g['O_WRONLY'] | g['O_CREAT'], 0o600)\nanswer = g['write'](fd, b'ok')"
+        )
     abi = landlock_abi()
     if _netns_probe().startswith("refused"):
         assert layers["netns"], layers
@@ -332,8 +352,8 @@ def test_landlock_on_its_own(world_writable, listener):
 import socket
 from fdd.reasoning.sandbox import _apply_landlock
 print(_apply_landlock({str(own)!r}))
-open({str(own / 'a.txt')!r}, 'w').write('ok')
-for what, fn in [('write', lambda: open({str(world_writable / 'b.txt')!r}, 'w')),
+open({str(own / "a.txt")!r}, 'w').write('ok')
+for what, fn in [('write', lambda: open({str(world_writable / "b.txt")!r}, 'w')),
                  ('connect', lambda: socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2))]:
     try:
         fn()
@@ -408,9 +428,12 @@ def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_val
     from tests.conftest import compose_cfg
 
     assert SandboxUnavailableError in _user_errors()
-    for override, message in [("sandbox.timeout_s=-1", "sandbox.timeout_s must be > 0"),
-                              ("sandbox.timeout_s=0", "sandbox.timeout_s must be > 0"),
-                              ("sandbox.cpu_s=0", "sandbox.cpu_s"), ("sandbox.os_layer=maybe", "sandbox.os_layer")]:
+    for override, message in [
+        ("sandbox.timeout_s=-1", "sandbox.timeout_s must be > 0"),
+        ("sandbox.timeout_s=0", "sandbox.timeout_s must be > 0"),
+        ("sandbox.cpu_s=0", "sandbox.cpu_s"),
+        ("sandbox.os_layer=maybe", "sandbox.os_layer"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             validate(compose_cfg([override], tmp_path))
     assert validate(compose_cfg(["sandbox.os_layer=off"], tmp_path)).sandbox.os_layer == "off"

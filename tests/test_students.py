@@ -1,27 +1,33 @@
 """Students learn: on a fixed small set, the mean loss (eval mode) falls after a few epochs, for
 causal and seq2seq students, full fine-tuning and LoRA, gradient checkpointing and compile;
 and the PoT early stop never cuts a program before its answer line is complete."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_cfg, requires_smollm2
-from fdd.sim.world import generate, render
 from fdd.reasoning.formats import get_format
+from fdd.sim.world import generate, render
 from fdd.students.data import Collator
 from fdd.students.generate import answer_line_end, truncate_at_answer
 from fdd.students.model import _model_class, build_model
 from fdd.students.student import Student
 from fdd.types import Item
+from tests.conftest import compose_cfg, requires_smollm2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-CPU = {"accelerator": "cpu", "devices": 1, "precision": 32, "enable_progress_bar": False, "log_every_n_steps": 1,
-       "gradient_clip_val": 1.0}
+CPU = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "precision": 32,
+    "enable_progress_bar": False,
+    "log_every_n_steps": 1,
+    "gradient_clip_val": 1.0,
+}
 
 
 def fixed_items(n: int = 16):
@@ -61,14 +67,18 @@ LORA = ["student.lora.enabled=true", "student.lr=1e-2"]
 
 # LoRA adapters on a random-init network (frozen random embeddings and head) learn far less
 # than full fine-tuning in 16 steps, hence the smaller required drop.
-@pytest.mark.parametrize("student,extra,factor", [
-    ("tiny-llama", [], 0.9),
-    ("tiny-llama", LORA, 0.97),
-    ("tiny-t5", [], 0.9),
-    ("tiny-t5", LORA, 0.97),
-    ("tiny-llama", ["student.gradient_checkpointing=true"], 0.9),
-    ("tiny-llama", ["student.gradient_checkpointing=true", *LORA], 0.97),
-], ids=["llama-full", "llama-lora", "t5-full", "t5-lora", "llama-gc", "llama-gc-lora"])
+@pytest.mark.parametrize(
+    "student,extra,factor",
+    [
+        ("tiny-llama", [], 0.9),
+        ("tiny-llama", LORA, 0.97),
+        ("tiny-t5", [], 0.9),
+        ("tiny-t5", LORA, 0.97),
+        ("tiny-llama", ["student.gradient_checkpointing=true"], 0.9),
+        ("tiny-llama", ["student.gradient_checkpointing=true", *LORA], 0.97),
+    ],
+    ids=["llama-full", "llama-lora", "t5-full", "t5-lora", "llama-gc", "llama-gc-lora"],
+)
 def test_tiny_students_loss_falls(tmp_path, student, extra, factor):
     before, after, info = loss_before_after(tmp_path, student, *TINY, *extra)
     assert info["train_steps"] == 16
@@ -93,22 +103,26 @@ def test_tiny_llama_compiled_loss_falls(tmp_path):
 @requires_smollm2
 @pytest.mark.parametrize("extra", [[], ["student.lora.enabled=true", "student.lr=1e-3"]], ids=["full", "lora"])
 def test_smollm2_loss_falls(tmp_path, extra):
-    before, after, info = loss_before_after(tmp_path, "smollm2-135m", "student.batch_size=4", "student.epochs=1",
-                                            *extra)
+    before, after, info = loss_before_after(
+        tmp_path, "smollm2-135m", "student.batch_size=4", "student.epochs=1", *extra
+    )
     assert info["train_steps"] == 4
     assert after < before, (before, after)
 
 
-@pytest.mark.parametrize("text,end", [
-    ("x1 = 3\nanswer = x1\n", len("x1 = 3\nanswer = x1\n")),
-    ("x1 = 3\nanswer = x1", None),  # the line may still grow
-    ("answer = (3 +\n 4)\n", len("answer = (3 +\n 4)\n")),  # complete only once the bracket closes
-    ("answer = (3 +\n", None),
-    ("answer = 3 + \\\n", None),  # backslash continuation
-    ("def solution():\n    answer = 3\n    return answer\n", None),  # indented: not the program's end
-    ("s = '''\nanswer = 1\n'''\nanswer = 2\n", len("s = '''\nanswer = 1\n'''\nanswer = 2\n")),
-    ("answer == 3\n", None),
-])
+@pytest.mark.parametrize(
+    "text,end",
+    [
+        ("x1 = 3\nanswer = x1\n", len("x1 = 3\nanswer = x1\n")),
+        ("x1 = 3\nanswer = x1", None),  # the line may still grow
+        ("answer = (3 +\n 4)\n", len("answer = (3 +\n 4)\n")),  # complete only once the bracket closes
+        ("answer = (3 +\n", None),
+        ("answer = 3 + \\\n", None),  # backslash continuation
+        ("def solution():\n    answer = 3\n    return answer\n", None),  # indented: not the program's end
+        ("s = '''\nanswer = 1\n'''\nanswer = 2\n", len("s = '''\nanswer = 1\n'''\nanswer = 2\n")),
+        ("answer == 3\n", None),
+    ],
+)
 def test_answer_line_end(text, end):
     assert answer_line_end(text) == end
 

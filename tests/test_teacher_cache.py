@@ -1,5 +1,6 @@
 """Health of the teacher cache file: damaged files found at open, several processes sharing one
 file, and no sqlite write on the teacher's event loop."""
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,7 @@ def fill(cache_dir: Path, n: int = 400) -> bytes:
 
 def damage(path: Path, how: str, data: bytes) -> None:
     if how == "truncated":
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif how == "garbage":
         path.write_bytes(os.urandom(len(data)))
     else:
@@ -158,9 +159,16 @@ _WRITER = textwrap.dedent("""
 
 def test_two_processes_write_one_cache(tmp_path):
     n = 300
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER.format(repo=str(REPO), cache=str(tmp_path), n=n, w=w)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for w in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER.format(repo=str(REPO), cache=str(tmp_path), n=n, w=w)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(2)
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "READY", p.stderr.read()
@@ -203,8 +211,11 @@ def test_a_busy_cache_does_not_stall_the_event_loop(tmp_path):
             t.show_progress = False
             t.write_harder(ps[:1], 1)  # warm up: imports, client, connection pool
             srv.reset_stats()
-            holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER.format(path=str(tmp_path / DB_NAME), hold=hold)],
-                                      stdout=subprocess.PIPE, text=True)
+            holder = subprocess.Popen(
+                [sys.executable, "-c", _LOCK_HOLDER.format(path=str(tmp_path / DB_NAME), hold=hold)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             try:
                 assert holder.stdout.readline().strip() == "LOCKED"
                 out = t.write_rationales(ps, 1, "pot")

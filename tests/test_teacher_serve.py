@@ -3,6 +3,7 @@ SmolLM2-135M-Instruct), requests counted by a proxy in front of the server.
 
 Run: ``pytest tests/test_teacher_serve.py -m slow -v`` (about 1-2 minutes on 2 CPU cores).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,17 @@ PROBLEMS = [
 
 
 def _teacher(served, cache_dir):
-    cfg = TeacherConfig(backend="openai", model=served.model, base_urls=[served.url], max_tokens=48,
-                        temperature=0.7, top_p=0.95, concurrency=4, timeout_s=300, max_retries=2)
+    cfg = TeacherConfig(
+        backend="openai",
+        model=served.model,
+        base_urls=[served.url],
+        max_tokens=48,
+        temperature=0.7,
+        top_p=0.95,
+        concurrency=4,
+        timeout_s=300,
+        max_retries=2,
+    )
     t = build_teacher(cfg, cache_dir=str(cache_dir), seed=0)
     t.show_progress = False
     return t
@@ -58,8 +68,13 @@ def test_openai_teacher_against_transformers_serve(serve_smollm2, tmp_path):
         assert any(rs[0].text != rs[1].text for rs in rat)
 
     # Only completed, non-empty replies are cached (failures are retried by a rerun).
-    not_cached = sum(1 for g in (rat, harder, similar) for rs in g for r in rs
-                     if r.error == "empty_reply" or (r.error or "").startswith("request_failed"))
+    not_cached = sum(
+        1
+        for g in (rat, harder, similar)
+        for rs in g
+        for r in rs
+        if r.error == "empty_reply" or (r.error or "").startswith("request_failed")
+    )
     assert not_cached == 0
 
     # A second teacher on the same cache (a rerun) sends nothing to the server.

@@ -1,4 +1,5 @@
 """Tracking: a tiny run logs every round to an offline wandb run, read back from its .wandb file."""
+
 from __future__ import annotations
 
 import json

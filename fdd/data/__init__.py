@@ -3,6 +3,7 @@
 Loader modules are imported lazily (by dotted path) so that loading GSM8K does not import the
 synthetic world, and a missing optional dependency only hurts the loader that needs it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -50,6 +51,11 @@ def load_source(spec: Any, seed: int = 0) -> LoadResult:
     if limit is not None and int(limit) >= 0:
         result.problems = result.problems[: int(limit)]
     skipped = ", ".join(f"{r}: {n}" for r, n in sorted(result.skipped.items())) or "none"
-    log.info("%s: loaded %d problems%s; skipped {%s}", result.source, len(result.problems),
-             f" (of {total})" if total != len(result.problems) else "", skipped)
+    log.info(
+        "%s: loaded %d problems%s; skipped {%s}",
+        result.source,
+        len(result.problems),
+        f" (of {total})" if total != len(result.problems) else "",
+        skipped,
+    )
     return result

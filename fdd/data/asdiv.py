@@ -5,6 +5,7 @@ Answers carry units (``9 (apples)``) and some are not one number at all: ratios 
 with a reason, never a crash. The Hub copy (``EleutherAI/asdiv``, one ``validation`` split) has
 lower-case fields ``body``, ``question``, ``answer``, ``formula``, ``solution_type`` and no id.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,15 +58,28 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
             missing = [k for k in ("body", "question", "answer") if k not in r]
             if missing:
                 raise DataFormatError(f"{name} (row {i}): missing field {missing[0]!r}; fields present: {sorted(r)}")
-            rows.append({"id": None, "grade": None, "Body": r["body"], "Question": r["question"], "Answer": r["answer"],
-                         "Formula": r.get("formula"), "Solution-Type": r.get("solution_type")})
+            rows.append(
+                {
+                    "id": None,
+                    "grade": None,
+                    "Body": r["body"],
+                    "Question": r["question"],
+                    "Answer": r["answer"],
+                    "Formula": r.get("formula"),
+                    "Solution-Type": r.get("solution_type"),
+                }
+            )
     result = LoadResult(problems=[], source="asdiv")
     for row in rows:
         body, question = " ".join(row["Body"].split()), " ".join(row["Question"].split())
         text = f"{body} {question}".strip()
         pid = f"asdiv-{row['id']}" if row["id"] else content_id(text, prefix="asdiv-")
         value, reason = parse_answer(row["Answer"])
-        meta = {"formula": row.get("Formula"), "solution_type": row.get("Solution-Type"), "grade": row.get("grade"),
-                "raw_answer": row["Answer"]}
+        meta = {
+            "formula": row.get("Formula"),
+            "solution_type": row.get("Solution-Type"),
+            "grade": row.get("grade"),
+            "raw_answer": row["Answer"],
+        }
         result.add(pid, text, value, "asdiv", meta, no_value=reason or "non-numeric answer")
     return result

@@ -1,4 +1,5 @@
 """What every loader returns."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,8 +18,16 @@ class LoadResult:
     examples: Dict[str, List[str]] = field(default_factory=dict)  # reason -> a few offending row ids
     _ids: Set[str] = field(default_factory=set, repr=False)
 
-    def add(self, pid: str, question: str, value: Optional[float], source: str, meta: Optional[dict] = None,
-            no_value: str = "non-numeric answer", duplicate: str = "duplicate id") -> None:
+    def add(
+        self,
+        pid: str,
+        question: str,
+        value: Optional[float],
+        source: str,
+        meta: Optional[dict] = None,
+        no_value: str = "non-numeric answer",
+        duplicate: str = "duplicate id",
+    ) -> None:
         """Append a problem, or count why not: no numeric answer, or an id seen before."""
         if value is None:
             self.skip(no_value, pid)

@@ -3,6 +3,7 @@
 Errors are meant to be read by a user: a missing file names the paths that were tried, a missing
 field names the file and the field, and a Hub failure says what to do offline (``dataset.path=``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,17 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = [
-    "DataUnavailableError", "DataFormatError", "resolve_file", "read_json", "read_jsonl", "read_csv",
-    "read_xml", "read_records", "require", "load_hub", "spec_get",
+    "DataUnavailableError",
+    "DataFormatError",
+    "resolve_file",
+    "read_json",
+    "read_jsonl",
+    "read_csv",
+    "read_xml",
+    "read_records",
+    "require",
+    "load_hub",
+    "spec_get",
 ]
 
 

@@ -3,6 +3,7 @@
 The Hub copy (``openai/gsm8k``, config ``main``) has the same field names as the original files.
 The calculator annotations ``<<48/2=24>>`` are kept in ``meta["annotations"]`` for gold programs.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,7 +34,9 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
     split = spec_get(spec, "split", "train")
     path = spec_get(spec, "path")
     if path:
-        f = resolve_file(path, [f"gsm8k/{split}.jsonl", f"{split}.jsonl", f"grade_school_math/data/{split}.jsonl"], "gsm8k")
+        f = resolve_file(
+            path, [f"gsm8k/{split}.jsonl", f"{split}.jsonl", f"grade_school_math/data/{split}.jsonl"], "gsm8k"
+        )
         rows, where = read_jsonl(f), str(f)
     else:
         name = spec_get(spec, "hub_name") or HUB_NAME
@@ -44,7 +47,13 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
         question, rationale = require(row, ("question", "answer"), where, i)
         pid = content_id(question, prefix=f"{source}-")
         # ids hash the question, so the same question twice counts as a duplicate
-        result.add(pid, question.strip(), final_answer(str(rationale)), source,
-                   {"rationale": rationale, "annotations": annotations(rationale)},
-                   no_value="no numeric answer after ####", duplicate="duplicate question")
+        result.add(
+            pid,
+            question.strip(),
+            final_answer(str(rationale)),
+            source,
+            {"rationale": rationale, "annotations": annotations(rationale)},
+            no_value="no numeric answer after ####",
+            duplicate="duplicate question",
+        )
     return result

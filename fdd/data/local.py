@@ -4,6 +4,7 @@
 project's one normaliser (``parse_number``), and a GSM8K-style rationale ending in ``#### N`` is
 accepted as an answer. Without ``id_field``, ids are content hashes of the question.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

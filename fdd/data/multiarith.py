@@ -3,6 +3,7 @@
 The Hub copy (``ChilleD/MultiArith``, 420 train / 180 test) has ``question`` and ``final_ans``
 instead and no equations; ids are then content hashes.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,9 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
             if len(sols) != 1:
                 result.skip("not exactly one solution", pid)
                 continue
-            result.add(pid, question, parse_number(sols[0]), "multiarith",
-                       {"equations": list(row.get("lEquations") or [])})
+            result.add(
+                pid, question, parse_number(sols[0]), "multiarith", {"equations": list(row.get("lEquations") or [])}
+            )
         return result
     name = spec_get(spec, "hub_name") or HUB_NAME
     rows = load_hub(name, spec_get(spec, "hub_config"), spec_get(spec, "split", "test"), "multiarith")

@@ -5,6 +5,7 @@ the same fields (plus ``question_concat``) split 700 train / 300 test; the origi
 set of 1000, which is what the literature evaluates on (``split`` is ignored for the file;
 ``split=all`` gives the 1000 from the Hub).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -31,6 +31,7 @@ Conventions (each one is a choice; the tests in tests/test_answer.py pin them do
 * **"The answer is"**: ``answer_phrase_tail`` returns the text after the *last* "the (final)
   answer is" / ``####`` of the rationale, also when several stand on one line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,9 +73,7 @@ _TOKEN = re.compile(
     r"|(?P<raw>\d[\d.,/]*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))"
     r"(?P<pct>%)?"
 )
-_PLAIN = re.compile(
-    r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?P<exp>[eE][-+]?\d+)?|(?P<n>\d+)/(?P<d>\d+)"
-)
+_PLAIN = re.compile(r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?P<exp>[eE][-+]?\d+)?|(?P<n>\d+)/(?P<d>\d+)")
 _MAX_EXP = 400  # 10**400 is past any float; a bigger exponent is refused rather than computed
 # "The answer is 42", "the final answer is: $1,200", "#### 42"
 _ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)", re.I)
@@ -95,7 +94,7 @@ def _boxed_content(s: str) -> Optional[str]:
             depth += {"{": 1, "}": -1}.get(s[i], 0)
             i += 1
         if depth == 0:
-            last = s[m.end(): i - 1]
+            last = s[m.end() : i - 1]
     return last
 
 
@@ -180,11 +179,12 @@ def _lead_exact(s: str, strict: bool) -> Optional[Fraction]:
     m = _LEAD.match(s)
     if not m:
         return None
-    rest = s[m.end():]
+    rest = s[m.end() :]
     # The match must not be the prefix of something else: "3:30", "1,23" (decimal comma),
     # "2x", "3.4.5", "12/0", "1 000" (space-grouped digits) etc. are not numbers we can trust.
-    bad_continuation = re.match(r"^(?:[:/\d]|[.,]\d|\s+\d|[A-Za-z_]\w*\s*[=(/*^+]|\s*(?:\*\*|[-+*/^])\s*[\d(\\{])",
-                                rest)
+    bad_continuation = re.match(
+        r"^(?:[:/\d]|[.,]\d|\s+\d|[A-Za-z_]\w*\s*[=(/*^+]|\s*(?:\*\*|[-+*/^])\s*[\d(\\{])", rest
+    )
     if bad_continuation:
         return None
     if strict and not re.fullmatch(r"\s*(?:\([^()]*\))?\s*[.,!]?\s*", rest):
@@ -299,7 +299,7 @@ def answer_phrase_tail(text: Optional[str]) -> Optional[str]:
         last = m
     if last is None:
         return None
-    return text[last.end():].split("\n", 1)[0].strip()
+    return text[last.end() :].split("\n", 1)[0].strip()
 
 
 Number = Union[Fraction, float]
@@ -339,7 +339,7 @@ def answers_match(pred: Any, gold: Any, rel_tol: float = sys.float_info.epsilon,
         return False
     floaty = isinstance(p, float) or isinstance(g, float)
     if _integral(p) and _integral(g):
-        if not floaty or max(abs(p), abs(g)) <= 2 ** 53:
+        if not floaty or max(abs(p), abs(g)) <= 2**53:
             return Fraction(p) == Fraction(g)
         # Beyond 2**53 a float is not an exact integer: the other side must round to it.
         return _as_float(Fraction(p)) == _as_float(Fraction(g))

@@ -4,6 +4,7 @@ One object per format says what the student sees (``student_prompt``) and how an
 out of a rationale (``extract``); the same code serves teacher rationales, the easy/hard split
 and test accuracy, so the three can never disagree on what counts as an answer.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

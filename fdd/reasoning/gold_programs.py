@@ -8,6 +8,7 @@ They serve as a check that the sandbox and the answer normaliser agree with the 
 known-good PoT rationales (e.g. for an oracle teacher). Every function returns
 ``(program, None)`` or ``(None, reason)``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,14 +22,27 @@ __all__ = ["svamp_program", "multiarith_program", "gsm8k_program", "gold_program
 
 GoldProgram = Tuple[Optional[str], Optional[str]]
 
-_ALLOWED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div,
-                  ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Constant,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+)
 
 
 def normalize_expression(expr: str) -> str:
     """Calculator text -> a Python expression: ``x``/``×`` multiply, ``%`` is per cent, ``^`` power,
     thousands commas, currency signs and leading zeros removed."""
-    s = expr.strip().translate(str.maketrans({"\u2212": "-", "×": "*", "÷": "/", "–": "-", "−": "-"}))
+    s = expr.strip().translate(str.maketrans({"\u2212": "-", "×": "*", "÷": "/", "–": "-"}))
     s = s.replace("$", "").replace("€", "").replace("£", "")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
     s = re.sub(r"(?<=[\d)\s])[xX](?=[\s\d(.])", "*", s)  # 3x4, 3 x 4
@@ -78,7 +92,9 @@ def multiarith_program(equations: Optional[Sequence[str]]) -> GoldProgram:
     return svamp_program(expr)
 
 
-_TEXT_EQ = re.compile(r"(?P<expr>[-\d.,$\s()+*/x×÷%^]*\d[-\d.,$\s()+*/x×÷%^]*?)\s*=\s*\$?\s*(?P<res>-?\d[\d,]*(?:\.\d+)?)")
+_TEXT_EQ = re.compile(
+    r"(?P<expr>[-\d.,$\s()+*/x×÷%^]*\d[-\d.,$\s()+*/x×÷%^]*?)\s*=\s*\$?\s*(?P<res>-?\d[\d,]*(?:\.\d+)?)"
+)
 
 
 def _text_steps(rationale: str) -> List[Tuple[str, Optional[float]]]:
@@ -92,8 +108,9 @@ def _text_steps(rationale: str) -> List[Tuple[str, Optional[float]]]:
     return steps
 
 
-def gsm8k_program(annotations: Optional[Sequence[str]], gold: Optional[float] = None,
-                  rationale: Optional[str] = None) -> GoldProgram:
+def gsm8k_program(
+    annotations: Optional[Sequence[str]], gold: Optional[float] = None, rationale: Optional[str] = None
+) -> GoldProgram:
     """One assignment per calculator mark; ``answer`` is the last step.
 
     With ``gold``, ``answer`` is the last step whose *stated* result (the text after ``=``) is the

@@ -39,6 +39,7 @@ Design (why it is shaped like this):
 This is a defence for *model-written* code, not a hardened jail for adversaries with kernel
 exploits: run real untrusted workloads in a container as well.
 """
+
 from __future__ import annotations
 
 import ast
@@ -58,11 +59,18 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecResult", "Sandbox", "ERRORS", "strip_fences", "DEFAULT_MODULES", "SandboxUnavailableError",
-           "landlock_abi", "OS_LAYER_MODES"]
+__all__ = [
+    "ExecResult",
+    "Sandbox",
+    "ERRORS",
+    "strip_fences",
+    "DEFAULT_MODULES",
+    "SandboxUnavailableError",
+    "landlock_abi",
+    "OS_LAYER_MODES",
+]
 
-ERRORS = ("timeout", "cpu_limit", "forbidden", "memory", "error", "no_answer", "non_numeric", "output_limit",
-          "crashed")
+ERRORS = ("timeout", "cpu_limit", "forbidden", "memory", "error", "no_answer", "non_numeric", "output_limit", "crashed")
 # Reasons that, when every program of a batch shares one and a trivial program fails too, mean the
 # sandbox (not the programs) is broken.
 INFRA_ERRORS = frozenset({"crashed", "timeout", "cpu_limit", "memory"})
@@ -73,28 +81,101 @@ CANARY = "answer = 6 * 7"
 class SandboxUnavailableError(RuntimeError):
     """The sandbox cannot run even a trivial program: an outage, not a batch of bad programs."""
 
+
 DEFAULT_MODULES: Tuple[str, ...] = (
-    "math", "cmath", "fractions", "decimal", "statistics", "itertools", "functools", "collections",
-    "collections.abc", "datetime", "re", "random", "string", "heapq", "bisect", "numbers", "typing",
+    "math",
+    "cmath",
+    "fractions",
+    "decimal",
+    "statistics",
+    "itertools",
+    "functools",
+    "collections",
+    "collections.abc",
+    "datetime",
+    "re",
+    "random",
+    "string",
+    "heapq",
+    "bisect",
+    "numbers",
+    "typing",
 )
 # Builtins a program may not name at all (AST check) and that are replaced by a raising stub.
-FORBIDDEN_BUILTINS = frozenset({
-    "open", "exec", "eval", "compile", "__import__", "input", "breakpoint", "help", "exit", "quit",
-    "globals", "locals", "vars", "getattr", "setattr", "delattr", "memoryview", "copyright", "credits",
-    "license",
-})
+FORBIDDEN_BUILTINS = frozenset(
+    {
+        "open",
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "input",
+        "breakpoint",
+        "help",
+        "exit",
+        "quit",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "memoryview",
+        "copyright",
+        "credits",
+        "license",
+    }
+)
 # Attribute names that lead to frames, code objects or globals without a leading underscore.
-FORBIDDEN_ATTRS = frozenset({
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-    "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next", "co_code",
-    "mro", "format_map",
-})
+FORBIDDEN_ATTRS = frozenset(
+    {
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "mro",
+        "format_map",
+    }
+)
 # Names dropped from whitelisted modules that would reach files or evaluate strings as code.
-_DROP_MODULE_ATTRS = frozenset({
-    "load", "loads", "save", "savez", "savez_compressed", "loadtxt", "savetxt", "genfromtxt",
-    "fromfile", "tofile", "memmap", "fromregex", "DataSource", "ctypeslib", "get_type_hints",
-    "ForwardRef", "sympify", "parse_expr", "lambdify", "S", "preview", "SystemRandom",
-})
+_DROP_MODULE_ATTRS = frozenset(
+    {
+        "load",
+        "loads",
+        "save",
+        "savez",
+        "savez_compressed",
+        "loadtxt",
+        "savetxt",
+        "genfromtxt",
+        "fromfile",
+        "tofile",
+        "memmap",
+        "fromregex",
+        "DataSource",
+        "ctypeslib",
+        "get_type_hints",
+        "ForwardRef",
+        "sympify",
+        "parse_expr",
+        "lambdify",
+        "S",
+        "preview",
+        "SystemRandom",
+    }
+)
 MAX_CODE_CHARS = 100_000
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
@@ -217,8 +298,8 @@ class _WorkerState:
         m.__dict__.update(self._module_dicts[name])
         prefix = name + "."
         for sub in self._module_dicts:
-            if sub.startswith(prefix) and "." not in sub[len(prefix):]:
-                setattr(m, sub[len(prefix):], self._module(sub))
+            if sub.startswith(prefix) and "." not in sub[len(prefix) :]:
+                setattr(m, sub[len(prefix) :], self._module(sub))
         return m
 
     def _forbidden_stub(self, name: str):
@@ -349,16 +430,28 @@ def _apply_landlock(writable: str) -> Dict[str, bool]:
             raise OSError(err, f"{what}: {os.strerror(err)}")
         return ret
 
-    ruleset = check(libc.syscall(ctypes.c_long(_LL_CREATE), ctypes.byref(attr), ctypes.c_size_t(size),
-                                 ctypes.c_uint32(0)), "landlock_create_ruleset")
+    ruleset = check(
+        libc.syscall(ctypes.c_long(_LL_CREATE), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)),
+        "landlock_create_ruleset",
+    )
     root = os.open(writable, os.O_PATH | os.O_CLOEXEC)
     try:
         rule = PathBeneath(fs, root)
-        check(libc.syscall(ctypes.c_long(_LL_ADD_RULE), ctypes.c_int(ruleset), ctypes.c_int(_LL_RULE_PATH_BENEATH),
-                           ctypes.byref(rule), ctypes.c_uint32(0)), "landlock_add_rule")
+        check(
+            libc.syscall(
+                ctypes.c_long(_LL_ADD_RULE),
+                ctypes.c_int(ruleset),
+                ctypes.c_int(_LL_RULE_PATH_BENEATH),
+                ctypes.byref(rule),
+                ctypes.c_uint32(0),
+            ),
+            "landlock_add_rule",
+        )
         check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-        check(libc.syscall(ctypes.c_long(_LL_RESTRICT), ctypes.c_int(ruleset), ctypes.c_uint32(0)),
-              "landlock_restrict_self")
+        check(
+            libc.syscall(ctypes.c_long(_LL_RESTRICT), ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+            "landlock_restrict_self",
+        )
     finally:
         os.close(root)
         os.close(ruleset)
@@ -377,8 +470,15 @@ def _unshare_network() -> None:
 
 def _os_layer(mode: str, writable: str, drop_privileges: bool) -> Dict[str, Any]:
     """Apply what the kernel allows of the OS layer; returns what was applied and why not."""
-    layers: Dict[str, Any] = {"mode": mode, "landlock_abi": landlock_abi(), "landlock_fs": False,
-                              "landlock_net": False, "landlock_scope": False, "netns": False, "missing": []}
+    layers: Dict[str, Any] = {
+        "mode": mode,
+        "landlock_abi": landlock_abi(),
+        "landlock_fs": False,
+        "landlock_net": False,
+        "landlock_scope": False,
+        "netns": False,
+        "missing": [],
+    }
     if mode != "off":
         try:
             _unshare_network()  # before dropping root: it needs CAP_SYS_ADMIN or a user namespace
@@ -397,9 +497,9 @@ def _os_layer(mode: str, writable: str, drop_privileges: bool) -> Dict[str, Any]
 
 def _to_number(v: Any) -> Tuple[str, Any]:
     """(kind, payload) sent back to the parent; strings are parsed there, not here."""
+    import math
     from decimal import Decimal
     from fractions import Fraction
-    import math
 
     if isinstance(v, bool):
         return "non_numeric", f"bool {v}"
@@ -505,15 +605,25 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
 _NO_ANSWER = object()
 
 
-def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int, cpu_s: int,
-                 output_chars: int, drop_privileges: bool, tmp_root: str, ast_check: bool = True,
-                 os_layer: str = "auto") -> None:
+def _worker_main(
+    conn,
+    allowed: Sequence[str],
+    timeout_s: float,
+    memory_mb: int,
+    cpu_s: int,
+    output_chars: int,
+    drop_privileges: bool,
+    tmp_root: str,
+    ast_check: bool = True,
+    os_layer: str = "auto",
+) -> None:
     """Worker loop: send ("ready", layers, None) once, then receive [(idx, code)] and send
     (idx, kind, payload) per program, forever."""
     os.environ["OPENBLAS_NUM_THREADS"] = "1"  # numpy (if whitelisted) must not start threads
     # Import everything the loop needs now: after dropping privileges the interpreter's own files
     # may no longer be readable (e.g. a Python installed under /root).
-    import builtins, decimal, fractions, importlib, math, resource, tempfile, types  # noqa: F401,E401
+    import builtins  # noqa: F401,E401
+
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
@@ -557,8 +667,9 @@ def _worker_main(conn, allowed: Sequence[str], timeout_s: float, memory_mb: int,
             except MemoryError:
                 kind, payload = "memory", "MemoryError"
             except BaseException as e:  # noqa: BLE001 - a late _Timeout etc.; keep the worker alive
-                kind, payload = ((state.limit or "timeout"), "late timer") if isinstance(e, _Timeout) \
-                    else ("error", repr(e)[:200])
+                kind, payload = (
+                    ((state.limit or "timeout"), "late timer") if isinstance(e, _Timeout) else ("error", repr(e)[:200])
+                )
             try:
                 conn.send((idx, kind, payload))
             except (BrokenPipeError, OSError):
@@ -606,17 +717,29 @@ class Sandbox:
     off, only to test the layers behind it.
     """
 
-    def __init__(self, workers: int = 2, timeout_s: float = 2.0, memory_mb: int = 512, cpu_s: int = 2,
-                 extra_modules: Sequence[str] = (), output_chars: int = 65536, batch_size: int = 16,
-                 max_tasks_per_worker: int = 2000, drop_privileges: bool = True, os_layer: str = "auto",
-                 ast_check: bool = True):
+    def __init__(
+        self,
+        workers: int = 2,
+        timeout_s: float = 2.0,
+        memory_mb: int = 512,
+        cpu_s: int = 2,
+        extra_modules: Sequence[str] = (),
+        output_chars: int = 65536,
+        batch_size: int = 16,
+        max_tasks_per_worker: int = 2000,
+        drop_privileges: bool = True,
+        os_layer: str = "auto",
+        ast_check: bool = True,
+    ):
         if not float(timeout_s) > 0:
             raise ValueError(f"sandbox timeout_s must be > 0 seconds, got {timeout_s}")
         if os_layer not in OS_LAYER_MODES:
             raise ValueError(f"sandbox os_layer must be one of {OS_LAYER_MODES}, got {os_layer!r}")
         if os_layer == "require" and landlock_abi() < 1:
-            raise SandboxUnavailableError("sandbox.os_layer=require but Landlock is not available on this kernel "
-                                          "(needs Linux >= 5.13 with Landlock enabled); use os_layer=auto")
+            raise SandboxUnavailableError(
+                "sandbox.os_layer=require but Landlock is not available on this kernel "
+                "(needs Linux >= 5.13 with Landlock enabled); use os_layer=auto"
+            )
         self.workers = max(1, int(workers))
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
@@ -632,8 +755,17 @@ class Sandbox:
         # world-writable only so that a worker that dropped root privileges can use it.
         self._tmp_root = tempfile.mkdtemp(prefix="fdd-sandbox-")
         os.chmod(self._tmp_root, 0o777)
-        self._args = (self.allowed, self.timeout_s, self.memory_mb, self.cpu_s, output_chars, drop_privileges,
-                      self._tmp_root, bool(ast_check), os_layer)
+        self._args = (
+            self.allowed,
+            self.timeout_s,
+            self.memory_mb,
+            self.cpu_s,
+            output_chars,
+            drop_privileges,
+            self._tmp_root,
+            bool(ast_check),
+            os_layer,
+        )
         self.layers: Optional[Dict[str, Any]] = None  # what the OS layer of the last worker applied
         self._pool: List[Optional[_Worker]] = [None] * self.workers
         self._lock = threading.Lock()
@@ -673,7 +805,7 @@ class Sandbox:
                 self._pool[i] = None
             shutil.rmtree(self._tmp_root, ignore_errors=True)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -701,8 +833,10 @@ class Sandbox:
         missing = tuple(layers.get("missing", ()))
         if missing and missing not in _LOGGED_MISSING:
             _LOGGED_MISSING.add(missing)
-            log.warning("sandbox: OS layer incomplete, running without: %s; the AST check and rlimits still apply",
-                        "; ".join(missing))
+            log.warning(
+                "sandbox: OS layer incomplete, running without: %s; the AST check and rlimits still apply",
+                "; ".join(missing),
+            )
 
     def run_many(self, codes: Iterable[str], progress: bool = False) -> List[ExecResult]:
         """Run programs in parallel across the workers; results in input order.
@@ -744,7 +878,8 @@ class Sandbox:
         raise SandboxUnavailableError(
             f"sandbox unavailable: all {len(results)} programs failed with {first.error} ({first.detail}) and so did "
             f"a trivial program ({probe.error}: {probe.detail}); check sandbox.timeout_s, cpu_s and memory_mb, and "
-            f"that worker processes can start")
+            f"that worker processes can start"
+        )
 
     def _dispatch(self, codes: List[str], results: List[Optional[ExecResult]], bar) -> None:
         todo: deque = deque(enumerate(codes))
@@ -831,18 +966,24 @@ class Sandbox:
                     seen.add(i)
                     code = w.proc.exitcode
                     if code == -signal.SIGXCPU:
-                        fail_worker(i, ExecResult(None, "cpu_limit",
-                                                  f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)"))
+                        fail_worker(
+                            i, ExecResult(None, "cpu_limit", f"worker killed by SIGXCPU (over {self.cpu_s}s of CPU)")
+                        )
                     elif code == 3 and self.layers and not self.layers.get("landlock_fs"):
-                        fail_worker(i, ExecResult(None, "crashed",
-                                                  "os_layer=require: " + "; ".join(self.layers["missing"])))
+                        fail_worker(
+                            i, ExecResult(None, "crashed", "os_layer=require: " + "; ".join(self.layers["missing"]))
+                        )
                     else:
                         fail_worker(i, ExecResult(None, "crashed", f"worker died (exit code {code})"))
             now = time.monotonic()
             for i, w in busy:
                 if self._pool[i] is w and w.pending and now >= w.deadline:
-                    fail_worker(i, ExecResult(None, "timeout",
-                                              f"killed after {self.timeout_s + self.grace_s:.1f}s wall clock (parent)"))
+                    fail_worker(
+                        i,
+                        ExecResult(
+                            None, "timeout", f"killed after {self.timeout_s + self.grace_s:.1f}s wall clock (parent)"
+                        ),
+                    )
 
 
 _LOGGED_MISSING: set = set()  # OS-layer gaps already logged by this process

@@ -7,6 +7,7 @@ writes a wrong rationale that often (a perturbed number), so verification has re
 Problems from outside the world (e.g. GSM8K) get a failed reply, never a made-up answer.
 Everything is a pure function of (seed, problem id, sample index): reruns are identical.
 """
+
 from __future__ import annotations
 
 import random
@@ -44,8 +45,7 @@ class OracleTeacher(Teacher):
 
     def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
         out = [[self._rationale(p, i, fmt) for i in range(first, first + k)] for p in problems]
-        self.usage.add("rationale", requests=len(problems) * k,
-                       failed=sum(not r.ok for rs in out for r in rs))
+        self.usage.add("rationale", requests=len(problems) * k, failed=sum(not r.ok for rs in out for r in rs))
         return out
 
     def _new(self, problems: Sequence[Problem], n: int, job: str, make) -> List[List[Reply]]:
@@ -80,4 +80,4 @@ def _perturb(text: str, rng: random.Random) -> str:
         return text
     m = rng.choice(nums)
     new = str(int(m.group()) + rng.choice([-2, -1, 1, 2, 3]))
-    return text[: m.start()] + new + text[m.end():]
+    return text[: m.start()] + new + text[m.end() :]

@@ -11,6 +11,7 @@ The world also knows how to make a problem *harder* (append a modifier step) and
 offline teacher (``fdd.sim.oracle``) uses. It is a simulator for tests and demos that need
 no network; it is not a language model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,13 +24,60 @@ from fdd.config import ConfigError
 from fdd.data.base import LoadResult
 from fdd.types import Problem, content_id
 
-NAMES = ["Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kira", "Liam",
-         "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yara"]
-ITEMS = ["apple", "pencil", "notebook", "sticker", "marble", "cookie", "book", "ticket", "candle", "shirt",
-         "plant", "cup", "ball", "card", "lemon", "brush"]
+NAMES = [
+    "Ava",
+    "Ben",
+    "Carla",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jamal",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yara",
+]
+ITEMS = [
+    "apple",
+    "pencil",
+    "notebook",
+    "sticker",
+    "marble",
+    "cookie",
+    "book",
+    "ticket",
+    "candle",
+    "shirt",
+    "plant",
+    "cup",
+    "ball",
+    "card",
+    "lemon",
+    "brush",
+]
 FRIENDS = ["friends", "classmates", "cousins", "neighbors", "teammates"]
-PRONOUN = {n: ("she" if n in {"Ava", "Carla", "Elena", "Grace", "Ines", "Kira", "Maya", "Olga", "Priya",
-                              "Rosa", "Uma", "Wen", "Yara"} else "he") for n in NAMES}
+PRONOUN = {
+    n: (
+        "she"
+        if n
+        in {"Ava", "Carla", "Elena", "Grace", "Ines", "Kira", "Maya", "Olga", "Priya", "Rosa", "Uma", "Wen", "Yara"}
+        else "he"
+    )
+    for n in NAMES
+}
 
 
 def plural(noun: str) -> str:
@@ -47,6 +95,7 @@ def _fmt(x: Fraction) -> str:
 # Base scenarios: (sentences, program lines, first quantity, unit). Each is 1 or 2 steps.
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Rendered:
     sentences: List[str]
@@ -56,43 +105,61 @@ class Rendered:
 
 def _base_shopping(p: dict) -> Rendered:
     a, b = p["a"], p["b"]
-    return Rendered([f"{p['name']} sells {a} {plural(p['item'])} for ${b} each."], [(f"{a} * {b}", Fraction(a * b))], "money")
+    return Rendered(
+        [f"{p['name']} sells {a} {plural(p['item'])} for ${b} each."], [(f"{a} * {b}", Fraction(a * b))], "money"
+    )
 
 
 def _base_collection(p: dict) -> Rendered:
     a, b = p["a"], p["b"]
-    return Rendered([f"{p['name']} has {a} {plural(p['item'])} and finds {b} more."], [(f"{a} + {b}", Fraction(a + b))], "count")
+    return Rendered(
+        [f"{p['name']} has {a} {plural(p['item'])} and finds {b} more."], [(f"{a} + {b}", Fraction(a + b))], "count"
+    )
 
 
 def _base_rate(p: dict) -> Rendered:
     a, b = p["a"], p["b"]
-    return Rendered([f"{p['name']} earns ${a} per hour and works for {b} hours."], [(f"{a} * {b}", Fraction(a * b))],
-                    "money")
+    return Rendered(
+        [f"{p['name']} earns ${a} per hour and works for {b} hours."], [(f"{a} * {b}", Fraction(a * b))], "money"
+    )
 
 
 def _base_boxes(p: dict) -> Rendered:
     a, b = p["a"], p["b"]
-    return Rendered([f"{p['name']} fills {a} boxes with {b} {plural(p['item'])} in each box."], [(f"{a} * {b}", Fraction(a * b))],
-                    "count")
+    return Rendered(
+        [f"{p['name']} fills {a} boxes with {b} {plural(p['item'])} in each box."],
+        [(f"{a} * {b}", Fraction(a * b))],
+        "count",
+    )
 
 
 def _base_fraction(p: dict) -> Rendered:
     a, q = p["a"] * p["q"], p["q"]  # a multiple of q so the fraction is whole
     taken = Fraction(a, q)
-    return Rendered([f"{p['name']} has {a} {plural(p['item'])} and gives away 1/{q} of them."],
-                    [(f"{a} / {q}", taken), (f"{a} - x1", Fraction(a) - taken)], "count")
+    return Rendered(
+        [f"{p['name']} has {a} {plural(p['item'])} and gives away 1/{q} of them."],
+        [(f"{a} / {q}", taken), (f"{a} - x1", Fraction(a) - taken)],
+        "count",
+    )
 
 
 def _base_discount(p: dict) -> Rendered:
     a, pct = p["a"] * 4, p["pct"]
     off = Fraction(a * pct, 100)
-    return Rendered([f"A {p['item']} costs ${a}. {p['name']} buys it at {pct}% off."],
-                    [(f"{a} * {pct} / 100", off), (f"{a} - x1", Fraction(a) - off)], "money")
+    return Rendered(
+        [f"A {p['item']} costs ${a}. {p['name']} buys it at {pct}% off."],
+        [(f"{a} * {pct} / 100", off), (f"{a} - x1", Fraction(a) - off)],
+        "money",
+    )
 
 
 BASES: Dict[str, Callable[[dict], Rendered]] = {
-    "shopping": _base_shopping, "collection": _base_collection, "rate": _base_rate, "boxes": _base_boxes,
-    "fraction": _base_fraction, "discount": _base_discount,
+    "shopping": _base_shopping,
+    "collection": _base_collection,
+    "rate": _base_rate,
+    "boxes": _base_boxes,
+    "fraction": _base_fraction,
+    "discount": _base_discount,
 }
 
 
@@ -108,6 +175,7 @@ def _base_params(kind: str, rng: random.Random) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Modifiers: one extra reasoning step each. ``pick`` chooses numbers that keep answers tidy.
 # ---------------------------------------------------------------------------------------------
+
 
 def _mod_more(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
     noun = "dollars" if ctx["unit"] == "money" else f"{plural(ctx['item'])}"
@@ -126,13 +194,19 @@ def _mod_times(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
 
 
 def _mod_share(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
-    return (f"{ctx['Pron']} splits everything equally among {p['n']} {p['who']}, keeping one share.",
-            f"{{v}} / {p['n']}", v / p["n"])
+    return (
+        f"{ctx['Pron']} splits everything equally among {p['n']} {p['who']}, keeping one share.",
+        f"{{v}} / {p['n']}",
+        v / p["n"],
+    )
 
 
 def _mod_tax(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
-    return (f"A fee of {p['pct']}% is added on top.", f"{{v}} + {{v}} * {p['pct']} / 100",
-            v + v * Fraction(p["pct"], 100))
+    return (
+        f"A fee of {p['pct']}% is added on top.",
+        f"{{v}} + {{v}} * {p['pct']} / 100",
+        v + v * Fraction(p["pct"], 100),
+    )
 
 
 def _mod_half(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
@@ -140,7 +214,11 @@ def _mod_half(v: Fraction, p: dict, ctx: dict) -> Tuple[str, str, Fraction]:
 
 
 MODIFIERS: Dict[str, Callable[[Fraction, dict, dict], Tuple[str, str, Fraction]]] = {
-    "more": _mod_more, "less": _mod_less, "times": _mod_times, "share": _mod_share, "tax": _mod_tax,
+    "more": _mod_more,
+    "less": _mod_less,
+    "times": _mod_times,
+    "share": _mod_share,
+    "tax": _mod_tax,
     "half": _mod_half,
 }
 
@@ -173,6 +251,7 @@ QUESTIONS = {"money": "How much money does {name} have now?", "count": "How many
 # ---------------------------------------------------------------------------------------------
 # Specs: render, create, make harder, make similar
 # ---------------------------------------------------------------------------------------------
+
 
 def _evaluate(spec: dict) -> Tuple[List[str], List[Tuple[str, Fraction]], str]:
     """Sentences, program steps (expressions with x<i> references) and unit of a spec."""
@@ -258,8 +337,13 @@ def similar(spec: dict, rng: random.Random) -> Optional[dict]:
 
 def to_problem(spec: dict, source: str = "synthetic") -> Problem:
     question, _program, _cot, answer = render(spec)
-    return Problem(id=content_id(question, prefix="syn-"), question=question, answer=float(answer),
-                   source=source, meta={"world": spec})
+    return Problem(
+        id=content_id(question, prefix="syn-"),
+        question=question,
+        answer=float(answer),
+        source=source,
+        meta={"world": spec},
+    )
 
 
 def check_families(families: Dict[str, float]) -> Dict[str, float]:
@@ -278,8 +362,9 @@ def family(problem: Problem) -> Optional[str]:
     return spec.get("base") if isinstance(spec, dict) else None
 
 
-def generate(n: int, seed: int, split: str, min_steps: int = 1, max_steps: int = 3,
-             families: Optional[Dict[str, float]] = None) -> List[Problem]:
+def generate(
+    n: int, seed: int, split: str, min_steps: int = 1, max_steps: int = 3, families: Optional[Dict[str, float]] = None
+) -> List[Problem]:
     """``n`` distinct problems; ``split`` salts the random stream so train and test differ.
     ``families`` weights the base scenarios (a scenario: e.g. a seed set that under-represents
     some families while the held-out set covers all)."""
@@ -301,5 +386,7 @@ def load(spec, seed: int = 0) -> LoadResult:
     n = int(spec.n) if spec.n else 200
     # Overlap with the training problems is removed for every loader in fdd.main.load_problems.
     families = {k: float(v) for k, v in dict(getattr(spec, "families", None) or {}).items()}
-    return LoadResult(problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps, families),
-                      source=f"synthetic-{spec.split}")
+    return LoadResult(
+        problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps, families),
+        source=f"synthetic-{spec.split}",
+    )

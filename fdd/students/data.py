@@ -1,5 +1,6 @@
 """Turning distillation items into batches: prompt/target encoding with the loss on the
 rationale tokens only, dynamic padding, and length-grouped batches."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ class OverlongError(ValueError):
     """An item is longer than the student's limits and ``student.overlong=error``."""
 
 
-def encode_example(tokenizer, prompt: str, target: Optional[str], arch: str, max_source: int,
-                   max_target: int) -> Dict[str, List[int]]:
+def encode_example(
+    tokenizer, prompt: str, target: Optional[str], arch: str, max_source: int, max_target: int
+) -> Dict[str, List[int]]:
     """Token ids for one example. Prompt and target are tokenized separately so the boundary is
     exact whatever the tokenizer (the loss must cover the rationale and nothing else)."""
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_source:]
@@ -46,16 +48,22 @@ class LengthReport:
     dropped: int = 0
 
 
-def encode_training_set(tokenizer, pairs: Sequence[Tuple[str, str]], arch: str, max_source: int, max_target: int,
-                        overlong: str = "drop", ids: Optional[Sequence[str]] = None
-                        ) -> Tuple[List[Dict[str, List[int]]], LengthReport]:
+def encode_training_set(
+    tokenizer,
+    pairs: Sequence[Tuple[str, str]],
+    arch: str,
+    max_source: int,
+    max_target: int,
+    overlong: str = "drop",
+    ids: Optional[Sequence[str]] = None,
+) -> Tuple[List[Dict[str, List[int]]], LengthReport]:
     """Encode (prompt, target) pairs; an item over a limit is dropped, truncated or refused
     (``overlong``) and always counted -- never cut silently. Target lengths count the EOS."""
     if overlong not in OVERLONG:
         raise ValueError(f"overlong must be one of {OVERLONG}, got {overlong!r}")
     rows, rep = [], LengthReport()
     for k, (prompt, target) in enumerate(pairs):
-        full = encode_example(tokenizer, prompt, target, arch, 10 ** 9, 10 ** 9)
+        full = encode_example(tokenizer, prompt, target, arch, 10**9, 10**9)
         n_t = sum(1 for x in full["labels"] if x != IGNORE)
         n_p = len(full["input_ids"]) - (n_t if arch == "causal" else 0)
         rep.prompt_lengths.append(n_p)
@@ -69,15 +77,21 @@ def encode_training_set(tokenizer, pairs: Sequence[Tuple[str, str]], arch: str, 
                 raise OverlongError(
                     f"item {name}: {' and '.join(kinds)} longer than the student's limit ({n_p} prompt tokens, "
                     f"max_source_len={max_source}; {n_t} target tokens, max_target_len={max_target}); raise the limit "
-                    f"or set student.overlong=drop|truncate")
+                    f"or set student.overlong=drop|truncate"
+                )
             if overlong == "drop":
                 rep.dropped += 1
                 continue
             full = encode_example(tokenizer, prompt, target, arch, max_source, max_target)  # truncate
         rows.append(full)
     if rep.overlong_items:
-        log.warning("%d of %d items are over the length limits (%s): %s", rep.overlong_items, len(pairs),
-                    dict(rep.overlong), "dropped" if overlong == "drop" else "truncated")
+        log.warning(
+            "%d of %d items are over the length limits (%s): %s",
+            rep.overlong_items,
+            len(pairs),
+            dict(rep.overlong),
+            "dropped" if overlong == "drop" else "truncated",
+        )
     return rows, rep
 
 
@@ -133,8 +147,9 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
     """Batches of similar length (less padding), in a seeded random order that changes each
     epoch. Under torch.distributed each rank takes an equal share of the batches."""
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_by_length: bool = True,
-                 mega: int = 50):
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_by_length: bool = True, mega: int = 50
+    ):
         self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
         self.group_by_length, self.mega = group_by_length, mega
         self.sampler = _Epoch()
@@ -150,14 +165,15 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         rng.shuffle(idx)
         if self.group_by_length:
             chunk = self.batch_size * self.mega
-            idx = [i for s in range(0, len(idx), chunk)
-                   for i in sorted(idx[s:s + chunk], key=lambda j: -self.lengths[j])]
-        batches = [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
+            idx = [
+                i for s in range(0, len(idx), chunk) for i in sorted(idx[s : s + chunk], key=lambda j: -self.lengths[j])
+            ]
+        batches = [idx[s : s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
         rng.shuffle(batches)
         rank, world = self._rank_world()
         if world > 1:
             per = len(batches) // world  # equal counts keep the ranks' collective calls in step
-            batches = batches[rank * per:(rank + 1) * per]
+            batches = batches[rank * per : (rank + 1) * per]
         return batches
 
     def __iter__(self):

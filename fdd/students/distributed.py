@@ -1,6 +1,7 @@
 """Multi-process helpers for the student: who am I (rank/world), how many processes a trainer
 config asks for, a launcher that starts them (gloo on CPU, nccl on GPUs), and the gather that
 puts sharded generation back in the original order."""
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,16 @@ def _free_port() -> int:
 def _entry(rank: int, fn: Callable, world: int, port: int, cuda: bool, args: Sequence) -> None:
     # The variables Lightning's LightningEnvironment reads: with them set, strategy=ddp joins
     # this process group instead of launching processes of its own.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world), NODE_RANK="0", GROUP_RANK="0", LOCAL_WORLD_SIZE=str(world))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        NODE_RANK="0",
+        GROUP_RANK="0",
+        LOCAL_WORLD_SIZE=str(world),
+    )
     if cuda:
         torch.cuda.set_device(rank)
     else:  # the ranks share the machine's cores: no oversubscription
@@ -92,5 +101,4 @@ def launch(fn: Callable, world: int, args: Sequence = (), cuda: bool = False) ->
 
     port = _free_port()
     log.info("launching %d processes (%s)", world, "nccl" if cuda else "gloo")
-    mp.start_processes(_entry, args=(fn, world, port, cuda, tuple(args)), nprocs=world, join=True,
-                       start_method="spawn")
+    mp.start_processes(_entry, args=(fn, world, port, cuda, tuple(args)), nprocs=world, join=True, start_method="spawn")

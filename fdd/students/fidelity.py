@@ -10,11 +10,12 @@ that is executed or parsed is the text the teacher wrote. The codec is saved as
 ``fidelity.json`` beside the tokenizer files (which hold the added tokens), so a reloaded
 student decodes the same way. Texts that still do not survive are reported per reason.
 """
+
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import re
 import string
 import unicodedata
@@ -91,12 +92,17 @@ class Codec:
     def save(self, folder) -> None:
         if self.identity:
             return
-        Path(folder, CODEC_FILE).write_text(json.dumps(
-            {"table": self.table, "spaces": self.spaces, "strip_after_marker": self.strip_after_marker},
-            ensure_ascii=True, indent=1), encoding="utf-8")
+        Path(folder, CODEC_FILE).write_text(
+            json.dumps(
+                {"table": self.table, "spaces": self.spaces, "strip_after_marker": self.strip_after_marker},
+                ensure_ascii=True,
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
-    def load(cls, folder) -> "Codec":
+    def load(cls, folder) -> Codec:
         path = Path(folder, CODEC_FILE)
         if not path.is_file():
             return cls()
@@ -151,8 +157,7 @@ def fit_codec(tok, corpus: Optional[Iterable[str]] = None) -> Codec:
     tok.add_tokens([AddedToken(m, normalized=False, special=False) for m in table.values()])
     m = next(iter(table.values()))
     codec = Codec(table, spaces=spaces, strip_after_marker=_roundtrip(tok, m + "x") == m + " x")
-    log.info("tokenizer fidelity: %d marker tokens added for %s", len(table),
-             ", ".join(repr(p) for p in pieces))
+    log.info("tokenizer fidelity: %d marker tokens added for %s", len(table), ", ".join(repr(p) for p in pieces))
     return codec
 
 
@@ -256,8 +261,11 @@ def init_marker_embeddings(model, tok: FaithfulTokenizer) -> int:
             known = [i for i in range(min(len(tok), w.shape[0])) if i not in marker_set]
             fallback = w[known].mean(0)
             for mid, desc in ids.items():
-                pieces = [i for i in tok.tok(desc, add_special_tokens=False)["input_ids"]
-                          if i != tok.unk_token_id and i not in marker_set and i < w.shape[0]]
+                pieces = [
+                    i
+                    for i in tok.tok(desc, add_special_tokens=False)["input_ids"]
+                    if i != tok.unk_token_id and i not in marker_set and i < w.shape[0]
+                ]
                 w[mid] = w[pieces].mean(0) if pieces else fallback
     return len(ids)
 

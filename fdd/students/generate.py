@@ -1,6 +1,7 @@
 """Batched greedy generation: inputs sorted by length (little padding), left padding for causal
 models, and each batch stops as soon as every sequence has ended (EOS, or -- for Program-of-
 Thought -- a complete top-level ``answer = ...`` line when ``stop_at_answer`` is on)."""
+
 from __future__ import annotations
 
 import ast
@@ -25,16 +26,19 @@ def answer_line_end(text: str) -> Optional[int]:
     span lines: its end is the first later newline where the prefix parses). Cutting there can
     never drop part of the statement that sets the answer."""
     for m in _ANSWER_START.finditer(text):
-        if not _parses(text[:m.start()]):  # inside a string or bracket: not a statement start
+        if not _parses(text[: m.start()]):  # inside a string or bracket: not a statement start
             continue
         line = text.count("\n", 0, m.start()) + 1
         pos = text.find("\n", m.end())
         while pos != -1:
-            tree = _parses(text[:pos + 1])
+            tree = _parses(text[: pos + 1])
             if tree is not None:
                 last = tree.body[-1] if tree.body else None
-                if isinstance(last, ast.Assign) and last.lineno == line and \
-                        any(isinstance(t, ast.Name) and t.id == "answer" for t in last.targets):
+                if (
+                    isinstance(last, ast.Assign)
+                    and last.lineno == line
+                    and any(isinstance(t, ast.Name) and t.id == "answer" for t in last.targets)
+                ):
                     return pos + 1
                 break
             pos = text.find("\n", pos + 1)
@@ -78,7 +82,7 @@ class AnswerLineStop:
         last = input_ids[:, -1]
         hit = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
         for row in hit.nonzero().flatten().tolist():
-            text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
+            text = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
             if answer_line_end(text) is not None:
                 self.done[row] = True
         return self.done.clone()
@@ -87,11 +91,17 @@ class AnswerLineStop:
 def encode_prompts(tokenizer, prompts: Sequence[str], arch: str, max_source_len: int) -> List[List[int]]:
     """Prompt ids; a prompt over ``max_source_len`` keeps its end (the question's last words
     and the cue to answer) and is counted in a warning, never cut silently."""
-    full = [encode_example(tokenizer, p, None, arch, 10 ** 9, 0)["input_ids"] for p in prompts]
+    full = [encode_example(tokenizer, p, None, arch, 10**9, 0)["input_ids"] for p in prompts]
     over = [len(e) for e in full if len(e) > max_source_len]
     if over:
-        log.warning("%d of %d prompts are longer than max_source_len=%d (up to %d tokens) and keep only their "
-                    "last %d tokens", len(over), len(full), max_source_len, max(over), max_source_len)
+        log.warning(
+            "%d of %d prompts are longer than max_source_len=%d (up to %d tokens) and keep only their last %d tokens",
+            len(over),
+            len(full),
+            max_source_len,
+            max(over),
+            max_source_len,
+        )
     return [e[-max_source_len:] for e in full]
 
 
@@ -100,13 +110,22 @@ def plan_batches(lengths: Sequence[int], batch_size: int) -> List[List[int]]:
     batches to ranks, so every batch (and its padding) is the same as in a single process and
     greedy outputs are identical."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
 
 @torch.inference_mode()
-def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequence[List[int]], arch: str,
-                     max_new_tokens: int = 128, stop_at_answer: bool = False, progress: bool = False,
-                     desc: str = "generate", sampling: Optional[Dict] = None) -> Dict[int, str]:
+def generate_batches(
+    model,
+    tokenizer,
+    enc: Sequence[List[int]],
+    batches: Sequence[List[int]],
+    arch: str,
+    max_new_tokens: int = 128,
+    stop_at_answer: bool = False,
+    progress: bool = False,
+    desc: str = "generate",
+    sampling: Optional[Dict] = None,
+) -> Dict[int, str]:
     """Greedy completions of the encoded prompts named by ``batches``: {index: text}. With
     ``sampling={"temperature": t, "seed": s}`` they are sampled instead, reproducibly (one
     seeded generator for the whole call)."""
@@ -124,7 +143,7 @@ def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequen
         for row, i in enumerate(idx):
             L = len(enc[i])
             if arch == "causal":  # left padding so every row continues from its last real token
-                ids[row, n - L:], mask[row, n - L:] = torch.tensor(enc[i]), 1
+                ids[row, n - L :], mask[row, n - L :] = torch.tensor(enc[i]), 1
             else:
                 ids[row, :L], mask[row, :L] = torch.tensor(enc[i]), 1
         kw = {}
@@ -136,9 +155,15 @@ def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequen
             kw.update(do_sample=True, temperature=float(sampling["temperature"]), top_k=0, top_p=1.0)
         else:
             kw["do_sample"] = False
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), num_beams=1,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                             **kw)
+        gen = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+            **kw,
+        )
         if arch == "causal":
             gen = gen[:, n:]
         for row, i in enumerate(idx):
@@ -151,11 +176,29 @@ def generate_batches(model, tokenizer, enc: Sequence[List[int]], batches: Sequen
     return out
 
 
-def generate(model, tokenizer, prompts: Sequence[str], arch: str, batch_size: int = 64, max_new_tokens: int = 128,
-             max_source_len: int = 256, progress: bool = False, desc: str = "generate",
-             stop_at_answer: bool = False) -> List[str]:
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    arch: str,
+    batch_size: int = 64,
+    max_new_tokens: int = 128,
+    max_source_len: int = 256,
+    progress: bool = False,
+    desc: str = "generate",
+    stop_at_answer: bool = False,
+) -> List[str]:
     """Greedy completions of ``prompts``, returned in input order."""
     enc = encode_prompts(tokenizer, prompts, arch, max_source_len)
-    got = generate_batches(model, tokenizer, enc, plan_batches([len(e) for e in enc], batch_size), arch,
-                           max_new_tokens=max_new_tokens, stop_at_answer=stop_at_answer, progress=progress, desc=desc)
+    got = generate_batches(
+        model,
+        tokenizer,
+        enc,
+        plan_batches([len(e) for e in enc], batch_size),
+        arch,
+        max_new_tokens=max_new_tokens,
+        stop_at_answer=stop_at_answer,
+        progress=progress,
+        desc=desc,
+    )
     return [got[i] for i in range(len(enc))]

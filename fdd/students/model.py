@@ -1,5 +1,6 @@
 """Build the student network: pretrained (Hub, folder, GGUF), or random init from a config
 (the tiny test students), optionally wrapped with LoRA and gradient checkpointing."""
+
 from __future__ import annotations
 
 import logging
@@ -68,9 +69,13 @@ def build_model(cfg, tokenizer, init_from: Optional[str] = None, seed: int = 0):
 def _wrap_lora(model, cfg):
     from peft import LoraConfig, TaskType, get_peft_model
 
-    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules) if cfg.lora.target_modules else None,
-                      task_type=TaskType.CAUSAL_LM if cfg.arch == "causal" else TaskType.SEQ_2_SEQ_LM)
+    lcfg = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules) if cfg.lora.target_modules else None,
+        task_type=TaskType.CAUSAL_LM if cfg.arch == "causal" else TaskType.SEQ_2_SEQ_LM,
+    )
     model = get_peft_model(model, lcfg)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("LoRA: %d trainable parameters", trainable)

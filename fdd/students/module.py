@@ -1,4 +1,5 @@
 """The Lightning module that fine-tunes a Hugging Face causal or seq2seq student."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -34,10 +35,10 @@ class StudentModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         # Summed over ranks and sent back to the main process by ddp_spawn, where the
         # attribute above would be lost with the worker processes.
-        self.log("train/tokens", self.tokens_seen.float(), reduce_fx="sum", sync_dist=True, on_step=False,
-                 on_epoch=True)
-        self.log("train/steps", float(self.trainer.global_step), reduce_fx="max", on_step=False,
-                 on_epoch=True)
+        self.log(
+            "train/tokens", self.tokens_seen.float(), reduce_fx="sum", sync_dist=True, on_step=False, on_epoch=True
+        )
+        self.log("train/steps", float(self.trainer.global_step), reduce_fx="max", on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         from transformers import get_scheduler
@@ -46,8 +47,10 @@ class StudentModule(pl.LightningModule):
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         sched = get_scheduler("linear", opt, num_warmup_steps=int(self.warmup_ratio * total), num_training_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,5 +1,6 @@
 """The student: fine-tune on a distillation set (Lightning), then answer problems (batched
 greedy decoding, answers checked by the rationale format's extractor)."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,24 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
-from fdd.students.fidelity import (Codec, FaithfulTokenizer, UnrepresentableError, count, fit_codec,
-                                   init_marker_embeddings, percentiles, why_lost)
-from fdd.students.distributed import externally_launched, gather_in_order, launch, rank_world, requested_world_size, uses_cuda
+from fdd.students.distributed import (
+    externally_launched,
+    gather_in_order,
+    launch,
+    rank_world,
+    requested_world_size,
+    uses_cuda,
+)
+from fdd.students.fidelity import (
+    Codec,
+    FaithfulTokenizer,
+    UnrepresentableError,
+    count,
+    fit_codec,
+    init_marker_embeddings,
+    percentiles,
+    why_lost,
+)
 from fdd.students.generate import encode_prompts, generate_batches, plan_batches
 from fdd.students.model import build_model, save_model
 from fdd.students.tokenizer import build_tokenizer
@@ -42,8 +58,13 @@ class Student:
                 tok.pad_token = tok.eos_token
             saved = Path(self.tokenizer_dir, "tokenizer_config.json").is_file()
             # The codec is fitted once, with the tokenizer, and read back with it afterwards.
-            codec = Codec.load(self.tokenizer_dir) if saved else \
-                fit_codec(tok, corpus) if getattr(self.cfg, "fidelity", True) else Codec()
+            codec = (
+                Codec.load(self.tokenizer_dir)
+                if saved
+                else fit_codec(tok, corpus)
+                if getattr(self.cfg, "fidelity", True)
+                else Codec()
+            )
             tok = FaithfulTokenizer(tok, codec)
             if not saved:
                 tmp = self.tokenizer_dir + ".tmp"
@@ -69,33 +90,66 @@ class Student:
             raise UnrepresentableError(
                 f"student {self.cfg.name!r}: {n_lost} of {len(items)} training targets cannot be represented by its "
                 f"tokenizer ({lost}; student.fidelity={getattr(self.cfg, 'fidelity', True)}), more than "
-                f"student.max_unrepresentable={self.cfg.max_unrepresentable}")
+                f"student.max_unrepresentable={self.cfg.max_unrepresentable}"
+            )
         if n_lost:
             first = next(i for i, r in enumerate(reasons) if r)
-            log.warning("%d of %d items have targets the student's tokenizer cannot represent and are dropped: %s "
-                        "(e.g. item %s)", n_lost, len(items), lost, items[first].id)
+            log.warning(
+                "%d of %d items have targets the student's tokenizer cannot represent and are dropped: %s "
+                "(e.g. item %s)",
+                n_lost,
+                len(items),
+                lost,
+                items[first].id,
+            )
         if lossy_prompts:
-            log.info("%d prompts lose characters in the student's tokenizer (kept): %s",
-                     sum(lossy_prompts.values()), lossy_prompts)
+            log.info(
+                "%d prompts lose characters in the student's tokenizer (kept): %s",
+                sum(lossy_prompts.values()),
+                lossy_prompts,
+            )
         kept = [(p, it) for p, it, r in zip(prompts, items, reasons) if r is None]
-        rows, rep = encode_training_set(tok, [(p, it.rationale) for p, it in kept], self.cfg.arch,
-                                        self.cfg.max_source_len, self.cfg.max_target_len,
-                                        overlong=self.cfg.overlong, ids=[it.id for _, it in kept])
+        rows, rep = encode_training_set(
+            tok,
+            [(p, it.rationale) for p, it in kept],
+            self.cfg.arch,
+            self.cfg.max_source_len,
+            self.cfg.max_target_len,
+            overlong=self.cfg.overlong,
+            ids=[it.id for _, it in kept],
+        )
         lengths = {"prompt": percentiles(rep.prompt_lengths), "target": percentiles(rep.target_lengths)}
-        log.info("token lengths of %d items: prompt %s, target %s (limits %d / %d)", len(kept), lengths["prompt"],
-                 lengths["target"], self.cfg.max_source_len, self.cfg.max_target_len)
+        log.info(
+            "token lengths of %d items: prompt %s, target %s (limits %d / %d)",
+            len(kept),
+            lengths["prompt"],
+            lengths["target"],
+            self.cfg.max_source_len,
+            self.cfg.max_target_len,
+        )
         if items and not rows:
-            raise UnrepresentableError(f"student {self.cfg.name!r}: no training item is left after dropping "
-                                       f"{n_lost} unrepresentable and {rep.dropped} over-long ones "
-                                       f"(student.max_source_len / max_target_len / overlong)")
-        return EncodedDataset(rows, {"unrepresentable": n_lost, "unrepresentable_by_reason": lost,
-                                     "lossy_prompts": sum(lossy_prompts.values()),
-                                     "overlong": rep.overlong_items, "overlong_by_kind": dict(rep.overlong),
-                                     "overlong_dropped": rep.dropped, "token_lengths": lengths})
+            raise UnrepresentableError(
+                f"student {self.cfg.name!r}: no training item is left after dropping "
+                f"{n_lost} unrepresentable and {rep.dropped} over-long ones "
+                f"(student.max_source_len / max_target_len / overlong)"
+            )
+        return EncodedDataset(
+            rows,
+            {
+                "unrepresentable": n_lost,
+                "unrepresentable_by_reason": lost,
+                "lossy_prompts": sum(lossy_prompts.values()),
+                "overlong": rep.overlong_items,
+                "overlong_by_kind": dict(rep.overlong),
+                "overlong_dropped": rep.dropped,
+                "token_lengths": lengths,
+            },
+        )
 
     # -- training --------------------------------------------------------------------------
-    def fit(self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None,
-            round_idx: int = 1) -> Dict:
+    def fit(
+        self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None, round_idx: int = 1
+    ) -> Dict:
         """Train on ``items`` and save the model to ``out_dir``. With
         ``student.resume_from_last_epoch`` a killed fit resumes from ``state_dir/last.ckpt``;
         otherwise it starts over, which keeps a resumed run identical to an uninterrupted one."""
@@ -112,12 +166,15 @@ class Student:
         if init_from is None and isinstance(tok, FaithfulTokenizer):
             init_marker_embeddings(model, tok)  # a checkpoint's marker rows are trained already
         model.train()  # from_pretrained returns eval mode; dropout belongs in fine-tuning
-        module = StudentModule(model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
-                               warmup_ratio=self.cfg.warmup_ratio)
-        sampler = LengthGroupedBatchSampler(data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx,
-                                            group_by_length=self.cfg.group_by_length)
-        loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=Collator(tok.pad_token_id),
-                                             num_workers=self.cfg.num_workers)
+        module = StudentModule(
+            model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, warmup_ratio=self.cfg.warmup_ratio
+        )
+        sampler = LengthGroupedBatchSampler(
+            data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx, group_by_length=self.cfg.group_by_length
+        )
+        loader = torch.utils.data.DataLoader(
+            data, batch_sampler=sampler, collate_fn=Collator(tok.pad_token_id), num_workers=self.cfg.num_workers
+        )
         if self.cfg.compile:
             # In-place compile: the parameters keep their names, so last.ckpt and the saved
             # folder look the same as without it. Dynamic shapes: every batch has its own length.
@@ -128,8 +185,17 @@ class Student:
         if self.cfg.resume_from_last_epoch:
             # Lightning writes last.ckpt only next to a saved checkpoint, so keep the latest
             # epoch's (top_k=1, no monitor) and link last.ckpt to it.
-            callbacks.append(ModelCheckpoint(dirpath=state_dir, filename="epoch{epoch}", save_top_k=1, monitor=None,
-                                             save_last="link", every_n_epochs=1, save_on_train_epoch_end=True))
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=state_dir,
+                    filename="epoch{epoch}",
+                    save_top_k=1,
+                    monitor=None,
+                    save_last="link",
+                    every_n_epochs=1,
+                    save_on_train_epoch_end=True,
+                )
+            )
             if last.is_file():
                 log.info("resuming the fit from %s", last)
         else:
@@ -142,10 +208,15 @@ class Student:
             from pytorch_lightning.callbacks import LearningRateMonitor
 
             callbacks.append(LearningRateMonitor(logging_interval="step"))
-        trainer = pl.Trainer(max_epochs=self.cfg.epochs, max_steps=self.cfg.steps_per_round or -1,
-                             default_root_dir=state_dir,
-                             logger=[CSVLogger(state_dir, name="", version="logs"), *curves],
-                             callbacks=callbacks, enable_checkpointing=bool(self.cfg.resume_from_last_epoch), **kw)
+        trainer = pl.Trainer(
+            max_epochs=self.cfg.epochs,
+            max_steps=self.cfg.steps_per_round or -1,
+            default_root_dir=state_dir,
+            logger=[CSVLogger(state_dir, name="", version="logs"), *curves],
+            callbacks=callbacks,
+            enable_checkpointing=bool(self.cfg.resume_from_last_epoch),
+            **kw,
+        )
         t0 = time.time()
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
         seconds = time.time() - t0
@@ -158,10 +229,14 @@ class Student:
             os.replace(tmp, out_dir)
         trainer.strategy.barrier("student-saved")  # other ranks may read out_dir right after
         tokens = metrics.get("train/tokens") or float(module.tokens_seen)
-        return {"train_loss": metrics.get("train/loss_epoch"), "train_steps": max(int(trainer.global_step), int(metrics.get("train/steps", 0))),
-                "train_examples": len(data), "train_seconds": round(seconds, 2),
-                "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None,
-                **data.summary}
+        return {
+            "train_loss": metrics.get("train/loss_epoch"),
+            "train_steps": max(int(trainer.global_step), int(metrics.get("train/steps", 0))),
+            "train_examples": len(data),
+            "train_seconds": round(seconds, 2),
+            "train_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None,
+            **data.summary,
+        }
 
     def _trainer_kwargs(self) -> Dict:
         """Lightning Trainer kwargs from the trainer config. ``strategy=ddp`` in a process that
@@ -203,8 +278,9 @@ class Student:
                 model = model.to(dtype)  # generation in the precision it trained in
         return model
 
-    def generate_texts(self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate",
-                       sampling: Optional[Dict] = None) -> List[str]:
+    def generate_texts(
+        self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate", sampling: Optional[Dict] = None
+    ) -> List[str]:
         """Greedy completions of ``prompts`` in order (sampled with ``sampling={"temperature",
         "seed"}``). Inside a process group (DDP) each rank
         generates its share of the batches and every rank gets all texts back; from a single
@@ -223,9 +299,18 @@ class Student:
         if gen.backend == "vllm":
             return self._generate_vllm(enc, ckpt_dir, stop)
         batches = plan_batches([len(e) for e in enc], gen.batch_size)
-        local = generate_batches(self._model(ckpt_dir), tok, enc, batches[rank::world], self.cfg.arch,
-                                 max_new_tokens=gen.max_new_tokens, stop_at_answer=stop,
-                                 progress=rank == 0, desc=desc, sampling=sampling)
+        local = generate_batches(
+            self._model(ckpt_dir),
+            tok,
+            enc,
+            batches[rank::world],
+            self.cfg.arch,
+            max_new_tokens=gen.max_new_tokens,
+            stop_at_answer=stop,
+            progress=rank == 0,
+            desc=desc,
+            sampling=sampling,
+        )
         return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
 
     def _base_folder(self) -> str:
@@ -248,10 +333,15 @@ class Student:
         rank, world = rank_world()
         mine = list(range(rank, len(enc), world))
         local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
-        texts = generate_vllm(ckpt_dir, [enc[i] for i in mine], gen.max_new_tokens, stop_at_answer=stop,
-                              engine_kwargs={k: v for k, v in dict(getattr(gen, "vllm", None) or {}).items() if v is not None},
-                              dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
-                              local_rank=local_rank)
+        texts = generate_vllm(
+            ckpt_dir,
+            [enc[i] for i in mine],
+            gen.max_new_tokens,
+            stop_at_answer=stop,
+            engine_kwargs={k: v for k, v in dict(getattr(gen, "vllm", None) or {}).items() if v is not None},
+            dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
+            local_rank=local_rank,
+        )
         if isinstance(self.tokenizer(), FaithfulTokenizer):  # vLLM decodes with the bare tokenizer
             texts = [self.tokenizer().restore(t) for t in texts]
         local = dict(zip(mine, texts))
@@ -262,27 +352,53 @@ class Student:
 
         with tempfile.TemporaryDirectory(prefix="fdd-gen-") as tmp:
             out = str(Path(tmp, "texts.json"))
-            launch(_generate_worker, world, args=(self.cfg, self.trainer_cfg, self.fmt, self.seed,
-                                                  self.tokenizer_dir, list(prompts), ckpt_dir, out),
-                   cuda=uses_cuda(self.trainer_cfg))
+            launch(
+                _generate_worker,
+                world,
+                args=(
+                    self.cfg,
+                    self.trainer_cfg,
+                    self.fmt,
+                    self.seed,
+                    self.tokenizer_dir,
+                    list(prompts),
+                    ckpt_dir,
+                    out,
+                ),
+                cuda=uses_cuda(self.trainer_cfg),
+            )
             with open(out, encoding="utf-8") as f:
                 return json.load(f)
 
-    def answer(self, problems: Sequence[Problem], ckpt_dir: Optional[str], sandbox, desc: str = "answer",
-               sampling: Optional[Dict] = None) -> List[Prediction]:
+    def answer(
+        self,
+        problems: Sequence[Problem],
+        ckpt_dir: Optional[str],
+        sandbox,
+        desc: str = "answer",
+        sampling: Optional[Dict] = None,
+    ) -> List[Prediction]:
         """Greedy (or ``sampling``) answers to ``problems``, each checked against its gold answer
         (``ckpt_dir=None``: the base student, untrained)."""
         from fdd.reasoning.answer import answers_match
 
         if not problems:
             return []
-        texts = self.generate_texts([self.fmt.student_prompt(p.question) for p in problems], ckpt_dir, desc=desc,
-                                    sampling=sampling)
+        texts = self.generate_texts(
+            [self.fmt.student_prompt(p.question) for p in problems], ckpt_dir, desc=desc, sampling=sampling
+        )
         results = self.fmt.extract(texts, sandbox)
-        return [Prediction(id=p.id, output=t, predicted=r.value, gold=p.answer,
-                           correct=r.value is not None and p.answer is not None and answers_match(r.value, p.answer),
-                           error=r.error)
-                for p, t, r in zip(problems, texts, results)]
+        return [
+            Prediction(
+                id=p.id,
+                output=t,
+                predicted=r.value,
+                gold=p.answer,
+                correct=r.value is not None and p.answer is not None and answers_match(r.value, p.answer),
+                error=r.error,
+            )
+            for p, t, r in zip(problems, texts, results)
+        ]
 
 
 def _generate_worker(cfg, trainer_cfg, fmt, seed, tokenizer_dir, prompts, ckpt_dir, out) -> None:

@@ -1,6 +1,7 @@
 """Student tokenizers: the pretrained one, bytes (ByT5), or a small word-level one trained on
 the run's own corpus (the fast embedded default: numbers split into digits, so any number is
 representable, and spaces kept attached to words so decoding restores programs exactly)."""
+
 from __future__ import annotations
 
 import logging

@@ -10,6 +10,7 @@ engine on its own device and answers its share of the prompts (``student.py`` sh
 gathers). vLLM starts its engine in a child process that sees the GPUs named by
 ``CUDA_VISIBLE_DEVICES``, so the rank's device is the only one that child is shown.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,15 @@ def vllm_dtype(torch_dtype) -> str:
     return _DTYPE_NAMES.get(str(torch_dtype), "float32")
 
 
-def generate_vllm(ckpt_dir: str, prompt_ids: Sequence[List[int]], max_new_tokens: int, stop_at_answer: bool = False,
-                  engine_kwargs: Optional[Dict] = None, dtype: str = "float32",
-                  local_rank: Optional[int] = None) -> List[str]:
+def generate_vllm(
+    ckpt_dir: str,
+    prompt_ids: Sequence[List[int]],
+    max_new_tokens: int,
+    stop_at_answer: bool = False,
+    engine_kwargs: Optional[Dict] = None,
+    dtype: str = "float32",
+    local_rank: Optional[int] = None,
+) -> List[str]:
     """Greedy completions of already-tokenized prompts (the same ids the HF path feeds), in order.
     vLLM schedules its own batches; a complete ``answer = ...`` line is cut after the fact, so
     the texts match the HF path's. ``dtype`` follows ``trainer.precision``; ``engine_kwargs``

@@ -1,5 +1,6 @@
 """Teacher backends, chosen by ``teacher.backend`` and imported only when chosen (so vLLM, torch
 or the openai client are needed only by the runs that use them)."""
+
 from __future__ import annotations
 
 import importlib
@@ -51,7 +52,9 @@ def build_teacher(cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> Tea
     if given_roles(cfg):  # jobs split over backends: one Teacher dispatching them
         return build_role_teacher(cfg, lambda rc: build_teacher(rc, cache_dir=cache_dir, seed=seed))
     cls = teacher_class(cfg.backend)
-    log.info("teacher: backend=%s model=%s", cfg.backend, getattr(cfg, "model", None) or getattr(cfg, "gguf_file", None))
+    log.info(
+        "teacher: backend=%s model=%s", cfg.backend, getattr(cfg, "model", None) or getattr(cfg, "gguf_file", None)
+    )
     return cls(cfg, cache_dir=cache_dir, seed=seed)
 
 

@@ -7,6 +7,7 @@
 Replies are raw text plus a reason when a call failed; parsing answers out of rationales and
 deciding what to accept belongs to ``fdd.verify``, so every backend is judged the same way.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -33,8 +34,18 @@ class Reply:
         return self.error is None and bool(self.text and self.text.strip())
 
 
-FAILURE_KINDS = ("empty", "http_429", "http_5xx", "http_4xx", "timeout", "connection", "malformed", "cancelled",
-                 "cache_miss", "other")
+FAILURE_KINDS = (
+    "empty",
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+    "timeout",
+    "connection",
+    "malformed",
+    "cancelled",
+    "cache_miss",
+    "other",
+)
 
 
 def failure_kind(reason: Optional[str]) -> str:
@@ -42,7 +53,7 @@ def failure_kind(reason: Optional[str]) -> str:
     ...): one of :data:`FAILURE_KINDS`, so usage can count failures by kind for every backend."""
     r = (reason or "").lower()
     if r.startswith("request_failed:"):
-        r = r[len("request_failed:"):].strip()
+        r = r[len("request_failed:") :].strip()
     if r == "cache_miss":
         return "cache_miss"
     if r.startswith("empty"):

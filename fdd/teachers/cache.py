@@ -22,6 +22,7 @@ of the same config replays its calls for free and a changed prompt or temperatur
   zero-byte file is reported with a warning and started afresh; a non-empty ``-wal`` beside it
   is moved aside first (kept for recovery) instead of being deleted by sqlite.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,10 @@ CREATE TABLE IF NOT EXISTS calls (
     created REAL NOT NULL
 )
 """
-_INSERT = ("INSERT OR REPLACE INTO calls (key, backend, model, job, request, text, prompt_tokens, "
-           "completion_tokens, created) VALUES (?,?,?,?,?,?,?,?,?)")
+_INSERT = (
+    "INSERT OR REPLACE INTO calls (key, backend, model, job, request, text, prompt_tokens, "
+    "completion_tokens, created) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 
 
 class CacheCorruptError(RuntimeError):
@@ -87,8 +90,9 @@ class CachedCall:
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        )
     else:
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=30000")  # other processes writing the same file
@@ -133,7 +137,8 @@ def check_health(path: Path, readonly: bool = False) -> Optional[str]:
     except sqlite3.DatabaseError as exc:
         name = getattr(exc, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or (
-                not name and not isinstance(exc, sqlite3.OperationalError)):
+            not name and not isinstance(exc, sqlite3.OperationalError)
+        ):
             return str(exc)  # "file is not a database", "database disk image is malformed"
         log.warning("could not check teacher cache %s (%s); using it as it is", path, exc)
         return None
@@ -176,7 +181,7 @@ class TeacherCache:
         self._local = threading.local()
         self._conns: list = []
         self._conns_lock = threading.Lock()
-        self._queue: "queue.Queue" = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()
         self._writer: Optional[threading.Thread] = None
         self._writer_lock = threading.Lock()
         if mode == "off":
@@ -191,8 +196,10 @@ class TeacherCache:
                 return
             problem = check_health(self.path, readonly=True)
             if problem is not None:
-                raise CacheCorruptError(f"teacher cache {self.path} is unusable ({problem}); a readonly replay "
-                                        f"needs the recorded file intact: restore it, or use teacher.cache=on")
+                raise CacheCorruptError(
+                    f"teacher cache {self.path} is unusable ({problem}); a readonly replay "
+                    f"needs the recorded file intact: restore it, or use teacher.cache=on"
+                )
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _open_lock(self.path):
@@ -206,17 +213,27 @@ class TeacherCache:
             return
         wal = self.path.with_name(self.path.name + "-wal")
         if problem == "zero-byte file" and not (wal.is_file() and wal.stat().st_size > 0):
-            log.warning("teacher cache %s is an empty (zero-byte) file: its earlier contents, if any, are lost and "
-                        "every teacher call will be paid for again; starting a fresh cache in it", self.path)
+            log.warning(
+                "teacher cache %s is an empty (zero-byte) file: its earlier contents, if any, are lost and "
+                "every teacher call will be paid for again; starting a fresh cache in it",
+                self.path,
+            )
             return
         if problem == "zero-byte file":
             problem = "zero-byte file beside a non-empty write-ahead log (sqlite would delete the log)"
         if self.on_corrupt == "error":
-            raise CacheCorruptError(f"teacher cache {self.path} is corrupt ({problem}); move it away or set "
-                                    f"teacher.cache_on_corrupt=recreate")
+            raise CacheCorruptError(
+                f"teacher cache {self.path} is corrupt ({problem}); move it away or set "
+                f"teacher.cache_on_corrupt=recreate"
+            )
         self.moved_aside = move_aside(self.path)
-        log.warning("TEACHER CACHE CORRUPT: %s (%s) was moved aside to %s; starting a fresh, empty cache, so "
-                    "earlier teacher calls will be paid for again", self.path, problem, self.moved_aside)
+        log.warning(
+            "TEACHER CACHE CORRUPT: %s (%s) was moved aside to %s; starting a fresh, empty cache, so "
+            "earlier teacher calls will be paid for again",
+            self.path,
+            problem,
+            self.moved_aside,
+        )
 
     @property
     def readable(self) -> bool:
@@ -258,12 +275,12 @@ class TeacherCache:
             return {}
         found: Dict[str, CachedCall] = {}
         for i in range(0, len(keys), 500):  # stay below sqlite's host-parameter limit
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
             try:
                 rows = conn.execute(
-                    f"SELECT key, text, prompt_tokens, completion_tokens FROM calls WHERE key IN ({marks})",
-                    chunk).fetchall()
+                    f"SELECT key, text, prompt_tokens, completion_tokens FROM calls WHERE key IN ({marks})", chunk
+                ).fetchall()
             except sqlite3.DatabaseError as exc:  # e.g. damaged after open: misses cost requests, not the run
                 log.warning("teacher cache %s lookup failed (%s); treating as misses", self.path, exc)
                 return found
@@ -274,14 +291,33 @@ class TeacherCache:
     def get(self, key: str) -> Optional[CachedCall]:
         return self.get_many([key]).get(key)
 
-    def put(self, key: str, *, backend: str, model: Optional[str], job: str, request: Dict[str, Any],
-            text: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    def put(
+        self,
+        key: str,
+        *,
+        backend: str,
+        model: Optional[str],
+        job: str,
+        request: Dict[str, Any],
+        text: str,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
         """Queue one completed call for the writer thread (returns at once; never touches sqlite).
         A no-op unless the mode is ``on``."""
         if not self.writable:
             return
-        row = (key, backend, model, job, canonical_json(request), text, int(prompt_tokens),
-               int(completion_tokens), time.time())
+        row = (
+            key,
+            backend,
+            model,
+            job,
+            canonical_json(request),
+            text,
+            int(prompt_tokens),
+            int(completion_tokens),
+            time.time(),
+        )
         self._ensure_writer()
         self._queue.put(row)
 

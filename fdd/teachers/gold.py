@@ -9,6 +9,7 @@ A problem without usable gold (no worked solution, an annotation that is not ari
 generated problem) gets a failed reply whose error names why, so it is a counted rejection. It
 cannot write problems: pair it with an LLM for the ``problems`` (and ``new_rationale``) roles.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,10 @@ class GoldTeacher(Teacher):
         return out
 
     def _cannot(self, job: str):
-        raise NotImplementedError(f"the gold teacher cannot write problems ({job}); assign the problems role "
-                                  f"to an LLM teacher, e.g. teacher.roles.problems=openai")
+        raise NotImplementedError(
+            f"the gold teacher cannot write problems ({job}); assign the problems role "
+            f"to an LLM teacher, e.g. teacher.roles.problems=openai"
+        )
 
     def write_harder(self, problems: Sequence[Problem], n: int = 1) -> List[List[Reply]]:
         self._cannot("harder")

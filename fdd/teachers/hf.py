@@ -7,6 +7,7 @@ decoding is a plain sampling loop over the KV cache so that every row samples wi
 alone, in another batch, or after half of its batch came from the cache (``generate()`` has one
 global RNG per call, which would tie a sample to its batch mates).
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,13 +84,12 @@ class HFTeacher(LLMTeacher):
         order = sorted(range(len(requests)), key=lambda i: lengths[i])  # similar lengths: little padding
         out: List[Optional[Completion]] = [None] * len(requests)
         for b in range(0, len(order), self.batch_size):
-            idx = order[b:b + self.batch_size]
+            idx = order[b : b + self.batch_size]
             try:
                 comps = self._generate_batch([requests[i] for i in idx], [prompts[i] for i in idx])
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory: fail this batch, not the round
                 log.exception("teacher batch of %d failed", len(idx))
-                comps = [Completion(None, error=f"request_failed: {type(exc).__name__}: {str(exc)[:100]}")
-                         for _ in idx]
+                comps = [Completion(None, error=f"request_failed: {type(exc).__name__}: {str(exc)[:100]}") for _ in idx]
             for i, c in zip(idx, comps):
                 out[i] = c
                 if on_complete is not None:
@@ -113,8 +113,14 @@ class HFTeacher(LLMTeacher):
         cur_ids, cur_pos, past = ids, pos, None
         with torch.inference_mode():
             for _ in range(max(limits)):
-                res = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos, use_cache=True,
-                            **{self._cache_kw: past}, **self._extra_kw)
+                res = model(
+                    input_ids=cur_ids,
+                    attention_mask=attn,
+                    position_ids=cur_pos,
+                    use_cache=True,
+                    **{self._cache_kw: past},
+                    **self._extra_kw,
+                )
                 past = getattr(res, "cache", None)
                 if past is None:
                     past = getattr(res, "past_key_values", None)
@@ -136,9 +142,11 @@ class HFTeacher(LLMTeacher):
                 cur_ids = torch.tensor(nxt, device=dev).unsqueeze(1)
                 attn = torch.cat([attn, attn.new_ones((n, 1))], dim=1)
                 cur_pos = cur_pos[:, -1:] + 1
-        prompt_lens = attn[:, :ids.shape[1]].sum(-1).tolist()
-        return [Completion(tok.decode(toks, skip_special_tokens=True).strip(), None, int(pl), len(toks))
-                for toks, pl in zip(new_tokens, prompt_lens)]
+        prompt_lens = attn[:, : ids.shape[1]].sum(-1).tolist()
+        return [
+            Completion(tok.decode(toks, skip_special_tokens=True).strip(), None, int(pl), len(toks))
+            for toks, pl in zip(new_tokens, prompt_lens)
+        ]
 
     @staticmethod
     def _sample(logits, req: Request, gen) -> int:

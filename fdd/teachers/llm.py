@@ -13,6 +13,7 @@ completions. Everything else lives here, so every backend behaves the same way:
 * replies are parsed (fences stripped from programs, the new question cut out of the
   "Problem:" format), and usage is counted per job.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,26 +40,30 @@ DEFAULT_PROMPTS: Dict[str, str] = {
         "Define a function solution() that computes and returns the final numeric answer. "
         "Use descriptive variable names and short comments for each reasoning step. "
         "Reply with the program only, in one ```python code block.\n\n"
-        "Question: {question}\n"),
+        "Question: {question}\n"
+    ),
     "rationale_cot": (
         "Solve the following math word problem step by step.\n"
         "Explain each reasoning step in one short sentence with its calculation, and finish with a "
-        "last line of the form \"The answer is N.\" where N is the final number.\n\n"
-        "Question: {question}\n"),
+        'last line of the form "The answer is N." where N is the final number.\n\n'
+        "Question: {question}\n"
+    ),
     "harder": (
         "I want you to act as a math problem creator. Rewrite the given problem into a more complex "
         "version: add one or two reasoning steps or an extra quantity, so that solving it needs more "
         "steps. The new problem must be self-contained, realistic and have a single numeric answer. "
         "Do not solve it.\n\n"
         "Given problem: {question}\n\n"
-        "Reply in exactly this format:\nProblem: <the new problem>\n"),
+        "Reply in exactly this format:\nProblem: <the new problem>\n"
+    ),
     "similar": (
         "I want you to act as a math problem creator. Write a new problem of similar complexity to "
         "the given problem: same kind of reasoning and number of steps, but a different scenario and "
         "different numbers. The new problem must be self-contained and have a single numeric answer. "
         "Do not solve it.\n\n"
         "Given problem: {question}\n\n"
-        "Reply in exactly this format:\nProblem: <the new problem>\n"),
+        "Reply in exactly this format:\nProblem: <the new problem>\n"
+    ),
 }
 
 
@@ -80,8 +85,7 @@ class Request:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def sampling(self) -> Dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                "seed": self.seed}
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
 
 
 @dataclass
@@ -130,10 +134,10 @@ def parse_question(text: str) -> Optional[str]:
     m = _PROBLEM_RE.search(text)
     if not m:
         return None
-    rest = text[m.end():]
+    rest = text[m.end() :]
     end = _END_RE.search(rest)
     if end:
-        rest = rest[:end.start()]
+        rest = rest[: end.start()]
     question = rest.strip().strip("*_").strip()
     # Models sometimes quote the question; quotes are not part of it.
     if len(question) >= 2 and question[0] == question[-1] and question[0] in "\"'":
@@ -202,26 +206,40 @@ class LLMTeacher(Teacher):
         msgs.append(("user", user))
         return tuple(msgs)
 
-    def make_request(self, job: str, question: str, template: str, sample_index: int,
-                     fmt: Optional[str] = None) -> Request:
-        return Request(job=job, messages=self.build_messages(template, question),
-                       temperature=float(self.cfg.temperature), top_p=float(self.cfg.top_p),
-                       max_tokens=int(self.cfg.max_tokens),
-                       seed=sample_seed(self.seed, sample_index, question) if self.request_seeds else None,
-                       sample_index=sample_index, fmt=fmt)
+    def make_request(
+        self, job: str, question: str, template: str, sample_index: int, fmt: Optional[str] = None
+    ) -> Request:
+        return Request(
+            job=job,
+            messages=self.build_messages(template, question),
+            temperature=float(self.cfg.temperature),
+            top_p=float(self.cfg.top_p),
+            max_tokens=int(self.cfg.max_tokens),
+            seed=sample_seed(self.seed, sample_index, question) if self.request_seeds else None,
+            sample_index=sample_index,
+            fmt=fmt,
+        )
 
     def request_key(self, req: Request) -> str:
-        return cache_key({"backend": self.backend, "model": self.model_id, "messages": req.chat(),
-                          "sampling": req.sampling(), "sample_index": req.sample_index})
+        return cache_key(
+            {
+                "backend": self.backend,
+                "model": self.model_id,
+                "messages": req.chat(),
+                "sampling": req.sampling(),
+                "sample_index": req.sample_index,
+            }
+        )
 
-    def _job(self, job: str, problems: Sequence[Problem], n: int, template: str,
-             fmt: Optional[str] = None, first: int = 0) -> List[List[Reply]]:
+    def _job(
+        self, job: str, problems: Sequence[Problem], n: int, template: str, fmt: Optional[str] = None, first: int = 0
+    ) -> List[List[Reply]]:
         if n <= 0 or not problems:
             return [[] for _ in problems]
         reqs = [self.make_request(job, p.question, template, i, fmt) for p in problems for i in range(first, first + n)]
         comps, cached = self.run_requests(reqs)
         replies = [self._to_reply(r, c, hit) for r, c, hit in zip(reqs, comps, cached)]
-        return [replies[i * n:(i + 1) * n] for i in range(len(problems))]
+        return [replies[i * n : (i + 1) * n] for i in range(len(problems))]
 
     def run_requests(self, reqs: List[Request]) -> Tuple[List[Completion], List[bool]]:
         """Completions for ``reqs`` (cache first, then the backend) and which came from the cache."""
@@ -255,11 +273,20 @@ class LLMTeacher(Teacher):
                 # Called by the backend (possibly from another thread) as each request finishes.
                 i = todo[j]
                 if comp.error is None and comp.text:
-                    self.cache.put(keys[i], backend=self.backend, model=self.model_id, job=reqs[i].job,
-                                   request={"messages": reqs[i].chat(), "sampling": reqs[i].sampling(),
-                                            "sample_index": reqs[i].sample_index},
-                                   text=comp.text, prompt_tokens=comp.prompt_tokens,
-                                   completion_tokens=comp.completion_tokens)
+                    self.cache.put(
+                        keys[i],
+                        backend=self.backend,
+                        model=self.model_id,
+                        job=reqs[i].job,
+                        request={
+                            "messages": reqs[i].chat(),
+                            "sampling": reqs[i].sampling(),
+                            "sample_index": reqs[i].sample_index,
+                        },
+                        text=comp.text,
+                        prompt_tokens=comp.prompt_tokens,
+                        completion_tokens=comp.completion_tokens,
+                    )
 
             try:
                 comps = self._generate(sub, on_complete)
@@ -271,12 +298,14 @@ class LLMTeacher(Teacher):
                 comps = [Completion(None, error=reason) for _ in sub]
             if len(comps) != len(sub):  # a backend bug; keep positions honest
                 log.error("backend returned %d completions for %d requests", len(comps), len(sub))
-                comps = list(comps)[:len(sub)] + [Completion(None, error="request_failed: missing completion")] * (
-                    len(sub) - len(comps))
+                comps = list(comps)[: len(sub)] + [Completion(None, error="request_failed: missing completion")] * (
+                    len(sub) - len(comps)
+                )
             for i, comp in zip(todo, comps):
                 out[i] = comp
-                self.usage.add(reqs[i].job, requests=1, prompt_tokens=comp.prompt_tokens,
-                               completion_tokens=comp.completion_tokens)
+                self.usage.add(
+                    reqs[i].job, requests=1, prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens
+                )
                 if comp.error is not None:
                     self.usage.add_failure(reqs[i].job, comp.error)
                 self.usage.add_retries(reqs[i].job, comp.meta.get("retried") or {})

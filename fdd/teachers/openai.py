@@ -21,6 +21,7 @@
   teacher, so ``write_*`` work from plain code, from any thread, and from inside a running event
   loop (e.g. a notebook) alike, and the clients' connection pools survive between batches.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -150,8 +151,9 @@ class OpenAITeacher(LLMTeacher):
             import httpx  # type: ignore[no-redef]
         self._raw_response_cls = httpx.Response
         # Pool as large as the concurrency, all kept alive: no reconnects between requests.
-        limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4,
-                              keepalive_expiry=60.0)
+        limits = httpx.Limits(
+            max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4, keepalive_expiry=60.0
+        )
         timeout = httpx.Timeout(self.timeout_s + 5.0, connect=min(10.0, self.timeout_s))
         http_client = None
         if self.transport in ("auto", "aiohttp") and DefaultAioHttpClient is not None:
@@ -162,8 +164,7 @@ class OpenAITeacher(LLMTeacher):
                     raise
         if http_client is None:
             http_client = DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
-        return AsyncOpenAI(base_url=url, api_key=self.api_key, max_retries=0, timeout=timeout,
-                           http_client=http_client)
+        return AsyncOpenAI(base_url=url, api_key=self.api_key, max_retries=0, timeout=timeout, http_client=http_client)
 
     async def _setup(self) -> None:
         if self._sem is None:
@@ -185,12 +186,15 @@ class OpenAITeacher(LLMTeacher):
             page = await asyncio.wait_for(self.endpoints[0].client.models.list(), self.timeout_s)
             models = [m.id for m in page.data]
         except Exception as exc:  # noqa: BLE001
-            raise ModelUnavailableError(f"teacher.model is not set and {self.endpoints[0].url} could not list its "
-                                        f"models ({type(exc).__name__}: {exc}); set teacher.model") from exc
+            raise ModelUnavailableError(
+                f"teacher.model is not set and {self.endpoints[0].url} could not list its "
+                f"models ({type(exc).__name__}: {exc}); set teacher.model"
+            ) from exc
         if not models:
             # A made-up name would be refused by the server and end up in every cache key.
-            raise ModelUnavailableError(f"teacher.model is not set and {self.endpoints[0].url} lists no models; "
-                                        f"set teacher.model")
+            raise ModelUnavailableError(
+                f"teacher.model is not set and {self.endpoints[0].url} lists no models; set teacher.model"
+            )
         log.info("teacher.model not set; using %r, the first model of %s", models[0], self.endpoints[0].url)
         return models[0]
 
@@ -199,14 +203,20 @@ class OpenAITeacher(LLMTeacher):
         model = self.model_id
         return self._call(self._agenerate(requests, model, on_complete))
 
-    async def _agenerate(self, requests: List[Request], model: str,
-                         on_complete: Optional[OnComplete]) -> List[Completion]:
+    async def _agenerate(
+        self, requests: List[Request], model: str, on_complete: Optional[OnComplete]
+    ) -> List[Completion]:
         from tqdm.auto import tqdm
 
         await self._setup()
         job = requests[0].job if requests else ""
-        bar = tqdm(total=len(requests), desc=f"teacher {job}", unit="req", leave=False,
-                   disable=(not self.show_progress) if self.show_progress is not None else None)
+        bar = tqdm(
+            total=len(requests),
+            desc=f"teacher {job}",
+            unit="req",
+            leave=False,
+            disable=(not self.show_progress) if self.show_progress is not None else None,
+        )
         out: List[Optional[Completion]] = [None] * len(requests)
 
         async def one(i: int, req: Request) -> None:
@@ -264,14 +274,21 @@ class OpenAITeacher(LLMTeacher):
                 finally:
                     ep.inflight -= 1
             if not fail.retryable or attempt >= self.max_retries:
-                log.warning("teacher request failed after %d attempt(s) in %.1fs: %s",
-                            attempt + 1, time.monotonic() - started, fail.reason)
-                return Completion(None, error=f"request_failed: {fail.reason}",
-                                  meta={"attempts": attempt + 1, "endpoint": ep.url, "retried": retried})
+                log.warning(
+                    "teacher request failed after %d attempt(s) in %.1fs: %s",
+                    attempt + 1,
+                    time.monotonic() - started,
+                    fail.reason,
+                )
+                return Completion(
+                    None,
+                    error=f"request_failed: {fail.reason}",
+                    meta={"attempts": attempt + 1, "endpoint": ep.url, "retried": retried},
+                )
             kind = failure_kind(fail.reason)
             retried[kind] = retried.get(kind, 0) + 1
             # Full jitter spreads retries of many clients; Retry-After is a floor, not a suggestion.
-            delay = self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** attempt))
+            delay = self._rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2**attempt))
             if fail.retry_after is not None:
                 delay = min(fail.retry_after, MAX_RETRY_AFTER_S) + self._rng.uniform(0, 0.1)
             log.debug("retrying teacher request in %.2fs (attempt %d, %s)", delay, attempt + 1, fail.reason)
@@ -279,8 +296,12 @@ class OpenAITeacher(LLMTeacher):
             attempt += 1
 
     async def _send(self, ep: _Endpoint, req: Request, model: str) -> Completion:
-        body: Dict[str, Any] = {"model": model, "messages": req.chat(), "temperature": req.temperature,
-                                "max_tokens": req.max_tokens}
+        body: Dict[str, Any] = {
+            "model": model,
+            "messages": req.chat(),
+            "temperature": req.temperature,
+            "max_tokens": req.max_tokens,
+        }
         if req.temperature > 0:
             body["top_p"] = req.top_p
         if req.seed is not None:
@@ -355,6 +376,7 @@ class OpenAITeacher(LLMTeacher):
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None and not loop.is_closed():
+
             async def shutdown() -> None:
                 for ep in self.endpoints:
                     if ep.client is not None:

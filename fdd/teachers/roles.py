@@ -8,6 +8,7 @@ starts from that file). Unset roles fall back to the top-level teacher config; `
 first falls back to the ``rationale`` role's backend when that one can write rationales for
 generated problems (an LLM can, the gold teacher cannot).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -132,19 +133,25 @@ def check_roles(obj) -> None:
     if a.mode == "none" or obj.rounds < 2:
         return  # nothing is generated
     roles = resolve_roles(obj.teacher)
-    needed = {"fdd": ("harder", "similar"), "random": ("harder", "similar"), "easy_only": ("harder",),
-              "hard_only": ("similar",)}.get(a.mode, ())
+    needed = {
+        "fdd": ("harder", "similar"),
+        "random": ("harder", "similar"),
+        "easy_only": ("harder",),
+        "hard_only": ("similar",),
+    }.get(a.mode, ())
     needed = [j for j in needed if (a.per_easy if j == "harder" else a.per_hard) > 0]
     for job in needed:
         if not teacher_class(roles[job].backend).writes_problems:
             raise _config_error(
                 f"augmentation.mode={a.mode} needs a teacher that writes {job} problems, but that role's backend "
                 f"{roles[job].backend!r} cannot; set teacher.roles.problems=<an LLM teacher config, e.g. openai> "
-                f"or augmentation=none")
+                f"or augmentation=none"
+            )
     if needed and not teacher_class(roles["new_rationale"].backend).writes_new_rationales:
         raise _config_error(
             f"generated problems have no gold, but the new_rationale role's backend {roles['new_rationale'].backend!r} "
-            f"needs it; set teacher.roles.new_rationale=<an LLM teacher config, e.g. openai>")
+            f"needs it; set teacher.roles.new_rationale=<an LLM teacher config, e.g. openai>"
+        )
 
 
 class RoleTeacher(Teacher):

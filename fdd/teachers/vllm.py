@@ -17,6 +17,7 @@ own seed, which moves the sampler to a slower per-request path. Its outputs are 
 (the same text whatever else shares the batch) only with ``VLLM_BATCH_INVARIANT=1``; only then do
 per-request seeds buy reproducibility, so only then are they sent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -101,22 +102,35 @@ class VLLMTeacher(LLMTeacher):
         SamplingParams = self._vllm.SamplingParams
         out: List[Completion] = []
         for start in range(0, len(requests), CHUNK):
-            chunk = requests[start:start + CHUNK]
-            params = [SamplingParams(temperature=r.temperature, top_p=r.top_p if r.temperature > 0 else 1.0,
-                                     max_tokens=r.max_tokens, seed=r.seed) for r in chunk]
+            chunk = requests[start : start + CHUNK]
+            params = [
+                SamplingParams(
+                    temperature=r.temperature,
+                    top_p=r.top_p if r.temperature > 0 else 1.0,
+                    max_tokens=r.max_tokens,
+                    seed=r.seed,
+                )
+                for r in chunk
+            ]
             try:
                 results = llm.chat([r.chat() for r in chunk], params, use_tqdm=True)
                 comps = []
                 for res in results:
                     o = res.outputs[0] if res.outputs else None
-                    comps.append(Completion(o.text if o is not None else "", None,
-                                            len(res.prompt_token_ids or []),
-                                            len(o.token_ids) if o is not None else 0,
-                                            {"finish_reason": getattr(o, "finish_reason", None)}))
+                    comps.append(
+                        Completion(
+                            o.text if o is not None else "",
+                            None,
+                            len(res.prompt_token_ids or []),
+                            len(o.token_ids) if o is not None else 0,
+                            {"finish_reason": getattr(o, "finish_reason", None)},
+                        )
+                    )
             except Exception as exc:  # noqa: BLE001 - a failed chunk fails its requests, not the round
                 log.exception("vLLM failed a chunk of %d requests", len(chunk))
-                comps = [Completion(None, error=f"request_failed: {type(exc).__name__}: {str(exc)[:100]}")
-                         for _ in chunk]
+                comps = [
+                    Completion(None, error=f"request_failed: {type(exc).__name__}: {str(exc)[:100]}") for _ in chunk
+                ]
             for j, c in enumerate(comps):
                 if on_complete is not None:
                     on_complete(start + j, c)
