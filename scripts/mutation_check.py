@@ -38,6 +38,8 @@ TESTS: Dict[str, Tuple[str, ...]] = {
     "verify": ("tests/test_verify.py", "tests/test_loop_method.py"),
     "stages": ("tests/test_stages.py",),
     "loop": ("tests/test_loop_method.py",),
+    "feedback": ("tests/test_feedback.py",),
+    "agreement": ("tests/test_agreement.py",),
     "data": ("tests/test_label_masking.py", "tests/test_students.py"),
     "answer": ("tests/test_answer.py", "tests/test_answer_pins.py"),
     "sandbox": ("tests/test_sandbox.py", "tests/test_sandbox_layers.py"),
@@ -58,6 +60,7 @@ class Mutant:
 
 
 V, S, L = "fdd/verify.py", "fdd/stages.py", "fdd/loop.py"
+FB, AG = "fdd/feedback.py", "fdd/agreement.py"
 D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/reasoning/sandbox.py"
 LLM, CACHE = "fdd/teachers/llm.py", "fdd/teachers/cache.py"
 
@@ -89,25 +92,35 @@ MUTANTS: List[Mutant] = [
     Mutant(
         "verify.agree_round",
         V,
-        [("round=round_idx, branch=c.branch", "round=0, branch=c.branch")],
+        [("                    round=round_idx,\n", "                    round=0,\n")],
         "accepted items lose their round",
     ),
     Mutant(
         "verify.dedup_flipped",
         V,
-        [("len(sh & other) / union >= self.threshold", "len(sh & other) / union < self.threshold")],
+        [
+            (
+                "inter / (len(sh) + len(other) - inter) >= self.threshold",
+                "inter / (len(sh) + len(other) - inter) < self.threshold",
+            )
+        ],
         "near-duplicate comparison flipped",
     ),
     Mutant(
         "verify.dedup_strict",
         V,
-        [("len(sh & other) / union >= self.threshold", "len(sh & other) / union > self.threshold")],
+        [
+            (
+                "inter / (len(sh) + len(other) - inter) >= self.threshold",
+                "inter / (len(sh) + len(other) - inter) > self.threshold",
+            )
+        ],
         "threshold no longer inclusive",
     ),
     Mutant(
         "verify.ngram_off_by_one",
         V,
-        [("range(len(tokens) - n + 1)", "range(len(tokens) - n)")],
+        [("zip(*(tokens[i:] for i in range(n)))", "zip(*(tokens[i:-1] for i in range(n)))")],
         "the last n-gram of every text is skipped",
     ),
     Mutant(
@@ -152,8 +165,8 @@ MUTANTS: List[Mutant] = [
         S,
         [
             (
-                "        summary = dict(fn(self.round_dir(r)) or {})\n",
-                "        write_json(m, {})\n        summary = dict(fn(self.round_dir(r)) or {})\n",
+                "        summary = dict(fn(d) or {})\n",
+                "        write_json(m, {})\n        summary = dict(fn(d) or {})\n",
             )
         ],
         "marker written before the stage body",
@@ -167,13 +180,55 @@ MUTANTS: List[Mutant] = [
     Mutant("stages.one_marker", S, [('f"DONE.{stage}"', '"DONE"')], "one marker shared by every stage"),
     # ---------------------------------------------------------------- loop.py: feedback, targets, bookkeeping
     Mutant(
-        "loop.feedback_swapped",
-        L,
+        "feedback.swapped",
+        FB,
         [
-            ("easy = [p.id for p in preds if p.correct]", "easy = [p.id for p in preds if not p.correct]"),
-            ("hard = [p.id for p in preds if not p.correct]", "hard = [p.id for p in preds if p.correct]"),
+            (
+                "easy = [p.id for p in problems if rate[p.id] >= cut]",
+                "easy = [p.id for p in problems if rate[p.id] < cut]",
+            ),
+            (
+                "hard = [p.id for p in problems if rate[p.id] < cut]",
+                "hard = [p.id for p in problems if rate[p.id] >= cut]",
+            ),
         ],
         "solved problems called hard, unsolved easy",
+    ),
+    Mutant(
+        "feedback.threshold_ignored",
+        FB,
+        [("cut = 1.0 if samples == 1 else threshold", "cut = 1.0")],
+        "sampled feedback demands every sample right",
+    ),
+    Mutant(
+        "feedback.probe_trained",
+        L,
+        [("items = [it for it in items if it.problem_id not in probe]", "items = list(items)")],
+        "the probe slice is trained on (feedback is memorisation again)",
+    ),
+    Mutant(
+        "feedback.probe_size",
+        FB,
+        [("k = max(1, round(fraction * len(ids)))", "k = max(1, int(fraction * len(ids)) - 1)")],
+        "probe slice one short",
+    ),
+    Mutant(
+        "agreement.stops_reachable",
+        AG,
+        [("if lead < min_agree and lead + left >= min_agree:", "if lead < min_agree and lead + left > min_agree:")],
+        "adaptive sampling gives up while agreement is still reachable",
+    ),
+    Mutant(
+        "agreement.asks_extra",
+        AG,
+        [("need[i] = min(min_agree - lead, left)", "need[i] = left")],
+        "adaptive sampling asks every remaining sample at once",
+    ),
+    Mutant(
+        "agreement.repeats_samples",
+        AG,
+        [("waves[(len(replies[i]), k)].append(i)", "waves[(0, k)].append(i)")],
+        "later waves ask the first samples again",
     ),
     Mutant(
         "loop.branches_swapped",
@@ -334,7 +389,7 @@ MUTANTS: List[Mutant] = [
     Mutant(
         "answer.sign_lost",
         A,
-        [('if g.get("sign") == "-":', 'if g.get("sign") == "+":')],
+        [('return -v if g.get("sign") == "-" else v', 'return -v if g.get("sign") == "+" else v')],
         "negative answers parsed positive",
     ),
     Mutant(
@@ -343,13 +398,18 @@ MUTANTS: List[Mutant] = [
     Mutant(
         "answer.first_number",
         A,
-        [("        last = m\n", "        last = last or m\n")],
+        [
+            (
+                "    for m in _TOKEN.finditer(s):\n        last = m\n",
+                "    for m in _TOKEN.finditer(s):\n        last = last or m\n",
+            )
+        ],
         "last_number returns the first number",
     ),
     Mutant(
         "answer.first_boxed",
         A,
-        [("            last = s[m.end(): i - 1]", "            last = last or s[m.end(): i - 1]")],
+        [("            last = s[m.end() : i - 1]", "            last = last or s[m.end() : i - 1]")],
         "the first \\boxed{} wins",
     ),
     Mutant(
@@ -358,7 +418,12 @@ MUTANTS: List[Mutant] = [
         [("if strict and not re.fullmatch", "if False and not re.fullmatch")],
         "strict parsing accepts trailing text",
     ),
-    Mutant("answer.zero_denominator", A, [("if d != 0 else None", "if True else None")], "x/0 raises"),
+    Mutant(
+        "answer.zero_denominator",
+        A,
+        [('        if Fraction(g["d"]) == 0:\n            return None\n', "")],
+        "x/0 raises",
+    ),
     Mutant(
         "answer.bool_number",
         A,
@@ -418,20 +483,30 @@ MUTANTS: List[Mutant] = [
     Mutant(
         "cache.no_sample_index",
         LLM,
-        [('"sampling": req.sampling(), "sample_index": req.sample_index})', '"sampling": req.sampling()})')],
+        [('                "sample_index": req.sample_index,\n            }\n        )', "            }\n        )")],
         "k samples of one prompt share a cache entry",
     ),
     Mutant(
         "cache.no_model",
         LLM,
-        [('cache_key({"backend": self.backend, "model": self.model_id,', 'cache_key({"backend": self.backend,')],
+        [
+            (
+                '                "backend": self.backend,\n                "model": self.model_id,\n',
+                '                "backend": self.backend,\n',
+            )
+        ],
         "two models share cache entries",
     ),
     Mutant("cache.no_messages", LLM, [('"messages": req.chat(),\n', "\n")], "every prompt shares one entry"),
     Mutant(
         "cache.no_sampling",
         LLM,
-        [('"sampling": req.sampling(), "sample_index"', '"sample_index"')],
+        [
+            (
+                '                "sampling": req.sampling(),\n                "sample_index": req.sample_index,\n',
+                '                "sample_index": req.sample_index,\n',
+            )
+        ],
         "temperature/max_tokens not in the key",
     ),
     Mutant(
@@ -443,7 +518,7 @@ MUTANTS: List[Mutant] = [
     Mutant(
         "cache.seed_ignores_sample",
         LLM,
-        [('f"fdd-teacher:{seed}:{sample_index}"', 'f"fdd-teacher:{seed}"')],
+        [('content = f"{seed}:{sample_index}" + (f":{question}" if question else "")', 'content = f"{seed}"')],
         "every sample gets the same sampling seed",
     ),
 ]
