@@ -91,17 +91,13 @@ class FDDLoop:
         items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", items)
-        log.info(
-            "init: %d of %d seed problems kept (%s)",
-            len({i.question for i in items}),
-            len(problems),
-            dict(Counter(r.reason for r in rejected)),
-        )
+        reasons = dict(Counter(r.reason for r in rejected))
+        log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems), reasons)
         return {
             "seed_problems": len(problems),
             "distill_size": len(items),
             "rejected": len(rejected),
-            "rejected_by_reason": dict(Counter(r.reason for r in rejected)),
+            "rejected_by_reason": reasons,
             "teacher": self.teacher.usage.snapshot(),
             "failed_requests": failures.finish("init"),
             **({"teacher_roles": self.teacher.backends} if hasattr(self.teacher, "backends") else {}),
@@ -251,14 +247,17 @@ class FDDLoop:
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
+        reasons = dict(Counter(x.reason for x in rejected))
+        asked = sum(len(x) for x in replies)
         log.info(
-            "round %d: asked %d harder + %d similar; %d candidates, %d accepted, rejected %s",
+            "round %d: asked %d harder + %d similar; %d candidates, %d accepted (%d rationale requests), rejected %s",
             r,
             len(to_harder),
             len(to_similar),
             len(candidates),
             len(accepted),
-            dict(Counter(x.reason for x in rejected)),
+            asked,
+            reasons,
         )
         return {
             "asked_harder": len(to_harder),
@@ -267,11 +266,11 @@ class FDDLoop:
             "accepted": len(accepted),
             "accepted_by_branch": dict(Counter(i.branch for i in accepted)),
             "rejected": len(rejected),
-            "rejected_by_reason": dict(Counter(x.reason for x in rejected)),
+            "rejected_by_reason": reasons,
             "distill_size": len(items) + len(accepted),
             "teacher": self.teacher.usage.snapshot(),
-            "rationale_requests": sum(len(x) for x in replies),
-            "rationale_requests_per_accepted": sum(len(x) for x in replies) / max(1, len(accepted)),
+            "rationale_requests": asked,
+            "rationale_requests_per_accepted": asked / max(1, len(accepted)),
             "failed_requests": failures.finish(f"round {r} augment"),
         }
 

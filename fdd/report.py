@@ -449,11 +449,10 @@ def paired_markdown(rep: Report) -> str:
     p = rep.paired
     if p is None or len(p) == 0:
         return ""
-    out = [
-        "paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)\n",
-        "| variant | set | round | " + " | ".join(f"vs {b}" for b in PAIRED_WITH) + " |",
-        "|---" * (len(PAIRED_WITH) + 3) + "|",
-    ]
+    out = table_head(
+        "paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)",
+        ["variant", "set", "round", *(f"vs {b}" for b in PAIRED_WITH)],
+    )
     for (variant, s, rnd), g in p.groupby(["variant", "set", "round"], sort=True):
         cells = []
         for base in PAIRED_WITH:
@@ -469,6 +468,11 @@ def paired_markdown(rep: Report) -> str:
 
 
 # ---------------------------------------------------------------------- rendering
+def table_head(title: str, columns: Sequence[str]) -> List[str]:
+    """A markdown table's title, header and rule."""
+    return [title + "\n", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
 def accuracy_markdown(rep: Report) -> str:
     """variant x round table per held-out set, cells ``mean ± std`` over seeds."""
     out = []
@@ -490,11 +494,10 @@ def final_markdown(rep: Report) -> str:
     f = rep.final
     if f is None or len(f) == 0:
         return "no finished rounds to compare\n"
-    out = [
-        "final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)\n",
-        "| set | variant | round | accuracy | vs none | wins | vs random | wins |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    out = table_head(
+        "final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)",
+        ["set", "variant", "round", "accuracy", "vs none", "wins", "vs random", "wins"],
+    )
     for _, r in f.iterrows():
 
         def d(base, r=r):
@@ -515,9 +518,10 @@ def flow_markdown(rep: Report) -> str:
         return ""
     cols = [c for c in FLOW_KEYS if c in rep.flow.columns and rep.flow[c].notna().any()]
     out = [
-        "easy/hard flow (means over seeds; easy/hard = training problems solved/unsolved at feedback)\n",
-        "| variant | round | " + " | ".join(cols) + " |",
-        "|---" * (len(cols) + 2) + "|",
+        *table_head(
+            "easy/hard flow (means over seeds; easy/hard = training problems solved/unsolved at feedback)",
+            ["variant", "round", *cols],
+        ),
     ]
     for _, r in rep.flow.iterrows():
         vals = [

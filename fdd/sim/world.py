@@ -103,34 +103,25 @@ class Rendered:
     unit: str  # "money" or "count"
 
 
-def _base_shopping(p: dict) -> Rendered:
-    a, b = p["a"], p["b"]
-    return Rendered(
-        [f"{p['name']} sells {a} {plural(p['item'])} for ${b} each."], [(f"{a} * {b}", Fraction(a * b))], "money"
-    )
+# One-step bases: (sentence, operator of a and b, unit).
+_ONE_STEP = {
+    "shopping": ("{name} sells {a} {items} for ${b} each.", "*", "money"),
+    "collection": ("{name} has {a} {items} and finds {b} more.", "+", "count"),
+    "rate": ("{name} earns ${a} per hour and works for {b} hours.", "*", "money"),
+    "boxes": ("{name} fills {a} boxes with {b} {items} in each box.", "*", "count"),
+}
 
 
-def _base_collection(p: dict) -> Rendered:
-    a, b = p["a"], p["b"]
-    return Rendered(
-        [f"{p['name']} has {a} {plural(p['item'])} and finds {b} more."], [(f"{a} + {b}", Fraction(a + b))], "count"
-    )
+def _one_step(kind: str) -> Callable[[dict], Rendered]:
+    sentence, op, unit = _ONE_STEP[kind]
 
+    def render(p: dict) -> Rendered:
+        a, b = p["a"], p["b"]
+        value = Fraction(a * b) if op == "*" else Fraction(a + b)
+        text = sentence.format(name=p["name"], a=a, b=b, items=plural(p["item"]))
+        return Rendered([text], [(f"{a} {op} {b}", value)], unit)
 
-def _base_rate(p: dict) -> Rendered:
-    a, b = p["a"], p["b"]
-    return Rendered(
-        [f"{p['name']} earns ${a} per hour and works for {b} hours."], [(f"{a} * {b}", Fraction(a * b))], "money"
-    )
-
-
-def _base_boxes(p: dict) -> Rendered:
-    a, b = p["a"], p["b"]
-    return Rendered(
-        [f"{p['name']} fills {a} boxes with {b} {plural(p['item'])} in each box."],
-        [(f"{a} * {b}", Fraction(a * b))],
-        "count",
-    )
+    return render
 
 
 def _base_fraction(p: dict) -> Rendered:
@@ -154,10 +145,7 @@ def _base_discount(p: dict) -> Rendered:
 
 
 BASES: Dict[str, Callable[[dict], Rendered]] = {
-    "shopping": _base_shopping,
-    "collection": _base_collection,
-    "rate": _base_rate,
-    "boxes": _base_boxes,
+    **{kind: _one_step(kind) for kind in _ONE_STEP},
     "fraction": _base_fraction,
     "discount": _base_discount,
 }
