@@ -420,7 +420,7 @@ def _in(value, lo=None, hi=None, lo_open=False, nullable=False) -> bool:
 
 def _check_ranges(obj: FDDConfig) -> None:
     """Every numeric setting in its meaningful range, named with the range in the error."""
-    s, g, t, a, sb = obj.student, obj.student.generation, obj.teacher, obj.augmentation, obj.sandbox
+    s, g, t, a = obj.student, obj.student.generation, obj.teacher, obj.augmentation  # sandbox: check_sandbox
     checks = [  # (key, value, lo, hi, lo_open, nullable)
         ("seed", obj.seed, 0, None, False, False),
         ("student.max_source_len", s.max_source_len, 1, None, False, False),
@@ -450,9 +450,6 @@ def _check_ranges(obj: FDDConfig) -> None:
         ("augmentation.samples", a.samples, 1, None, False, False),
         ("augmentation.seed_samples", a.seed_samples, 1, None, False, False),
         ("augmentation.budget", a.budget, 0, None, False, True),
-        ("sandbox.workers", sb.workers, 1, None, False, False),
-        ("sandbox.timeout_s", sb.timeout_s, 0, None, True, False),
-        ("sandbox.memory_mb", sb.memory_mb, 16, None, False, False),
     ]
     for key, value, lo, hi, lo_open, nullable in checks:
         rng = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}]" if hi is not None else "inf)")

@@ -42,20 +42,35 @@ exploits: run real untrusted workloads in a container as well.
 
 from __future__ import annotations
 
+# Every module a worker uses is imported here, before it drops to an unprivileged user that may not
+# be able to read the interpreter's library folder (a Python under /root, mode 0700): a lazy import
+# after the drop fails with ModuleNotFoundError.
 import ast
+import ctypes
+import importlib
 import logging
+import math
 import multiprocessing as mp
 import os
+import platform
 import re
+import resource
 import shutil
 import signal
 import tempfile
 import threading
 import time
+import types
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from multiprocessing.connection import wait as mp_wait
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from tqdm.auto import tqdm
+
+from fdd.reasoning.answer import parse_number
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +264,6 @@ def _check_ast(tree: ast.AST, allowed: frozenset) -> Optional[str]:
 class _WorkerState:
     def __init__(self, allowed: Sequence[str], output_chars: int):
         import builtins
-        import types
 
         self.allowed = frozenset(allowed)
         self.output_chars = output_chars
@@ -278,8 +292,6 @@ class _WorkerState:
         self.builtins = safe
 
     def _safe_dict(self, name: str) -> dict:
-        import importlib
-        import types
 
         mod = importlib.import_module(name)
         d = {}
@@ -327,7 +339,6 @@ class _WorkerState:
 
 
 def _set_limits(memory_mb: int) -> None:
-    import resource
 
     def setl(which: int, soft: int, hard: Optional[int] = None) -> None:
         try:
@@ -383,7 +394,6 @@ _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
 
 
 def _libc():
-    import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
@@ -392,8 +402,6 @@ def _libc():
 
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version (0: not available here). Restricts nothing."""
-    import ctypes
-    import platform
 
     if platform.system() != "Linux":
         return 0
@@ -406,7 +414,6 @@ def landlock_abi() -> int:
 
 def _apply_landlock(writable: str) -> Dict[str, bool]:
     """Restrict this process for good: writes only beneath ``writable``, no TCP, no signals out."""
-    import ctypes
 
     abi = landlock_abi()
     if abi < 1:
@@ -460,7 +467,6 @@ def _apply_landlock(writable: str) -> Dict[str, bool]:
 
 def _unshare_network() -> None:
     """A new, empty network namespace (loopback down): as root directly, else in a user namespace."""
-    import ctypes
 
     flags = _CLONE_NEWNET if os.getuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
     if _libc().unshare(ctypes.c_int(flags)) != 0:
@@ -497,9 +503,6 @@ def _os_layer(mode: str, writable: str, drop_privileges: bool) -> Dict[str, Any]
 
 def _to_number(v: Any) -> Tuple[str, Any]:
     """(kind, payload) sent back to the parent; strings are parsed there, not here."""
-    import math
-    from decimal import Decimal
-    from fractions import Fraction
 
     if isinstance(v, bool):
         return "non_numeric", f"bool {v}"
@@ -519,9 +522,6 @@ def _to_number(v: Any) -> Tuple[str, Any]:
 
 
 def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tuple[str, Any]:
-    import resource
-    import shutil
-    import tempfile
 
     state.violation, state.timed_out, state.output_over, state.limit = None, False, False, None
     state.out, state.out_len = [], 0
@@ -849,8 +849,6 @@ class Sandbox:
             return []
         bar = None
         if progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=len(codes), desc="sandbox", unit="prog")
         with self._lock:
             if self._closed:
@@ -993,8 +991,6 @@ def _to_result(kind: str, payload: Any) -> ExecResult:
     if kind == "ok":
         return ExecResult(float(payload), None)
     if kind == "str":
-        from fdd.reasoning.answer import parse_number
-
         v = parse_number(payload)
         if v is None:
             return ExecResult(None, "non_numeric", f"string {payload[:80]!r}")
