@@ -39,3 +39,12 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     out = _lint(tmp_path)
     assert out.returncode != 0
     assert "0 kept, 2 broken" in out.stdout, out.stdout
+
+
+def test_ruff_lint_and_format_are_clean():
+    """`ruff check .` and `ruff format --check .` (pyproject.toml), the same as the pre-commit hooks."""
+    for args in (["check", "."], ["format", "--check", "."]):
+        out = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
