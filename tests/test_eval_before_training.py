@@ -44,11 +44,12 @@ def test_round_zero_accuracy_is_a_resumable_stage(tiny_cfg, tmp_path, one_thread
     logged = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert logged[0]["round"] == 0 and logged[0]["accuracy"] == r0["accuracy"]
     assert (tmp_path / "run/rounds.png").is_file()
-    # a rerun resumes: the finished round-0 stage is read back, not recomputed
-    (tmp_path / "run/round_0/eval_synthetic.jsonl").write_text("")
+    # a rerun resumes: the finished round-0 stage is read back (its outputs checked), not recomputed
+    marker = tmp_path / "run/round_0/DONE.evaluate"
+    written = (marker.stat().st_mtime_ns, (tmp_path / "run/round_0/eval_synthetic.jsonl").stat().st_mtime_ns)
     again = run(cfg)
     assert again[0]["accuracy"] == r0["accuracy"]
-    assert (tmp_path / "run/round_0/eval_synthetic.jsonl").read_text() == ""
+    assert (marker.stat().st_mtime_ns, (tmp_path / "run/round_0/eval_synthetic.jsonl").stat().st_mtime_ns) == written
 
 
 def test_random_init_students_skip_round_zero_by_default(tiny_cfg, tmp_path, one_thread):
