@@ -1,8 +1,10 @@
 """Structured-config schemas, registered with Hydra's ConfigStore.
 
-Every YAML file of a config group starts from the group's schema (``defaults: [schema]``), so
+Every YAML file of a config group starts from the group's schema (``defaults:
+[/<group>_schema@_here_]``; a teacher file from its backend's, ``/teacher_<backend>_schema``), so
 a typo in a key or a value of the wrong type fails at composition, and ``validate`` refuses
-values that are well-typed but meaningless (``rounds=-1``) before any work starts.
+values that are well-typed but meaningless (``rounds=-1``) before any work starts. The names of
+teacher backends, loaders and rationale formats come from ``fdd.registries``.
 """
 
 from __future__ import annotations
@@ -250,23 +252,24 @@ def teacher_config_class(backend: str) -> type:
         raise ConfigError(f"teacher.backend must be one of {TEACHER_BACKENDS}, got {backend!r}") from None
 
 
-# Arguments of lightning.Trainer that the student sets itself (fdd/students/student.py), with the
-# config key that sets them; trainer.<one of these> is refused rather than silently overridden.
+# Arguments of lightning.Trainer that the student sets itself (fdd/students/student.py), with what
+# sets them; validate() refuses trainer.<one of these> rather than let it clash or be ignored.
 TRAINER_ARGS_SET_BY_STUDENT = {
     "max_epochs": "student.epochs",
     "max_steps": "student.steps_per_round",
-    "default_root_dir": "the run directory",
-    "logger": "logger.*",
-    "callbacks": "student.resume_from_last_epoch",
+    "default_root_dir": "the run directory (paths.output_dir)",
+    "logger": "the run (logger.* and the per-round CSV log)",
+    "callbacks": "the student (student.resume_from_last_epoch)",
     "enable_checkpointing": "student.resume_from_last_epoch",
 }
 
 
 @dataclass
 class TrainerConfig(Mapping):
-    """``lightning.Trainer`` arguments (null = Lightning's default). Reads as a mapping of the
-    arguments that are set, which the student passes on; a test keeps the fields equal to
-    ``inspect.signature(lightning.Trainer.__init__)`` less ``TRAINER_ARGS_SET_BY_STUDENT``."""
+    """``lightning.Trainer`` arguments (null = Lightning's default), so ``trainer.<argument>=...``
+    overrides any of them and a misspelled one fails at composition. Reads as a mapping of the
+    arguments that are set, which the student passes on. A test keeps the fields equal to
+    ``inspect.signature(lightning.Trainer.__init__)``."""
 
     accelerator: Optional[Any] = None  # cpu | gpu | auto | ...
     strategy: Optional[Any] = None  # auto | ddp | ddp_spawn | ...
@@ -301,6 +304,13 @@ class TrainerConfig(Mapping):
     plugins: Optional[Any] = None
     sync_batchnorm: Optional[bool] = None
     reload_dataloaders_every_n_epochs: Optional[int] = None
+    # set by the student (TRAINER_ARGS_SET_BY_STUDENT): present so that setting one is refused by name
+    max_epochs: Optional[int] = None
+    max_steps: Optional[int] = None
+    default_root_dir: Optional[str] = None
+    logger: Optional[Any] = None
+    callbacks: Optional[Any] = None
+    enable_checkpointing: Optional[bool] = None
     enable_autolog_hparams: Optional[bool] = None
     model_registry: Optional[str] = None
 
@@ -545,6 +555,8 @@ def validate(cfg: DictConfig) -> FDDConfig:
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
+    for key in TRAINER_ARGS_SET_BY_STUDENT:
+        _check(key not in obj.trainer, f"trainer.{key} is set by {TRAINER_ARGS_SET_BY_STUDENT[key]}; set that instead")
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     _check_ranges(obj)
     check_sandbox(obj.sandbox)
