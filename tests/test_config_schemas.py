@@ -164,3 +164,17 @@ def test_dry_run_with_roles_on_an_openai_teacher(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "init_rationale_calls: 300" in out.stdout
+
+
+def test_the_student_passes_only_the_trainer_arguments_that_are_set(tmp_path):
+    from omegaconf import OmegaConf
+
+    from fdd.reasoning.formats import get_format
+    from fdd.students.student import Student
+
+    cfg = compose_cfg(["trainer=ddp_cpu", "trainer.min_epochs=2"], tmp_path)
+    obj = validate(cfg)
+    for trainer_cfg in (obj.trainer, OmegaConf.to_container(cfg.trainer)):  # the schema, or a plain dict of it
+        kw = Student(obj.student, trainer_cfg, get_format("pot"), 0, str(tmp_path / "tok"))._trainer_kwargs()
+        assert None not in kw.values() and kw["min_epochs"] == 2 and kw["devices"] == 2
+        assert kw["enable_model_summary"] is False and kw["strategy"] in ("ddp", "ddp_spawn")
