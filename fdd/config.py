@@ -1,22 +1,28 @@
 """Structured-config schemas, registered with Hydra's ConfigStore.
 
-Every YAML file of a config group starts from the group's schema (``defaults: [schema]``), so
+Every YAML file of a config group starts from the group's schema (``defaults:
+[/<group>_schema@_here_]``; a teacher file from its backend's, ``/teacher_<backend>_schema``), so
 a typo in a key or a value of the wrong type fails at composition, and ``validate`` refuses
-values that are well-typed but meaningless (``rounds=-1``) before any work starts.
+values that are well-typed but meaningless (``rounds=-1``) before any work starts. The names of
+teacher backends, loaders and rationale formats come from ``fdd.registries``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Iterator, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-RATIONALE_FORMATS = ("pot", "cot")
-LOADERS = ("synthetic", "gsm8k", "svamp", "asdiv", "multiarith", "local")
+from fdd import registries
+
+# the registries are the one source of these names
+RATIONALE_FORMATS = tuple(registries.RATIONALE_FORMATS)
+LOADERS = tuple(registries.DATA_LOADERS)
+TEACHER_BACKENDS = tuple(registries.TEACHER_BACKENDS)
 ARCHS = ("causal", "seq2seq")
-TEACHER_BACKENDS = ("oracle", "openai", "vllm", "hf", "gold")
 RESUME_MODES = ("auto", "force", "never")
 AUGMENTATION_MODES = ("fdd", "none", "easy_only", "hard_only", "random")
 FEEDBACK_SIGNALS = ("trained", "probe")
@@ -144,28 +150,18 @@ class PriceConfig:
 
 @dataclass
 class TeacherConfig:
-    backend: str = MISSING  # oracle | openai | vllm | hf
+    """What every teacher backend has: sampling, prompts, cache, roles, failure handling, price.
+
+    Each backend adds its own keys in a subclass (``TEACHER_CONFIGS``), so ``teacher=openai``
+    holds exactly the keys that matter to it and a misspelled one fails at composition.
+    ``TeacherConfig(backend="openai", ...)`` builds the backend's class (``teacher_config_class``)."""
+
+    backend: str = MISSING  # a name in fdd.registries.TEACHER_BACKENDS
     model: Optional[str] = None
-    # sampling
+    # sampling (also the dry run's upper bound on reply tokens)
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 512
-    # openai-compatible servers
-    base_urls: List[str] = field(default_factory=list)  # several are shared out
-    api_key: Optional[str] = None  # default: $OPENAI_API_KEY
-    concurrency: int = 16
-    timeout_s: float = 60.0
-    max_retries: int = 6
-    # vllm / hf
-    gguf_file: Optional[str] = None
-    batch_size: int = 8
-    dtype: str = "auto"
-    vllm: Dict[str, Any] = field(default_factory=dict)
-    # vllm: how the engine leaves the GPU before a fit: release (shut down, rebuilt at the next
-    # teacher stage) | sleep (vLLM sleep mode: weights parked in host memory, woken up next time)
-    engine_release: str = "release"
-    # oracle (offline simulator)
-    error_rate: float = 0.0  # probability that the simulator writes a wrong rationale
     # cache of every call: on | off | readonly
     cache: str = "on"
     cache_dir: Optional[str] = None
@@ -176,6 +172,158 @@ class TeacherConfig:
     retry_failed: bool = False  # reopen finished stages that recorded failed requests (and what depends on them)
     cache_on_corrupt: str = "recreate"  # recreate (move the damaged file aside, start afresh) | error
     price: PriceConfig = field(default_factory=PriceConfig)  # for dry_run's cost estimate
+
+    def __new__(cls, *args, **kwargs):
+        # TeacherConfig(backend=X, ...) -> X's config class; subclasses (and copies) build themselves.
+        if cls is TeacherConfig:
+            cls = TEACHER_CONFIGS.get(kwargs.get("backend"), TeacherConfig)
+        return super().__new__(cls)
+
+
+@dataclass
+class OracleTeacherConfig(TeacherConfig):
+    """The offline simulator over the synthetic world (fdd/sim/oracle.py)."""
+
+    backend: str = "oracle"
+    error_rate: float = 0.0  # probability that the simulator writes a wrong rationale
+
+
+@dataclass
+class GoldTeacherConfig(TeacherConfig):
+    """The dataset's own solutions (fdd/teachers/gold.py)."""
+
+    backend: str = "gold"
+
+
+@dataclass
+class OpenAITeacherConfig(TeacherConfig):
+    """Any OpenAI-compatible chat endpoint (fdd/teachers/openai.py)."""
+
+    backend: str = "openai"
+    base_urls: List[str] = field(default_factory=list)  # several are shared out
+    api_key: Optional[str] = None  # default: $OPENAI_API_KEY
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    max_retries: int = 6
+
+
+@dataclass
+class LocalModelTeacherConfig(TeacherConfig):
+    """A model run in-process: weights from ``model`` or a ``gguf_file``."""
+
+    gguf_file: Optional[str] = None
+    dtype: str = "auto"
+
+
+@dataclass
+class HFTeacherConfig(LocalModelTeacherConfig):
+    """A transformers causal LM in-process (fdd/teachers/hf.py)."""
+
+    backend: str = "hf"
+    batch_size: int = 8
+
+
+@dataclass
+class VLLMTeacherConfig(LocalModelTeacherConfig):
+    """vLLM's offline engine in-process (fdd/teachers/vllm.py)."""
+
+    backend: str = "vllm"
+    vllm: Dict[str, Any] = field(default_factory=dict)  # vllm.LLM(...) arguments
+    # how the engine leaves the GPU before a fit: release (shut down, rebuilt at the next
+    # teacher stage) | sleep (vLLM sleep mode: weights parked in host memory, woken up next time)
+    engine_release: str = "release"
+
+
+# backend -> its config class; a test keeps these keys equal to fdd.registries.TEACHER_BACKENDS
+TEACHER_CONFIGS: Dict[str, type] = {
+    "oracle": OracleTeacherConfig,
+    "gold": GoldTeacherConfig,
+    "openai": OpenAITeacherConfig,
+    "hf": HFTeacherConfig,
+    "vllm": VLLMTeacherConfig,
+}
+
+
+def teacher_config_class(backend: str) -> type:
+    """The config class of ``backend``; a clear error naming the known backends otherwise."""
+    try:
+        return TEACHER_CONFIGS[backend]
+    except KeyError:
+        raise ConfigError(f"teacher.backend must be one of {TEACHER_BACKENDS}, got {backend!r}") from None
+
+
+# Arguments of lightning.Trainer that the student sets itself (fdd/students/student.py), with what
+# sets them; validate() refuses trainer.<one of these> rather than let it clash or be ignored.
+TRAINER_ARGS_SET_BY_STUDENT = {
+    "max_epochs": "student.epochs",
+    "max_steps": "student.steps_per_round",
+    "default_root_dir": "the run directory (paths.output_dir)",
+    "logger": "the run (logger.* and the per-round CSV log)",
+    "callbacks": "the student (student.resume_from_last_epoch)",
+    "enable_checkpointing": "student.resume_from_last_epoch",
+}
+
+
+@dataclass
+class TrainerConfig(Mapping):
+    """``lightning.Trainer`` arguments (null = Lightning's default), so ``trainer.<argument>=...``
+    overrides any of them and a misspelled one fails at composition. Reads as a mapping of the
+    arguments that are set, which the student passes on. A test keeps the fields equal to
+    ``inspect.signature(lightning.Trainer.__init__)``."""
+
+    accelerator: Optional[Any] = None  # cpu | gpu | auto | ...
+    strategy: Optional[Any] = None  # auto | ddp | ddp_spawn | ...
+    devices: Optional[Any] = None  # int, list of ids, or auto
+    num_nodes: Optional[int] = None
+    precision: Optional[Any] = None  # 32 | bf16-mixed | 16-mixed | ...
+    fast_dev_run: Optional[Any] = None
+    min_epochs: Optional[int] = None
+    min_steps: Optional[int] = None
+    max_time: Optional[Any] = None
+    limit_train_batches: Optional[Any] = None
+    limit_val_batches: Optional[Any] = None
+    limit_test_batches: Optional[Any] = None
+    limit_predict_batches: Optional[Any] = None
+    overfit_batches: Optional[Any] = None
+    val_check_interval: Optional[Any] = None
+    check_val_every_n_epoch: Optional[int] = None
+    num_sanity_val_steps: Optional[int] = None
+    log_every_n_steps: Optional[int] = None
+    enable_progress_bar: Optional[bool] = None
+    enable_model_summary: Optional[bool] = None
+    accumulate_grad_batches: Optional[int] = None
+    gradient_clip_val: Optional[float] = None
+    gradient_clip_algorithm: Optional[str] = None
+    deterministic: Optional[Any] = None
+    benchmark: Optional[bool] = None
+    inference_mode: Optional[bool] = None
+    use_distributed_sampler: Optional[bool] = None
+    profiler: Optional[Any] = None
+    detect_anomaly: Optional[bool] = None
+    barebones: Optional[bool] = None
+    plugins: Optional[Any] = None
+    sync_batchnorm: Optional[bool] = None
+    reload_dataloaders_every_n_epochs: Optional[int] = None
+    # set by the student (TRAINER_ARGS_SET_BY_STUDENT): present so that setting one is refused by name
+    max_epochs: Optional[int] = None
+    max_steps: Optional[int] = None
+    default_root_dir: Optional[str] = None
+    logger: Optional[Any] = None
+    callbacks: Optional[Any] = None
+    enable_checkpointing: Optional[bool] = None
+    enable_autolog_hparams: Optional[bool] = None
+    model_registry: Optional[str] = None
+
+    def __iter__(self) -> Iterator[str]:
+        return (f.name for f in fields(self) if getattr(self, f.name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in fields(self)} or getattr(self, key) is None:
+            raise KeyError(key)
+        return getattr(self, key)
 
 
 @dataclass
@@ -278,7 +426,7 @@ class FDDConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
-    trainer: Dict[str, Any] = field(default_factory=dict)  # lightning.Trainer kwargs
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # lightning.Trainer arguments
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -291,16 +439,27 @@ class FDDConfig:
     final: FinalConfig = field(default_factory=FinalConfig)
 
 
+GROUP_SCHEMAS = {
+    "student": StudentConfig,
+    "dataset": DatasetConfig,
+    "augmentation": AugmentationConfig,
+    "feedback": FeedbackConfig,
+    "logger": LoggerConfig,
+    "paths": PathsConfig,
+    "trainer": TrainerConfig,
+}
+
+
 def register_configs() -> None:
+    """The schemas as top-level ConfigStore entries (``<group>_schema``, ``teacher_<backend>_schema``),
+    not inside the groups, so they are not offered as options; each group file starts from its
+    schema with ``defaults: [/<group>_schema@_here_]``."""
     cs = ConfigStore.instance()
     cs.store(name="fdd_schema", node=FDDConfig)
-    cs.store(group="teacher", name="schema", node=TeacherConfig)
-    cs.store(group="student", name="schema", node=StudentConfig)
-    cs.store(group="dataset", name="schema", node=DatasetConfig)
-    cs.store(group="augmentation", name="schema", node=AugmentationConfig)
-    cs.store(group="feedback", name="schema", node=FeedbackConfig)
-    cs.store(group="logger", name="schema", node=LoggerConfig)
-    cs.store(group="paths", name="schema", node=PathsConfig)
+    for group, node in GROUP_SCHEMAS.items():
+        cs.store(name=f"{group}_schema", node=node)
+    for backend, node in TEACHER_CONFIGS.items():
+        cs.store(name=f"teacher_{backend}_schema", node=node)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -349,15 +508,19 @@ def validate(cfg: DictConfig) -> FDDConfig:
     )
     _check_engine_args("student.generation.vllm", s.generation.vllm)
     t = obj.teacher
-    _check_engine_args("teacher.vllm", t.vllm)
-    _check(
-        t.engine_release in ("release", "sleep"),
-        f"teacher.engine_release must be release|sleep, got {t.engine_release!r}",
-    )
     _check(t.backend in TEACHER_BACKENDS, f"teacher.backend must be one of {TEACHER_BACKENDS}, got {t.backend!r}")
+    _check(
+        isinstance(t, teacher_config_class(t.backend)),
+        f"teacher.backend={t.backend} does not match the teacher config ({type(t).__name__}); "
+        f"choose the backend with teacher={t.backend} (or a conf/teacher file of that backend)",
+    )
+    if isinstance(t, VLLMTeacherConfig):
+        _check_engine_args("teacher.vllm", t.vllm)
+        _check(
+            t.engine_release in ("release", "sleep"),
+            f"teacher.engine_release must be release|sleep, got {t.engine_release!r}",
+        )
     _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
-    _check(t.concurrency > 0, "teacher.concurrency must be > 0")
-    _check(0.0 <= t.error_rate <= 1.0, "teacher.error_rate must be in [0, 1]")
     _check(0.0 <= t.max_failed_share <= 1.0, f"teacher.max_failed_share must be in [0, 1], got {t.max_failed_share}")
     _check(
         t.cache_on_corrupt in ("recreate", "error"),
@@ -392,6 +555,8 @@ def validate(cfg: DictConfig) -> FDDConfig:
     d = obj.dataset
     for name, src in [("train", d.train), *d.eval.items()]:
         _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
+    for key in TRAINER_ARGS_SET_BY_STUDENT:
+        _check(key not in obj.trainer, f"trainer.{key} is set by {TRAINER_ARGS_SET_BY_STUDENT[key]}; set that instead")
     _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     _check_ranges(obj)
     check_sandbox(obj.sandbox)
@@ -440,17 +605,20 @@ def _check_ranges(obj: FDDConfig) -> None:
         ("teacher.temperature", t.temperature, 0, 2, False, False),
         ("teacher.top_p", t.top_p, 0, 1, True, False),
         ("teacher.max_tokens", t.max_tokens, 1, None, False, False),
-        ("teacher.concurrency", t.concurrency, 1, None, False, False),
-        ("teacher.timeout_s", t.timeout_s, 0, None, True, False),
-        ("teacher.max_retries", t.max_retries, 0, None, False, False),
-        ("teacher.batch_size", t.batch_size, 1, None, False, False),
-        ("teacher.error_rate", t.error_rate, 0, 1, False, False),
         ("augmentation.per_easy", a.per_easy, 0, None, False, False),
         ("augmentation.per_hard", a.per_hard, 0, None, False, False),
         ("augmentation.samples", a.samples, 1, None, False, False),
         ("augmentation.seed_samples", a.seed_samples, 1, None, False, False),
         ("augmentation.budget", a.budget, 0, None, False, True),
     ]
+    backend_checks = [  # (key, lo, hi, lo_open, nullable) of the keys only some backends have
+        ("concurrency", 1, None, False, False),
+        ("timeout_s", 0, None, True, False),
+        ("max_retries", 0, None, False, False),
+        ("batch_size", 1, None, False, False),
+        ("error_rate", 0, 1, False, False),
+    ]
+    checks += [(f"teacher.{k}", getattr(t, k), *rest) for k, *rest in backend_checks if hasattr(t, k)]
     for key, value, lo, hi, lo_open, nullable in checks:
         rng = ("(" if lo_open else "[") + f"{lo}, " + (f"{hi}]" if hi is not None else "inf)")
         _check(

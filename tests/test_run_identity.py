@@ -128,7 +128,7 @@ def test_markers_record_only_their_own_stage_outputs_and_edits_are_caught(tmp_pa
         ("student.max_target_len=0", "student.max_target_len"),
         ("teacher.temperature=-0.5", "teacher.temperature"),
         ("teacher.top_p=1.5", "teacher.top_p"),
-        ("teacher.timeout_s=0", "teacher.timeout_s"),
+        ("teacher=openai teacher.timeout_s=0", "teacher.timeout_s"),  # timeout_s is an openai key
         ("student.generation.max_new_tokens=0", "student.generation.max_new_tokens"),
         ("student.warmup_ratio=2", "student.warmup_ratio"),
         ("resume=sometimes", "resume"),
@@ -138,7 +138,7 @@ def test_markers_record_only_their_own_stage_outputs_and_edits_are_caught(tmp_pa
 )
 def test_out_of_range_numbers_are_refused_by_name(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", "\\.")):
-        validate(compose_cfg(TINY + [override], tmp_path / "run"))
+        validate(compose_cfg(TINY + override.split(), tmp_path / "run"))
 
 
 def test_outputs_are_readable_by_collaborators(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from fdd.config import TeacherConfig
+from fdd.config import HFTeacherConfig, TeacherConfig
 from fdd.teachers import build_teacher
 from fdd.teachers.hf import HFTeacher
 from fdd.types import Problem
@@ -26,7 +26,7 @@ PROBLEMS = [
 
 def smollm2_cfg(**over) -> TeacherConfig:
     """conf/teacher/smollm2.yaml (+ its prompts), merged onto the schema like Hydra would."""
-    base = OmegaConf.structured(TeacherConfig)
+    base = OmegaConf.structured(HFTeacherConfig)  # the hf backend's schema (gguf_file, dtype, batch_size)
     yaml = OmegaConf.load(REPO / "conf/teacher/smollm2.yaml")
     yaml.pop("defaults", None)
     prompts = OmegaConf.load(REPO / "conf/teacher/prompts/default.yaml")

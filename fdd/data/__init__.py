@@ -6,34 +6,27 @@ synthetic world, and a missing optional dependency only hurts the loader that ne
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 from typing import Any, Callable, Dict
 
 from fdd.data.base import LoadResult
 from fdd.data.files import spec_get
+from fdd.registries import DATA_LOADERS, resolve
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LOADERS", "get_loader", "load_source", "LoadResult"]
 
-LOADERS: Dict[str, str] = {
-    "gsm8k": "fdd.data.gsm8k:load",
-    "svamp": "fdd.data.svamp:load",
-    "asdiv": "fdd.data.asdiv:load",
-    "multiarith": "fdd.data.multiarith:load",
-    "local": "fdd.data.local:load",
-    "synthetic": "fdd.sim.world:load",
-}
+# loader name -> "module:function", kept in fdd.registries (the config validates against it).
+LOADERS: Dict[str, str] = DATA_LOADERS
 
 
 def get_loader(name: str) -> Callable[..., LoadResult]:
     """The ``load(spec, seed)`` function registered under ``name``."""
     if name not in LOADERS:
         raise ValueError(f"unknown loader {name!r}; known: {sorted(LOADERS)}")
-    module, func = LOADERS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    return resolve(LOADERS[name])
 
 
 def load_source(spec: Any, seed: int = 0) -> LoadResult:

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from fdd.reasoning.answer import answer_phrase_tail, last_number, parse_number
 from fdd.reasoning.sandbox import ExecResult, Sandbox
+from fdd.registries import RATIONALE_FORMATS
 
 __all__ = ["RationaleFormat", "PoTFormat", "CoTFormat", "get_format", "FORMATS", "cot_answer"]
 
@@ -72,7 +73,8 @@ class CoTFormat(RationaleFormat):
         return [cot_answer(t) for t in texts]
 
 
-FORMATS = {"pot": PoTFormat, "cot": CoTFormat}
+# the names come from fdd.registries (which the config validates against); the classes are above
+FORMATS = {name: globals()[target.partition(":")[2]] for name, target in RATIONALE_FORMATS.items()}
 
 
 def get_format(name: str) -> RationaleFormat:

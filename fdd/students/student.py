@@ -45,7 +45,9 @@ class Student:
     first fit, so every round (and a resumed run) uses the same vocabulary."""
 
     def __init__(self, cfg, trainer_cfg: Dict, fmt, seed: int, tokenizer_dir: str) -> None:
-        self.cfg, self.trainer_cfg, self.fmt, self.seed = cfg, dict(trainer_cfg), fmt, seed
+        self.cfg, self.fmt, self.seed = cfg, fmt, seed
+        # null = Lightning's default (the trainer schema lists every argument): pass only those set
+        self.trainer_cfg = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
         self.tokenizer_dir = tokenizer_dir
         self._tokenizer = None
         self._gen_slot = None  # the generation model's GPU-plan slot (fdd/gpu_plan.py), made at first use

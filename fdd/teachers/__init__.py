@@ -3,22 +3,16 @@ or the openai client are needed only by the runs that use them)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Dict, Optional
 
+from fdd.registries import TEACHER_BACKENDS, resolve
 from fdd.teachers.base import Reply, Teacher, Usage
 
 log = logging.getLogger(__name__)
 
-# backend name -> "module:Class"; every class takes (cfg, *, cache_dir, seed).
-REGISTRY: Dict[str, str] = {
-    "oracle": "fdd.sim.oracle:OracleTeacher",
-    "openai": "fdd.teachers.openai:OpenAITeacher",
-    "vllm": "fdd.teachers.vllm:VLLMTeacher",
-    "hf": "fdd.teachers.hf:HFTeacher",
-    "gold": "fdd.teachers.gold:GoldTeacher",
-}
+# backend name -> "module:Class", kept in fdd.registries (the config validates against it).
+REGISTRY: Dict[str, str] = TEACHER_BACKENDS
 
 
 def teacher_class(backend: str) -> type:
@@ -27,8 +21,7 @@ def teacher_class(backend: str) -> type:
         target = REGISTRY[backend]
     except KeyError:
         raise ValueError(f"unknown teacher backend {backend!r}; choose one of {sorted(REGISTRY)}") from None
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return resolve(target)
 
 
 def build_teacher(cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> Teacher:
@@ -46,7 +39,7 @@ def build_teacher(cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> Tea
     if isinstance(cfg, dict):  # a DictConfig composed without the schema, or a plain dict
         from fdd.config import TeacherConfig
 
-        cfg = TeacherConfig(**cfg)
+        cfg = TeacherConfig(**cfg)  # the backend's own config class (TeacherConfig dispatches on backend)
     from fdd.teachers.roles import build_role_teacher, given_roles
 
     if given_roles(cfg):  # jobs split over backends: one Teacher dispatching them

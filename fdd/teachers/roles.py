@@ -3,9 +3,9 @@ interface the loop sees.
 
 Roles: ``rationale`` (seed problems), ``new_rationale`` (problems the teacher generated; they
 have no gold), ``harder`` and ``similar`` (``problems`` sets both). Each names a backend config:
-a ``conf/teacher/<name>.yaml``, or a mapping of ``TeacherConfig`` fields (``config: <name>``
-starts from that file). Unset roles fall back to the top-level teacher config; ``new_rationale``
-first falls back to the ``rationale`` role's backend when that one can write rationales for
+a ``conf/teacher/<name>.yaml``, or a mapping of teacher config fields with a ``backend``
+(``config: <name>`` starts from that file; either way the backend's own config class checks the
+keys). Unset roles fall back to the top-level teacher config; ``new_rationale`` first falls back to the ``rationale`` role's backend when that one can write rationales for
 generated problems (an LLM can, the gold teacher cannot).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -31,20 +32,35 @@ def _config_error(msg: str):
     return ConfigError(msg)
 
 
-def load_teacher_config(name: str, overrides: Optional[dict] = None, conf_dir: Path = CONF_TEACHER):
-    """``conf/teacher/<name>.yaml`` (with its prompts) as a ``TeacherConfig``, plus ``overrides``."""
-    from omegaconf import OmegaConf
+def _schema_backend(entry) -> Optional[str]:
+    """``/teacher_<backend>_schema@_here_`` (a teacher file's schema default) -> ``<backend>``."""
+    if isinstance(entry, str):
+        m = re.fullmatch(r"/?teacher_(\w+?)_schema(@_here_)?", entry)
+        return m.group(1) if m else None
+    return None
 
-    from fdd.config import TeacherConfig
+
+def _config_class(backend):
+    """The backend's config class; the common base for an unknown one (refused by name later)."""
+    from fdd.config import TEACHER_CONFIGS, TeacherConfig
+
+    return TEACHER_CONFIGS.get(backend, TeacherConfig)
+
+
+def load_teacher_config(name: str, overrides: Optional[dict] = None, conf_dir: Path = CONF_TEACHER):
+    """``conf/teacher/<name>.yaml`` (with its prompts) as its backend's config, plus ``overrides``."""
+    from omegaconf import OmegaConf
 
     path = conf_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in conf_dir.glob("*.yaml"))
         raise _config_error(f"teacher role config {name!r}: no {path}; choose one of {known}")
     raw = OmegaConf.load(path)
-    merged = OmegaConf.structured(TeacherConfig)
-    for entry in raw.pop("defaults", []):
-        if isinstance(entry, str) and entry in ("schema", "_self_"):
+    defaults = list(raw.pop("defaults", []))
+    backend = next((b for b in map(_schema_backend, defaults) if b), None) or raw.get("backend")
+    merged = OmegaConf.structured(_config_class(backend))
+    for entry in defaults:
+        if _schema_backend(entry) or entry == "_self_":
             continue
         if not (hasattr(entry, "keys") and list(entry.keys()) == ["prompts"]):
             raise _config_error(f"teacher role config {name!r}: unsupported defaults entry {entry!r}")
@@ -57,13 +73,12 @@ def load_teacher_config(name: str, overrides: Optional[dict] = None, conf_dir: P
 
 
 def load_teacher_config_from(fields: dict):
-    """A mapping of ``TeacherConfig`` fields, typed and checked like a composed config."""
+    """A mapping of teacher config fields (with ``backend``), typed and checked like a composed config."""
     from omegaconf import OmegaConf
 
-    from fdd.config import TeacherConfig
-
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TeacherConfig), fields))
+        schema = OmegaConf.structured(_config_class(fields.get("backend")))
+        return OmegaConf.to_object(OmegaConf.merge(schema, fields))
     except Exception as exc:  # noqa: BLE001
         raise _config_error(f"teacher role config {fields!r}: {str(exc).splitlines()[0]}") from exc
 
