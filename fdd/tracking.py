@@ -57,8 +57,8 @@ def artifact_name(prefix: str, name: str) -> str:
 
 
 def round_extras(round_dir: Path) -> Dict:
-    """Numbers that rows written before the loop put them in its row itself (train steps and
-    examples, problems asked per branch) lacked, read from the round's DONE markers."""
+    """Train steps and examples and the problems asked per branch, read from the round's DONE
+    markers: the loop's row has them, a row written by an older version (a resumed run) did not."""
     extra: Dict = {}
     train, aug = round_dir / "DONE.train", round_dir / "DONE.augment"
     if train.is_file():
