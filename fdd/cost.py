@@ -3,8 +3,7 @@
 Input tokens are counted from the real prompts (the teacher's templates filled with the seed
 questions) at ~4 characters per token, the usual rule for English with BPE tokenizers; output
 tokens from a typical reply length per job, capped by ``teacher.max_tokens`` (the upper bound is
-reported too). The feedback split is unknown before training, so augmenting rounds are counted
-as if every pool problem were expanded (the most a round can ask for).
+reported too). How many calls each stage makes is the loop's own call plan (fdd.loop.CallPlan).
 """
 
 from __future__ import annotations
@@ -40,9 +39,10 @@ def _job(calls: int, prompt_tokens: float, output_per_call: int, max_tokens: int
     }
 
 
-def estimate_tokens(cfg, questions: Sequence[str]) -> Dict[str, Dict]:
-    """Per stage: calls, input tokens, output tokens (typical and max)."""
-    t, a = cfg.teacher, cfg.augmentation
+def estimate_tokens(cfg, questions: Sequence[str], plan) -> Dict[str, Dict]:
+    """Per stage: calls, input tokens, output tokens (typical and max). ``plan`` is the loop's
+    CallPlan (fdd.loop.plan_calls): the call counts are the loop's, only tokens are added here."""
+    t = cfg.teacher
     prompts = _prompts(t)
     system = n_tokens(prompts.get("system", "")) if prompts.get("system") else 0
     rationale_tmpl = prompts.get(f"rationale_{cfg.rationale}", "{question}")
@@ -52,30 +52,27 @@ def estimate_tokens(cfg, questions: Sequence[str]) -> Dict[str, Dict]:
     def prompt_cost(tmpl: str, n: int) -> float:
         return n * (system + n_tokens(tmpl.replace("{question}", "")) + mean_q)
 
-    init_calls = len(questions) * a.seed_samples
+    init_calls = plan.init_calls
     stages = {
         "init": _job(init_calls, prompt_cost(rationale_tmpl, init_calls), TYPICAL_OUTPUT["rationale"], t.max_tokens)
     }
-    rounds_augmenting = max(0, cfg.rounds - 1)
-    if a.mode != "none" and rounds_augmenting:
-        pool = len(questions) if not cfg.train_subset else min(len(questions), cfg.train_subset)
-        if a.budget is not None:
-            pool = min(pool, a.budget)
-        per = max(a.per_easy, a.per_hard)
-        new_calls = pool * per
-        tmpl = prompts.get("harder", "{question}")
-        write = _job(new_calls, prompt_cost(tmpl, new_calls), TYPICAL_OUTPUT["problem"], t.max_tokens)
-        rat_calls = new_calls * a.samples
-        solve = _job(rat_calls, prompt_cost(rationale_tmpl, rat_calls), TYPICAL_OUTPUT["rationale"], t.max_tokens)
-        for r in range(1, rounds_augmenting + 1):
-            stages[f"round_{r}_new_problems"] = write
-            stages[f"round_{r}_rationales"] = solve
+    tmpl = prompts.get("harder", "{question}")
+    for r in range(1, plan.augmenting_rounds + 1):
+        new_calls, rat_calls = plan.problem_calls(r), plan.rationale_calls(r)
+        if not new_calls:  # augmentation=none (or a zero budget) asks the teacher nothing after init
+            continue
+        stages[f"round_{r}_new_problems"] = _job(
+            new_calls, prompt_cost(tmpl, new_calls), TYPICAL_OUTPUT["problem"], t.max_tokens
+        )
+        stages[f"round_{r}_rationales"] = _job(
+            rat_calls, prompt_cost(rationale_tmpl, rat_calls), TYPICAL_OUTPUT["rationale"], t.max_tokens
+        )
     return stages
 
 
-def estimate_cost(cfg, questions: Sequence[str]) -> Dict:
+def estimate_cost(cfg, questions: Sequence[str], plan) -> Dict:
     """Token estimates per stage, their totals and a cost from ``teacher.price`` (per million)."""
-    stages = estimate_tokens(cfg, questions)
+    stages = estimate_tokens(cfg, questions, plan)
     price = cfg.teacher.price
     total = {
         k: sum(s[k] for s in stages.values()) for k in ("calls", "input_tokens", "output_tokens", "output_tokens_max")

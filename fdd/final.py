@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 from fdd.io import read_json, read_jsonl, write_json
 from fdd.model_card import dataset_card, model_card
+from fdd.types import RoundMetrics
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +33,18 @@ COLUMNS = ["id", "question", "answer", "source", "rationale", "parent_id", "roun
 
 
 def mean_accuracy(row: Dict) -> Optional[float]:
-    acc = row.get("accuracy") or {}
-    return sum(acc.values()) / len(acc) if acc else None
+    return RoundMetrics.from_row(row).mean_accuracy()
 
 
 def metric_value(row: Dict, metric: str) -> Optional[float]:
-    return mean_accuracy(row) if metric == "mean_accuracy" else (row.get("accuracy") or {}).get(metric)
+    m = RoundMetrics.from_row(row)
+    return m.mean_accuracy() if metric == "mean_accuracy" else (m.accuracy or {}).get(metric)
 
 
 def choose_round(rows: List[Dict], select: str = "last", metric: str = "mean_accuracy") -> Optional[Dict]:
     """The round whose student leaves the run: the last evaluated one, or the best by ``metric``
     (ties go to the later round, which trained on more data). None when no round was evaluated."""
-    scored = [(r["round"], metric_value(r, metric)) for r in rows if r.get("round", 0) > 0]
+    scored = [(r["round"], metric_value(r, metric)) for r in rows if RoundMetrics.from_row(r).round > 0]
     scored = [(r, v) for r, v in scored if v is not None]
     if not scored:
         return None

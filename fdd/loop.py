@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -30,14 +31,77 @@ from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.seeding import rng
 from fdd.stages import StageRunner
-from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem, Rejection
+from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem, Rejection, RoundMetrics
 from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen, verify_seed
 
 log = logging.getLogger(__name__)
 
 
+# Train-stage numbers on what the student's tokenizer and length limits did to its set.
+FIDELITY_KEYS = (
+    "unrepresentable",
+    "unrepresentable_by_reason",
+    "lossy_prompts",
+    "overlong",
+    "overlong_by_kind",
+    "overlong_dropped",
+    "token_lengths",
+)
+
+
 class EmptyDistillationSetError(RuntimeError):
     """Nothing survived verification, so there is nothing to train the student on."""
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """The most teacher calls a config can make, from the settings the loop obeys. The feedback
+    split is unknown before training, so an augmenting round is counted as if it expanded every
+    problem it may (its pool grows by the problems earlier rounds may have added). The loop checks
+    each round against it; ``dry_run`` and the cost estimate print it."""
+
+    seed_problems: int
+    seed_samples: int  # rationales per seed problem
+    targets: Tuple[int, ...]  # per augmenting round 1..: the most problems it expands
+    per_target: int  # new problems asked per expanded problem: max(per_easy, per_hard)
+    samples: int  # the most rationales asked per new problem (adaptive agreement may stop earlier)
+
+    @property
+    def init_calls(self) -> int:
+        return self.seed_problems * self.seed_samples
+
+    @property
+    def augmenting_rounds(self) -> int:
+        return len(self.targets)
+
+    def problem_calls(self, r: int) -> int:
+        """Round ``r``'s most new-problem requests (0 for a round that does not augment)."""
+        return self.targets[r - 1] * self.per_target if 1 <= r <= len(self.targets) else 0
+
+    def rationale_calls(self, r: int) -> int:
+        return self.problem_calls(r) * self.samples
+
+    def calls(self, r: int) -> int:
+        """Round ``r``'s most teacher requests (round 0: the seed rationales)."""
+        return self.init_calls if r == 0 else self.problem_calls(r) + self.rationale_calls(r)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls(r) for r in range(len(self.targets) + 1))
+
+
+def plan_calls(cfg, n_train: int) -> CallPlan:
+    """The call plan of ``cfg`` for ``n_train`` seed problems (see CallPlan): rounds 1..rounds-1
+    augment (the last round's new problems would train nothing)."""
+    a = cfg.augmentation
+    per_target = max(a.per_easy, a.per_hard)
+    targets, pool = [], n_train
+    for _ in range(max(0, cfg.rounds - 1)):
+        answered = min(pool, cfg.train_subset) if cfg.train_subset else pool
+        t = 0 if a.mode == "none" else (answered if a.budget is None else min(answered, a.budget))
+        targets.append(t)
+        pool += t * per_target  # the most problems this round can add to the next round's pool
+    return CallPlan(n_train, a.seed_samples, tuple(targets), per_target, a.samples)
 
 
 class FDDLoop:
@@ -58,6 +122,7 @@ class FDDLoop:
         self.stages = StageRunner(self.run_dir)
         self.teacher, self.student, self.fmt, self.sandbox, self.tracker = teacher, student, fmt, sandbox, tracker
         self.train_problems, self.eval_sets = list(train_problems), {k: list(v) for k, v in eval_sets.items()}
+        self.plan = plan_calls(cfg, len(self.train_problems))
 
     # ------------------------------------------------------------------ the algorithm
     def run(self) -> List[Dict]:
@@ -74,7 +139,7 @@ class FDDLoop:
                 "evaluate": self.stages.run(r, "evaluate", lambda d, r=r: self.evaluate(r, d)),
                 "feedback": self.stages.run(r, "feedback", lambda d, r=r: self.feedback(r, d)),
             }
-            if r < self.cfg.rounds:
+            if r < self.cfg.rounds:  # the last round's new problems would train nothing
                 summaries["augment"] = self.stages.run(r, "augment", lambda d, r=r: self.augment(r, d))
             metrics = self.stages.run(r, "metrics", lambda d, r=r, s=summaries: self._metrics(r, s))
             self.tracker.log_round(r, metrics)
@@ -249,6 +314,7 @@ class FDDLoop:
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
         reasons = dict(Counter(x.reason for x in rejected))
         asked = sum(len(x) for x in replies)
+        self._check_plan(r, len(to_harder) * self.aug.per_easy + len(to_similar) * self.aug.per_hard, asked)
         log.info(
             "round %d: asked %d harder + %d similar; %d candidates, %d accepted (%d rationale requests), rejected %s",
             r,
@@ -328,6 +394,15 @@ class FDDLoop:
         return pool
 
     # ------------------------------------------------------------------ helpers
+    def _check_plan(self, r: int, problem_requests: int, rationale_requests: int) -> None:
+        """The round asked no more than the plan that dry_run printed (a larger number is a bug)."""
+        most = self.plan.problem_calls(r) + self.plan.rationale_calls(r)
+        used = problem_requests + rationale_requests
+        if problem_requests > self.plan.problem_calls(r) or rationale_requests > self.plan.rationale_calls(r):
+            log.warning("round %d: %d teacher requests, more than the %d the call plan allows", r, used, most)
+        else:
+            log.info("round %d: %d of at most %d planned teacher requests", r, used, most)
+
     def _failures(self, out: Path, stage: str) -> FailedRequests:
         return FailedRequests(out, stage, float(getattr(self.cfg.teacher, "max_failed_share", 0.1)))
 
@@ -347,60 +422,42 @@ class FDDLoop:
         return [[next(results) if rep.ok else None for rep in reps] for reps in replies]
 
     def _metrics(self, r: int, s: Dict) -> Dict:
-        """One flat row per round for metrics.jsonl, wandb and the plot."""
-        row: Dict = {"round": r}
+        """One row per round for metrics.jsonl, wandb and the plot (its schema: RoundMetrics)."""
         if r == 0:
             init = s["init"]
-            row.update(
+            return RoundMetrics(
+                round=0,
+                accuracy=s["evaluate"]["accuracy"] if "evaluate" in s else None,  # the zero-shot starting point
                 distill_size=init["distill_size"],
                 seed_problems=init["seed_problems"],
                 seed_rejected=init["rejected"],
                 teacher=init.get("teacher", {}),
-            )
-            if "teacher_roles" in init:  # which backend did each job
-                row.update(teacher_roles=init["teacher_roles"])
-            if "evaluate" in s:  # the base student's accuracy: the zero-shot starting point
-                row.update(accuracy=s["evaluate"]["accuracy"])
-            return row
-        tr, ev, fb = s["train"], s["evaluate"], s["feedback"]
-        row.update(
+                teacher_roles=init.get("teacher_roles"),
+                failed_requests=init.get("failed_requests"),
+            ).to_row()
+        tr, ev, fb, a = s["train"], s["evaluate"], s["feedback"], s.get("augment") or {}
+        m = RoundMetrics(
+            round=r,
+            accuracy=ev["accuracy"],
             trained_on=tr.get("trained_on", tr["distill_size"]),
             train_loss=tr.get("train_loss"),
             train_seconds=tr.get("train_seconds"),
+            train_steps=tr.get("train_steps"),
+            train_examples=tr.get("train_examples"),
             easy=fb["easy"],
             hard=fb["hard"],
             easy_ratio=fb["easy_ratio"],
             hard_ratio=fb["hard_ratio"],
-            accuracy=ev["accuracy"],
+            distill_size=a.get("distill_size", tr["distill_size"]),
         )
-        # What the student's tokenizer and length limits did to the set it trained on.
-        row.update(
-            {
-                k: tr[k]
-                for k in (
-                    "unrepresentable",
-                    "unrepresentable_by_reason",
-                    "lossy_prompts",
-                    "overlong",
-                    "overlong_by_kind",
-                    "overlong_dropped",
-                    "token_lengths",
-                )
-                if k in tr
-            }
-        )
-        if "augment" in s:
-            a = s["augment"]
-            row.update(
-                generated=a["generated"],
-                accepted=a["accepted"],
-                rejected=a["rejected"],
-                rejected_by_reason=a["rejected_by_reason"],
-                accepted_by_branch=a["accepted_by_branch"],
-                distill_size=a["distill_size"],
-                teacher=a.get("teacher", {}),
-                rationale_requests_per_accepted=a.get("rationale_requests_per_accepted"),
-            )
-        else:
-            row.update(distill_size=tr["distill_size"])
-        return row
+        for name in FIDELITY_KEYS:  # what the student's tokenizer and length limits did to its set
+            if name in tr:
+                setattr(m, name, tr[name])
+        if a:
+            m.asked_harder, m.asked_similar = a.get("asked_harder"), a.get("asked_similar")
+            m.generated, m.accepted, m.rejected = a["generated"], a["accepted"], a["rejected"]
+            m.rejected_by_reason, m.accepted_by_branch = a["rejected_by_reason"], a["accepted_by_branch"]
+            m.teacher = a.get("teacher", {})
+            m.rationale_requests_per_accepted = a.get("rationale_requests_per_accepted")
+            m.failed_requests = a.get("failed_requests")
+        return m.to_row()

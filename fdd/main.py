@@ -7,16 +7,19 @@ finishes logging. Errors a user can fix (config, missing model or data) are one 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fdd.config import ConfigError, register_configs, validate
+from fdd.data import load_problems  # noqa: F401 - where callers of fdd.main found it
 from fdd.run_identity import check_fingerprint, remove_if_empty, run_name
+from fdd.types import RoundMetrics
 
 log = logging.getLogger("fdd")
 
@@ -63,51 +66,21 @@ def _user_errors():
     return tuple(errors)
 
 
-def load_problems(cfg):
-    """Training problems and the held-out sets, in the common schema."""
-    from fdd.data import load_source
-
-    train = load_source(cfg.dataset.train, seed=cfg.seed).problems
-    if not train:
-        raise UserError(f"dataset {cfg.dataset.name!r}: the training source yielded no problems")
-    seen = {_normalise(p.question) for p in train}
-    evals = {}
-    for name, spec in cfg.dataset.eval.items():
-        problems = load_source(spec, seed=cfg.seed).problems
-        evals[name] = [p for p in problems if _normalise(p.question) not in seen]
-        if len(evals[name]) < len(problems):  # a held-out question the student trains on measures nothing
-            log.warning(
-                "held-out set %s: dropped %d problems that are also training problems",
-                name,
-                len(problems) - len(evals[name]),
-            )
-    return train, evals
-
-
-def _normalise(question: str) -> str:
-    return " ".join(question.lower().split())
-
-
 def dry_run(cfg, train, evals) -> dict:
-    """How many teacher calls this config makes at most (the split is unknown before training)."""
-    a = cfg.augmentation
-    init = len(train) * a.seed_samples
-    pool = len(train) if not cfg.train_subset else min(len(train), cfg.train_subset)
-    per_round = pool * max(a.per_easy, a.per_hard) * (1 + a.samples) if a.mode != "none" else 0
-    if a.budget is not None:
-        per_round = min(per_round, a.budget * max(a.per_easy, a.per_hard) * (1 + a.samples))
-    rounds_augmenting = max(0, cfg.rounds - 1)
+    """How many teacher calls this config makes at most: the loop's own plan (fdd.loop.plan_calls)."""
+    from fdd.cost import estimate_cost
+    from fdd.loop import plan_calls
+
+    plan = plan_calls(cfg, len(train))
     out = {
-        "init_rationale_calls": init,
-        "max_calls_per_round": per_round,
-        "augmenting_rounds": rounds_augmenting,
-        "max_total_calls": init + per_round * rounds_augmenting,
+        "init_rationale_calls": plan.init_calls,
+        "max_calls_per_round": [plan.calls(r) for r in range(1, plan.augmenting_rounds + 1)],
+        "augmenting_rounds": plan.augmenting_rounds,
+        "max_total_calls": plan.total_calls,
         "train_problems": len(train),
         "eval_problems": {k: len(v) for k, v in evals.items()},
+        "teacher_tokens": estimate_cost(cfg, [p.question for p in train], plan),
     }
-    from fdd.cost import estimate_cost
-
-    out["teacher_tokens"] = estimate_cost(cfg, [p.question for p in train])
     print(OmegaConf.to_yaml(OmegaConf.create(out)))
     return out
 
@@ -197,33 +170,61 @@ def _group_by_variant(obj) -> None:
 
 def objective(rows) -> Optional[float]:
     """The sweep objective: the final round's mean held-out accuracy (None without one)."""
-    from fdd.final import mean_accuracy
-
-    scored = [mean_accuracy(r) for r in rows if r.get("round", 0) > 0]
+    scored = [m.mean_accuracy() for m in map(RoundMetrics.from_row, rows) if m.round > 0]
     scored = [v for v in scored if v is not None]
     return scored[-1] if scored else None
 
 
+def task_wrapper(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Run ``task(cfg)`` as a command: an error the user can fix becomes one line on stderr and exit
+    status 2 (the traceback goes to the log file only, and a run directory made for nothing is
+    removed); whatever happens, logging is finished (an open wandb run closed, log files flushed)."""
+
+    @functools.wraps(task)
+    def wrapped(cfg: DictConfig):
+        status = 1
+        try:
+            result = task(cfg)
+            status = 0
+            return result
+        except _user_errors() as exc:
+            log.debug("%s", exc, exc_info=True)  # the log file keeps the traceback; the console gets one line
+            print(f"fdd: error: {exc}", file=sys.stderr)
+            _drop_empty_run_dir(cfg)
+            sys.exit(2)
+        finally:
+            _finish_logging(status)
+
+    return wrapped
+
+
+def _finish_logging(status: int) -> None:
+    """Close a wandb run the tracker could not (a crash before it finished) and flush the logs."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        try:
+            wandb.finish(exit_code=status)
+        except Exception as exc:  # noqa: BLE001 -- the run's own outcome matters more
+            log.warning("wandb: could not finish the run (%s: %s)", type(exc).__name__, exc)
+    for handler in (*logging.getLogger().handlers, *log.handlers):
+        handler.flush()
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@task_wrapper
 def main(cfg: DictConfig) -> Optional[float]:
     """Returns the final mean held-out accuracy, so Optuna/Ax sweepers can optimise it."""
-    try:
-        rows = run(cfg)
-    except _user_errors() as exc:
-        log.debug("%s", exc, exc_info=True)  # the log file keeps the traceback; the console gets one line
-        print(f"fdd: error: {exc}", file=sys.stderr)
-        _drop_empty_run_dir(cfg)
-        sys.exit(2)
-    for row in rows:
-        if row["round"] > 0 or row.get("accuracy"):  # round 0 has one when the base student was evaluated
-            acc = ", ".join(f"{k}={v:.3f}" for k, v in row.get("accuracy", {}).items())
+    rows = run(cfg)
+    for row in map(RoundMetrics.from_row, rows):
+        if row.round > 0 or row.accuracy:  # round 0 has one when the base student was evaluated
+            acc = ", ".join(f"{k}={v:.3f}" for k, v in (row.accuracy or {}).items())
             log.info(
                 "round %d: %s | easy %.2f hard %.2f | distill %s",
-                row["round"],
+                row.round,
                 acc,
-                row.get("easy_ratio", 0),
-                row.get("hard_ratio", 0),
-                row.get("distill_size"),
+                row.easy_ratio or 0,
+                row.hard_ratio or 0,
+                row.distill_size,
             )
     log.info("run directory: %s", cfg.paths.output_dir)
     return objective(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from fdd.reasoning.formats import get_format
+from fdd.types import RoundMetrics
 
 # The Hub ids the data loaders read by default (fdd/data/*.py); synthetic data has none.
 HUB_DATASETS = {
@@ -52,17 +53,16 @@ def base_model(student_cfg) -> Optional[str]:
 
 def accuracy_table(rows: List[Dict], chosen_round: int) -> str:
     """Markdown: one row per round, one column per held-out set (the chosen round in bold)."""
-    rows = [r for r in rows if r.get("round", 0) > 0 and r.get("accuracy")]
-    sets = sorted({k for r in rows for k in r["accuracy"]})
-    if not rows:
+    evaluated = [m for m in map(RoundMetrics.from_row, rows) if m.round > 0 and m.accuracy]
+    sets = sorted({k for m in evaluated for k in m.accuracy})
+    if not evaluated:
         return "_no round was evaluated_"
     lines = ["| round | " + " | ".join(sets) + " | mean | distill size |", "|---" * (len(sets) + 3) + "|"]
-    for r in rows:
-        acc = r["accuracy"]
-        mean = sum(acc.values()) / len(acc)
-        cells = [f"{acc[s]:.3f}" if s in acc else "" for s in sets] + [f"{mean:.3f}"]
-        mark = "**" if r["round"] == chosen_round else ""
-        lines.append(f"| {mark}{r['round']}{mark} | " + " | ".join(cells) + f" | {r.get('trained_on', '')} |")
+    for m in evaluated:
+        cells = [f"{m.accuracy[s]:.3f}" if s in m.accuracy else "" for s in sets] + [f"{m.mean_accuracy():.3f}"]
+        mark = "**" if m.round == chosen_round else ""
+        trained_on = "" if m.trained_on is None else m.trained_on
+        lines.append(f"| {mark}{m.round}{mark} | " + " | ".join(cells) + f" | {trained_on} |")
     return "\n".join(lines)
 
 

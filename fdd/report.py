@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from fdd.types import RoundMetrics
+
 log = logging.getLogger(__name__)
 
 SEED_KEYS = ("seed",)
@@ -49,10 +51,13 @@ def read_rows(run_dir) -> List[Dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("%s: skipping an unreadable line", path)
-    return sorted(rows, key=lambda r: r.get("round", 0))
+                row = json.loads(line)
+                RoundMetrics.from_row(row)  # a row of the schema, or skipped here rather than failing later
+            except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+                log.warning("%s: skipping an unreadable line (%s)", path, exc)
+                continue
+            rows.append(row)
+    return sorted(rows, key=lambda r: r["round"])
 
 
 def rounds_frame(run_dir):
@@ -61,10 +66,11 @@ def rounds_frame(run_dir):
 
     recs = []
     for row in read_rows(run_dir):
+        m = RoundMetrics.from_row(row)
         rec = {k: v for k, v in row.items() if not isinstance(v, dict)}
-        rec.update({f"acc/{k}": v for k, v in row.get("accuracy", {}).items()})
-        rec.update({f"rejected/{k}": v for k, v in row.get("rejected_by_reason", {}).items()})
-        rec.update({f"accepted/{k}": v for k, v in row.get("accepted_by_branch", {}).items()})
+        rec.update({f"acc/{k}": v for k, v in (m.accuracy or {}).items()})
+        rec.update({f"rejected/{k}": v for k, v in (m.rejected_by_reason or {}).items()})
+        rec.update({f"accepted/{k}": v for k, v in (m.accepted_by_branch or {}).items()})
         recs.append(rec)
     return pd.DataFrame(recs).set_index("round") if recs else pd.DataFrame()
 
@@ -114,30 +120,20 @@ def lineage(run_dir, limit: Optional[int] = 20, branch: Optional[str] = None):
 
 
 def plot_run(run_dir, out: Optional[Path] = None):
-    """Held-out accuracy per round and the easy/hard flow of one run (a matplotlib figure)."""
-    import matplotlib.pyplot as plt
+    """Held-out accuracy per round and the easy/hard flow of one run (a matplotlib figure): the
+    picture the tracker writes as ``rounds.png`` (fdd.plots)."""
+    from fdd.plots import rounds_figure
 
-    df = rounds_frame(run_dir)
-    df = df[df.index > 0] if not df.empty else df
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    if df.empty:
-        ax1.set_title("no finished rounds")
-        return fig
-    for col in [c for c in df.columns if c.startswith("acc/")]:
-        ax1.plot(df.index, df[col], marker="o", label=col[4:])
-    ax1.set(title="held-out accuracy", xlabel="round", ylabel="accuracy", ylim=(0, 1), xticks=list(df.index))
-    ax1.legend(fontsize=8)
-    easy, hard = df.get("easy", 0 * df.index), df.get("hard", 0 * df.index)
-    ax2.bar(df.index, easy, label="easy (solved)", color="tab:green")
-    ax2.bar(df.index, hard, bottom=easy, label="hard (unsolved)", color="tab:red")
-    if "accepted" in df:
-        ax2.plot(df.index, df["accepted"], "k--o", label="new problems accepted")
-    ax2.set(title="feedback on the training problems", xlabel="round", ylabel="problems", xticks=list(df.index))
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
+    fig = rounds_figure([RoundMetrics.from_row(r) for r in read_rows(run_dir)])
     if out is not None:
         fig.savefig(out, dpi=110)
     return fig
+
+
+def flow_numbers(m: RoundMetrics) -> Dict[str, Optional[float]]:
+    """The FLOW_KEYS of one round (teacher requests summed over its jobs)."""
+    derived = {"teacher_requests": m.teacher_requests(), "requests_per_accepted": m.requests_per_accepted()}
+    return {k: derived[k] if k in derived else getattr(m, k) for k in FLOW_KEYS}
 
 
 # ---------------------------------------------------------------------- many runs
@@ -153,7 +149,7 @@ class Run:
 
     @property
     def finished_rounds(self) -> int:
-        return max((r.get("round", 0) for r in self.rows), default=-1)
+        return max((RoundMetrics.from_row(r).round for r in self.rows), default=-1)
 
 
 def _load_yaml(path: Path):
@@ -307,34 +303,14 @@ def build_report(root) -> Report:
 
     acc, flow = [], []
     for r in runs:
-        for row in r.rows:
-            if row.get("round", 0) < 1:
+        for m in map(RoundMetrics.from_row, r.rows):
+            if m.round < 1:
                 continue
-            for s, v in row.get("accuracy", {}).items():
+            for s, v in (m.accuracy or {}).items():
                 acc.append(
-                    {
-                        "variant": r.variant,
-                        "mode": r.mode,
-                        "seed": r.seed,
-                        "round": row["round"],
-                        "set": s,
-                        "accuracy": v,
-                    }
+                    {"variant": r.variant, "mode": r.mode, "seed": r.seed, "round": m.round, "set": s, "accuracy": v}
                 )
-            requests = sum(int(c.get("requests", 0)) for c in (row.get("teacher") or {}).values())
-            extra = {
-                "teacher_requests": requests,
-                "requests_per_accepted": requests / row["accepted"] if row.get("accepted") else None,
-            }
-            flow.append(
-                {
-                    "variant": r.variant,
-                    "seed": r.seed,
-                    "round": row["round"],
-                    **{k: row.get(k) for k in FLOW_KEYS},
-                    **extra,
-                }
-            )
+            flow.append({"variant": r.variant, "seed": r.seed, "round": m.round, **flow_numbers(m)})
     acc_df = pd.DataFrame(acc, columns=["variant", "mode", "seed", "round", "set", "accuracy"])
     sets = sorted(acc_df["set"].unique()) if not acc_df.empty else []
 
@@ -542,48 +518,9 @@ def missing_markdown(rep: Report) -> str:
 
 def plot_report(rep: Report, out: Path) -> List[Path]:
     """accuracy.png (per round per variant, one panel per set) and easy_hard.png (easy ratio per round)."""
-    import matplotlib
+    from fdd.plots import plot_variants
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    if rep.sets:
-        fig, axes = plt.subplots(1, len(rep.sets), figsize=(5.5 * len(rep.sets), 4), squeeze=False)
-        for ax, s in zip(axes[0], rep.sets):
-            t = rep.table[rep.table.set == s]
-            for v in sorted(t["variant"].unique()):
-                tv = t[t.variant == v].sort_values("round")
-                ax.errorbar(tv["round"], tv["mean"], yerr=tv["std"], marker="o", capsize=3, label=v)
-            ax.set(title=f"held-out accuracy: {s}", xlabel="round", ylabel="accuracy")
-            ax.set_xticks(sorted(t["round"].unique()))
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out / "accuracy.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    if rep.flow is not None and len(rep.flow):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-        for v in sorted(rep.flow["variant"].unique()):
-            fv = rep.flow[rep.flow.variant == v].sort_values("round")
-            ax1.plot(fv["round"], fv["easy_ratio"], marker="o", label=v)
-            if "distill_size" in fv:
-                ax2.plot(fv["round"], fv["distill_size"], marker="o", label=v)
-        ax1.set(
-            title="easy ratio (training problems solved at feedback)",
-            xlabel="round",
-            ylabel="easy / answered",
-            ylim=(0, 1),
-        )
-        ax2.set(title="distillation set size after the round", xlabel="round", ylabel="items")
-        for ax in (ax1, ax2):
-            ax.set_xticks(sorted(int(x) for x in rep.flow["round"].unique()))
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out / "easy_hard.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    return paths
+    return plot_variants(rep.table, rep.flow, rep.sets, out)
 
 
 def write_report(rep: Report, out: Path) -> str:

@@ -15,9 +15,11 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from fdd.io import read_json, read_jsonl, write_jsonl
+from fdd.plots import plot_rounds
+from fdd.types import RoundMetrics
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ def artifact_name(prefix: str, name: str) -> str:
 
 
 def round_extras(round_dir: Path) -> Dict:
-    """Numbers of a finished round that the loop's row leaves out, read from its DONE markers."""
+    """Train steps and examples and the problems asked per branch, read from the round's DONE
+    markers: the loop's row has them, a row written by an older version (a resumed run) did not."""
     extra: Dict = {}
     train, aug = round_dir / "DONE.train", round_dir / "DONE.augment"
     if train.is_file():
@@ -199,16 +202,18 @@ class Tracker:
         return run
 
     # ------------------------------------------------------------------ per round
-    def log_round(self, r: int, row: Dict) -> None:
+    def log_round(self, r: int, metrics: Union[RoundMetrics, Dict]) -> None:
         """Record round ``r``: metrics.jsonl and rounds.png first, then (best-effort) wandb."""
         round_dir = self.run_dir / f"round_{r}"
-        row = {**round_extras(round_dir), **row}
+        if not isinstance(metrics, RoundMetrics):
+            metrics = RoundMetrics.from_row(metrics)
+        row = {**round_extras(round_dir), **metrics.to_row()}
         self.rows = [x for x in self.rows if x["round"] != r] + [row]
         self.rows.sort(key=lambda x: x["round"])
         write_jsonl(self.run_dir / "metrics.jsonl", self.rows)
         if r > 0:
             try:
-                plot_rounds(self.rows, self.run_dir / "rounds.png")
+                plot_rounds([RoundMetrics.from_row(x) for x in self.rows], self.run_dir / "rounds.png")
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not draw rounds.png: %s", exc)
         if self.run is None:
@@ -236,7 +241,7 @@ class Tracker:
                 artifact_name("distill", self.name),
                 "dataset",
                 dist,
-                {"round": r, "size": row.get("distill_size")},
+                {"round": r, "size": metrics.distill_size},
                 [f"round-{r}"],
             )
         ckpt = round_dir / "checkpoint"
@@ -247,7 +252,7 @@ class Tracker:
                 artifact_name("student", self.name),
                 "model",
                 ckpt,
-                {"round": r, "accuracy": row.get("accuracy")},
+                {"round": r, "accuracy": metrics.accuracy},
                 [f"round-{r}"],
             )
         self._safe(f"note round {r} as logged", self._mark_logged, r)
@@ -298,42 +303,3 @@ class Tracker:
                 run.finish(exit_code=exit_code)
             except Exception as exc:  # noqa: BLE001
                 log.warning("wandb: could not finish the run cleanly (%s: %s)", type(exc).__name__, exc)
-
-
-def plot_rounds(rows: List[Dict], path) -> None:
-    """Accuracy per held-out set and the easy/hard split, per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # Round 0 has an accuracy only when the base student was evaluated before training.
-    acc_rows = [r for r in rows if r.get("round", 0) > 0 or r.get("accuracy")]
-    rows = [r for r in rows if r.get("round", 0) > 0]
-    if not rows and not acc_rows:
-        return
-    rounds = [r["round"] for r in rows]
-    acc_rounds = [r["round"] for r in acc_rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name in sorted({k for r in acc_rows for k in r.get("accuracy", {})}):
-        ax1.plot(acc_rounds, [r.get("accuracy", {}).get(name) for r in acc_rows], marker="o", label=name)
-    ax1.set(
-        title="held-out accuracy (round 0 = before training)" if 0 in acc_rounds else "held-out accuracy",
-        xlabel="round",
-        ylabel="accuracy",
-        ylim=(0, 1),
-        xticks=acc_rounds,
-    )
-    ax1.legend(fontsize=8)
-    easy = [r.get("easy_ratio", 0) for r in rows]
-    ax2.bar(rounds, easy, label="easy", color="tab:green")
-    ax2.bar(rounds, [1 - e for e in easy], bottom=easy, label="hard", color="tab:red")
-    ax2.set(
-        title="student feedback on its training problems", xlabel="round", ylabel="ratio", ylim=(0, 1), xticks=rounds
-    )
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, ClassVar, Dict, Optional, Tuple
 
 BRANCH_SEED = "seed"
 BRANCH_HARDER = "easy-harder"
@@ -92,3 +92,98 @@ class Rejection(_Record):
     branch: Optional[str] = None
     question: Optional[str] = None
     detail: Optional[str] = None
+
+
+@dataclass
+class RoundMetrics:
+    """One round's numbers: the contract between the loop (which writes them to metrics.jsonl)
+    and everything that reads them (tracker, plots, report, model card).
+
+    Round 0 has the seed numbers (and ``accuracy`` when the base student was evaluated); a
+    trained round has the train/evaluate/feedback numbers, and the augment numbers when it
+    augmented. A field left ``None`` is not in the row. Keys a backend adds that are not fields
+    here travel in ``extra`` and come back as top-level keys of the row.
+    """
+
+    round: int
+    accuracy: Optional[Dict[str, float]] = None  # held-out set -> share of problems solved
+    # round 0: the seed set
+    seed_problems: Optional[int] = None
+    seed_rejected: Optional[int] = None
+    teacher_roles: Optional[Dict[str, Any]] = None  # which backend did each teacher job
+    # train
+    trained_on: Optional[int] = None
+    train_loss: Optional[float] = None
+    train_seconds: Optional[float] = None
+    train_steps: Optional[int] = None
+    train_examples: Optional[int] = None
+    # what the student's tokenizer and length limits did to the set it trained on
+    unrepresentable: Optional[int] = None
+    unrepresentable_by_reason: Optional[Dict[str, int]] = None
+    lossy_prompts: Optional[int] = None
+    overlong: Optional[int] = None
+    overlong_by_kind: Optional[Dict[str, int]] = None
+    overlong_dropped: Optional[int] = None
+    token_lengths: Optional[Dict[str, Any]] = None
+    # feedback: the student on its training problems
+    easy: Optional[int] = None
+    hard: Optional[int] = None
+    easy_ratio: Optional[float] = None
+    hard_ratio: Optional[float] = None
+    # augment
+    asked_harder: Optional[int] = None
+    asked_similar: Optional[int] = None
+    generated: Optional[int] = None
+    accepted: Optional[int] = None
+    rejected: Optional[int] = None
+    rejected_by_reason: Optional[Dict[str, int]] = None
+    accepted_by_branch: Optional[Dict[str, int]] = None
+    rationale_requests_per_accepted: Optional[float] = None
+    # the distillation set after the round, and what the teacher was asked for it
+    distill_size: Optional[int] = None
+    teacher: Optional[Dict[str, Dict[str, Any]]] = None  # job -> usage counters (requests, cached, ...)
+    failed_requests: Optional[int] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    # The one place a metric key is renamed: field name -> key in metrics.jsonl (and wandb).
+    ROW_KEYS: ClassVar[Dict[str, str]] = {}
+    # Keys older metrics.jsonl files used for a field (still read).
+    OLD_KEYS: ClassVar[Dict[str, Tuple[str, ...]]] = {}
+
+    @classmethod
+    def row_key(cls, name: str) -> str:
+        return cls.ROW_KEYS.get(name, name)
+
+    def to_row(self) -> Dict[str, Any]:
+        """The flat row of metrics.jsonl: every field that is set, then ``extra``."""
+        row = {self.row_key(f.name): getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**{k: v for k, v in row.items() if v is not None}, **self.extra}
+
+    @classmethod
+    def from_row(cls, row: Dict[str, Any]) -> RoundMetrics:
+        """Read a row of metrics.jsonl (today's or an older one); unknown keys go to ``extra``."""
+        if "round" not in row and cls.row_key("round") not in row:
+            raise ValueError(f"a metrics row without a round: {sorted(row)}")
+        names = [f.name for f in fields(cls) if f.name != "extra"]
+        taken, values = set(), {}
+        for name in names:
+            for key in (cls.row_key(name), name, *cls.OLD_KEYS.get(name, ())):
+                if key in row:
+                    values[name] = row[key]
+                    break
+            taken.update((cls.row_key(name), name, *cls.OLD_KEYS.get(name, ())))
+        return cls(**values, extra={k: v for k, v in row.items() if k not in taken})
+
+    # ------------------------------------------------------------------ derived numbers
+    def mean_accuracy(self) -> Optional[float]:
+        """Mean held-out accuracy over the sets, None without any."""
+        acc = self.accuracy or {}
+        return sum(acc.values()) / len(acc) if acc else None
+
+    def teacher_requests(self) -> int:
+        """Teacher requests of the round, over all jobs."""
+        return sum(int(u.get("requests", 0)) for u in (self.teacher or {}).values())
+
+    def requests_per_accepted(self) -> Optional[float]:
+        """All teacher requests of the round per accepted new problem (None when none was accepted)."""
+        return self.teacher_requests() / self.accepted if self.accepted else None

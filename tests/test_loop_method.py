@@ -23,7 +23,7 @@ class FakeTeacher(Teacher):
         super().__init__()
         self.asked = {"harder": [], "similar": []}
 
-    def write_rationales(self, problems, k, fmt, first=0):
+    def write_rationales(self, problems, k, fmt, first=0):  # first: the index of the first sample asked
         return [[Reply("5") for _ in range(k)] for _ in problems]
 
     def _new(self, job, problems, n):
@@ -73,13 +73,14 @@ def _cfg(mode="fdd", budget=None, per_easy=1, per_hard=1):
     )
     return SimpleNamespace(
         augmentation=aug,
-        feedback=SimpleNamespace(signal="trained", probe_fraction=0.2, samples=1, temperature=0.7, easy_threshold=0.5),
         seed=0,
         rounds=3,
         train_subset=None,
         rationale="pot",
         student=SimpleNamespace(continue_from_previous=True),
-        teacher=SimpleNamespace(max_failed_share=0.1, retry_failed=False),
+        # the defaults of FeedbackConfig: one greedy answer per problem it trained on
+        feedback=SimpleNamespace(signal="trained", probe_fraction=0.2, samples=1, temperature=0.7, easy_threshold=0.5),
+        teacher=SimpleNamespace(max_failed_share=0.1),
     )
 
 
@@ -125,8 +126,11 @@ def test_feedback_calls_solved_problems_easy_and_unsolved_hard(tmp_path):
     loop = _loop(tmp_path, student=FakeStudent({"a", "c"}))
     out = tmp_path / "round_1"
     summary = loop.feedback(1, out)
-    split = read_json(out / "split.json")
-    assert (split["easy"], split["hard"]) == (["a", "c"], ["b", "d"])
+    assert read_json(out / "split.json") == {
+        "easy": ["a", "c"],
+        "hard": ["b", "d"],
+        "solve_rate": {"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0},  # one greedy answer: solved or not
+    }
     assert (summary["easy"], summary["hard"], summary["easy_ratio"], summary["hard_ratio"]) == (2, 2, 0.5, 0.5)
     assert len(read_jsonl(out / "train_predictions.jsonl")) == 4
 

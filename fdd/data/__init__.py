@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Tuple
 
 from fdd.data.base import LoadResult
-from fdd.data.files import spec_get
+from fdd.data.files import DataUnavailableError, spec_get
 from fdd.registries import DATA_LOADERS, resolve
+from fdd.types import Problem
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOADERS", "get_loader", "load_source", "LoadResult"]
+__all__ = ["LOADERS", "get_loader", "load_source", "load_problems", "drop_overlap", "LoadResult"]
 
 # loader name -> "module:function", kept in fdd.registries (the config validates against it).
 LOADERS: Dict[str, str] = DATA_LOADERS
@@ -52,3 +53,33 @@ def load_source(spec: Any, seed: int = 0) -> LoadResult:
         skipped,
     )
     return result
+
+
+def load_problems(cfg) -> Tuple[List[Problem], Dict[str, List[Problem]]]:
+    """The training problems and the held-out sets of ``cfg.dataset``, held-out questions that are
+    also training questions dropped (a held-out question the student trains on measures nothing)."""
+    train = load_source(cfg.dataset.train, seed=cfg.seed).problems
+    if not train:
+        raise DataUnavailableError(f"dataset {cfg.dataset.name!r}: the training source yielded no problems")
+    evals = {name: load_source(spec, seed=cfg.seed).problems for name, spec in cfg.dataset.eval.items()}
+    return train, drop_overlap(train, evals)
+
+
+def drop_overlap(train: List[Problem], evals: Dict[str, List[Problem]]) -> Dict[str, List[Problem]]:
+    """Each held-out set without the questions that are also training questions (case and
+    whitespace ignored); what was dropped is logged per set."""
+    seen = {_normalise(p.question) for p in train}
+    kept = {}
+    for name, problems in evals.items():
+        kept[name] = [p for p in problems if _normalise(p.question) not in seen]
+        if len(kept[name]) < len(problems):
+            log.warning(
+                "held-out set %s: dropped %d problems that are also training problems",
+                name,
+                len(problems) - len(kept[name]),
+            )
+    return kept
+
+
+def _normalise(question: str) -> str:
+    return " ".join(question.lower().split())
