@@ -43,7 +43,7 @@ TESTS: Dict[str, Tuple[str, ...]] = {
     "data": ("tests/test_label_masking.py", "tests/test_students.py"),
     "answer": ("tests/test_answer.py", "tests/test_answer_pins.py"),
     "sandbox": ("tests/test_sandbox.py", "tests/test_sandbox_layers.py"),
-    "cache": ("tests/test_teacher_openai.py",),
+    "cache": ("tests/test_teacher_openai.py", "tests/test_cache_keys.py"),
 }
 
 

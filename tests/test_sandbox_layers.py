@@ -95,3 +95,11 @@ def test_workers_import_nothing_after_dropping_privileges():
         if alias.name != "builtins"
     ]
     assert lazy == []
+
+
+def test_the_module_whitelist_on_its_own():
+    """With the AST check off, the import hook alone refuses a module outside the whitelist."""
+    with Sandbox(workers=1, timeout_s=5, ast_check=False) as sb:
+        assert sb.run("import math\nanswer = math.floor(2.5)").value == 2.0
+        res = sb.run("import os\nanswer = 1")
+        assert res.value is None and res.error == "forbidden", res
