@@ -421,15 +421,19 @@ def _paired_differences(runs: Sequence[Run], acc_df):
     return pd.DataFrame(recs)
 
 
+PAIRED_TITLE = (
+    "paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)"
+)
+FINAL_TITLE = (
+    "final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)"
+)
+
+
 def paired_markdown(rep: Report) -> str:
-    p = rep.paired
-    if p is None or len(p) == 0:
+    if rep.paired is None or len(rep.paired) == 0:
         return ""
-    out = table_head(
-        "paired differences, fdd minus control (mean over seeds [95% t-interval]; wins = seeds where fdd is higher)",
-        ["variant", "set", "round", *(f"vs {b}" for b in PAIRED_WITH)],
-    )
-    for (variant, s, rnd), g in p.groupby(["variant", "set", "round"], sort=True):
+    out = table_head(PAIRED_TITLE, ["variant", "set", "round", *(f"vs {b}" for b in PAIRED_WITH)])
+    for (variant, s, rnd), g in rep.paired.groupby(["variant", "set", "round"], sort=True):
         cells = []
         for base in PAIRED_WITH:
             row = g[g.vs == base]
@@ -467,14 +471,10 @@ def accuracy_markdown(rep: Report) -> str:
 
 
 def final_markdown(rep: Report) -> str:
-    f = rep.final
-    if f is None or len(f) == 0:
+    if rep.final is None or len(rep.final) == 0:
         return "no finished rounds to compare\n"
-    out = table_head(
-        "final round: variant minus baseline (mean ± std of per-seed differences; wins = seeds where the variant is higher)",
-        ["set", "variant", "round", "accuracy", "vs none", "wins", "vs random", "wins"],
-    )
-    for _, r in f.iterrows():
+    out = table_head(FINAL_TITLE, ["set", "variant", "round", "accuracy", "vs none", "wins", "vs random", "wins"])
+    for _, r in rep.final.iterrows():
 
         def d(base, r=r):
             m, s, wins = r[f"vs_{base}"], r[f"vs_{base}_std"], r[f"vs_{base}_wins"]

@@ -233,28 +233,35 @@ class Tracker:
                     samples,
                     {"round": r},
                 )
-        dist = round_dir / "distill.jsonl"
-        if self.log_artifacts and dist.is_file():
-            self._safe(
-                f"log round {r}'s distillation set",
-                self.log_artifact,
-                artifact_name("distill", self.name),
+        artifacts = (  # (wanted, what, name, type, path, metadata)
+            (
+                self.log_artifacts,
+                "distillation set",
+                "distill",
                 "dataset",
-                dist,
+                round_dir / "distill.jsonl",
                 {"round": r, "size": metrics.distill_size},
-                [f"round-{r}"],
-            )
-        ckpt = round_dir / "checkpoint"
-        if self.log_checkpoints and ckpt.is_dir():
-            self._safe(
-                f"log round {r}'s checkpoint",
-                self.log_artifact,
-                artifact_name("student", self.name),
+            ),
+            (
+                self.log_checkpoints,
+                "checkpoint",
+                "student",
                 "model",
-                ckpt,
+                round_dir / "checkpoint",
                 {"round": r, "accuracy": metrics.accuracy},
-                [f"round-{r}"],
-            )
+            ),
+        )
+        for wanted, what, name, kind, path, meta in artifacts:
+            if wanted and path.exists():
+                self._safe(
+                    f"log round {r}'s {what}",
+                    self.log_artifact,
+                    artifact_name(name, self.name),
+                    kind,
+                    path,
+                    meta,
+                    [f"round-{r}"],
+                )
         self._safe(f"note round {r} as logged", self._mark_logged, r)
 
     def _wandb_logged(self) -> set:
