@@ -96,8 +96,7 @@ def agreement_rows():
     with Sandbox(workers=2, timeout_s=2.0, memory_mb=256) as sandbox:
 
         def extract(replies):
-            it = iter(fmt.extract([r.text for reps in replies for r in reps if r.ok], sandbox))
-            return [[next(it) if r.ok else None for r in reps] for reps in replies]
+            return fmt.extract_replies(replies, sandbox)
 
         for error_rate in (0.1, 0.3):
             res = {}

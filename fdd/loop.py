@@ -415,11 +415,8 @@ class FDDLoop:
         raise FileNotFoundError(f"no distillation set under {self.run_dir} for round {r}")
 
     def _extract(self, replies) -> List[List]:
-        """Answers of all usable replies in one sandbox batch; failed replies get None (the
-        verifier reads their own error)."""
-        texts = [rep.text for reps in replies for rep in reps if rep.ok]
-        results = iter(self.fmt.extract(texts, self.sandbox) if texts else [])
-        return [[next(results) if rep.ok else None for rep in reps] for reps in replies]
+        """Answers of all usable replies in one sandbox batch; failed replies get None."""
+        return self.fmt.extract_replies(replies, self.sandbox)
 
     def _metrics(self, r: int, s: Dict) -> Dict:
         """One row per round for metrics.jsonl, wandb and the plot (its schema: RoundMetrics)."""

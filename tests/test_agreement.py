@@ -127,9 +127,7 @@ def test_oracle_world_saves_requests(error_rate, saving):
     with Sandbox(workers=1, timeout_s=2.0, memory_mb=256) as sandbox:
 
         def ext(replies):
-            texts = [r.text for reps in replies for r in reps if r.ok]
-            it = iter(fmt.extract(texts, sandbox))
-            return [[next(it) if r.ok else None for r in reps] for reps in replies]
+            return fmt.extract_replies(replies, sandbox)
 
         out = {}
         for adaptive in (False, True):

@@ -4,8 +4,6 @@ being marked done; a rerun (or ``teacher.retry_failed=true``) asks again for exa
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from fdd.failures import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
@@ -14,27 +12,14 @@ from fdd.main import run
 from fdd.stages import StageRunner
 from tests.conftest import TINY, compose_cfg
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.test_fdd_faults import competent_teacher
+from tests.test_fdd_faults import competent_teacher, sums_run_overrides
 
 SUMS = [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 9)]
 FLAKY = ("What is 2 plus 3", "What is 4 plus 4")  # the teacher fails these until it is healed
 
 
 def setup(tmp_path, srv, *extra):
-    data = tmp_path / "sums.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n" for a, b in SUMS)
-    )
-    return [a for a in TINY if not a.startswith("dataset.")] + [
-        "teacher=openai",
-        f"teacher.base_urls=[{srv.url}]",
-        "teacher.model=fake-model",
-        "teacher.max_retries=0",
-        "dataset=local",
-        f"dataset.train.path={data}",
-        "rounds=1",
-        *extra,
-    ]
+    return sums_run_overrides(tmp_path, srv, SUMS, *extra)
 
 
 def flaky_server(healthy: dict) -> FakeOpenAIServer:

@@ -94,27 +94,31 @@ def test_a_round_completes_and_accounts_for_every_item(tmp_path):
 def test_a_total_outage_fails_the_stage_and_a_rerun_recovers(tmp_path):
     """If every request of a stage fails, the stage is not marked done: rerunning once the teacher
     is back finishes the run (instead of freezing an empty distillation set into it)."""
-    data = tmp_path / "sums.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n"
-            for a, b in [(2, 3), (4, 4), (7, 1)]
-        )
-    )
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(competent_teacher, faults={"500": 1.0}) as srv:
-        overrides = [a for a in TINY if not a.startswith("dataset.")] + [
-            "teacher=openai",
-            f"teacher.base_urls=[{srv.url}]",
-            "teacher.model=fake-model",
-            "teacher.max_retries=0",
-            "dataset=local",
-            f"dataset.train.path={data}",
-            "rounds=1",
-        ]
+        overrides = sums_run_overrides(tmp_path, srv, [(2, 3), (4, 4), (7, 1)])
         with pytest.raises(TeacherUnavailableError, match="init: all 3 teacher requests failed"):
             run(compose_cfg(overrides, run_dir))
         assert not (run_dir / "round_0" / "DONE.init").exists()
         srv.faults = {}  # the teacher is back
         rows = run(compose_cfg(overrides, run_dir))
     assert rows[0]["distill_size"] == 3 and (run_dir / "round_1" / "DONE.metrics").is_file()
+
+
+def sums_run_overrides(tmp_path, srv, sums, *extra):
+    """A one-round run whose seed problems are ``a plus b`` sums (a local data file) and whose
+    teacher is the fake OpenAI-compatible server ``srv``, with no retries."""
+    data = tmp_path / "sums.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {a} plus {b}?", "answer": a + b}) + "\n" for a, b in sums)
+    )
+    return [a for a in TINY if not a.startswith("dataset.")] + [
+        "teacher=openai",
+        f"teacher.base_urls=[{srv.url}]",
+        "teacher.model=fake-model",
+        "teacher.max_retries=0",
+        "dataset=local",
+        f"dataset.train.path={data}",
+        "rounds=1",
+        *extra,
+    ]

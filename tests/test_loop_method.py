@@ -10,6 +10,7 @@ import pytest
 
 from fdd.io import read_json, read_jsonl, write_jsonl
 from fdd.loop import FDDLoop
+from fdd.reasoning.formats import RationaleFormat
 from fdd.reasoning.sandbox import ExecResult
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem
@@ -43,8 +44,8 @@ class FakeTeacher(Teacher):
         return self._new("similar", problems, n)
 
 
-class FakeFormat:
-    def extract(self, texts, sandbox):
+class FakeFormat(RationaleFormat):
+    def extract(self, texts, sandbox=None, progress=False):
         return [ExecResult(float(t), None) for t in texts]
 
 

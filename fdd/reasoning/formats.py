@@ -30,6 +30,13 @@ class RationaleFormat(ABC):
     def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
         """The answer of each rationale, or the reason there is none."""
 
+    def extract_replies(self, replies, sandbox: Optional[Sandbox] = None) -> List[List[Optional[ExecResult]]]:
+        """Answers of the usable teacher replies (``replies[i][j]``, each with ``ok`` and ``text``)
+        in one batch; a failed reply gets None (its own error says why)."""
+        texts = [rep.text for reps in replies for rep in reps if rep.ok]
+        results = iter(self.extract(texts, sandbox) if texts else [])
+        return [[next(results) if rep.ok else None for rep in reps] for reps in replies]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
