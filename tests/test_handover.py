@@ -394,7 +394,7 @@ def test_a_user_error_is_printed_once(tmp_path):
 @pytest.mark.slow
 def test_training_curves_and_checkpoints_reach_the_offline_wandb_run(tiny_cfg, tmp_path, one_thread):
     from fdd.main import run
-    from fdd.tracking import iter_wandb_records, wandb_history
+    from tests.wandb_log import iter_wandb_records, wandb_history
 
     run(tiny_cfg("logger=wandb", "logger.mode=offline", "logger.log_checkpoints=true", "trainer.log_every_n_steps=1"))
     (path,) = (tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb")

@@ -184,6 +184,12 @@ def test_edited_yaml_refuses_and_an_api_key_is_written_nowhere(tmp_path):
         "rounds=1",
         "logger=wandb",
         "logger.mode=offline",
+        # an OpenAI-compatible teacher holds the key; every job it would do goes to the simulator,
+        # so no request leaves the machine
+        "teacher=openai",
+        "teacher.roles.rationale=oracle",
+        "teacher.roles.problems=oracle",
+        "teacher.base_urls=[http://127.0.0.1:9/v1]",
         f"teacher.api_key={KEY}",
         "dataset.path=/no/such:dir",
     ]
