@@ -586,15 +586,13 @@ def _in(value, lo=None, hi=None, lo_open=False, nullable=False) -> bool:
 def _check_ranges(obj: FDDConfig) -> None:
     """Every numeric setting in its meaningful range, named with the range in the error."""
     s, g, t, a = obj.student, obj.student.generation, obj.teacher, obj.augmentation  # sandbox: check_sandbox
+    # Keys validate() already checks with their own message (lr, batch_size, epochs, budget) are not repeated.
     checks = [  # (key, value, lo, hi, lo_open, nullable)
         ("seed", obj.seed, 0, None, False, False),
         ("student.max_source_len", s.max_source_len, 1, None, False, False),
         ("student.max_target_len", s.max_target_len, 1, None, False, False),
-        ("student.lr", s.lr, 0, None, True, False),
         ("student.weight_decay", s.weight_decay, 0, None, False, False),
         ("student.warmup_ratio", s.warmup_ratio, 0, 1, False, False),
-        ("student.batch_size", s.batch_size, 1, None, False, False),
-        ("student.epochs", s.epochs, 0, None, False, False),
         ("student.steps_per_round", s.steps_per_round, 1, None, False, True),
         ("student.num_workers", s.num_workers, 0, None, False, False),
         ("student.lora.r", s.lora.r, 1, None, False, False),
@@ -609,7 +607,6 @@ def _check_ranges(obj: FDDConfig) -> None:
         ("augmentation.per_hard", a.per_hard, 0, None, False, False),
         ("augmentation.samples", a.samples, 1, None, False, False),
         ("augmentation.seed_samples", a.seed_samples, 1, None, False, False),
-        ("augmentation.budget", a.budget, 0, None, False, True),
     ]
     backend_checks = [  # (key, lo, hi, lo_open, nullable) of the keys only some backends have
         ("concurrency", 1, None, False, False),
