@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=outputs/feedback_ablation
 seeds="${SEEDS:-0,1,2,3,4}"
+signals="${FEEDBACK:-trained,probe}"  # e.g. FEEDBACK=probe for one signal
 run_world() {  # $1 = dataset config, $2 = sweep folder
   # seeds vary slowest, so a sweep cut short still has every variant for the seeds it finished
-  python -m fdd.main -m experiment=feedback_ablation "seed=$seeds" "dataset=$1" feedback=trained,probe \
+  python -m fdd.main -m experiment=feedback_ablation "seed=$seeds" "dataset=$1" "feedback=$signals" \
     augmentation=fdd,random,none,hard_only,easy_only "hydra.sweep.dir=$out/$2" \
     $( [ "$1" = synthetic_imbalanced ] && echo 'dataset.eval.rare.n=60' )
 }
