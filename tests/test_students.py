@@ -8,11 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from fdd.modeling import model_class
 from fdd.reasoning.formats import get_format
 from fdd.sim.world import generate, render
 from fdd.students.data import Collator
 from fdd.students.generate import answer_line_end, truncate_at_answer
-from fdd.students.model import _model_class, build_model
+from fdd.students.model import build_model
 from fdd.students.student import Student
 from fdd.types import Item
 from tests.conftest import compose_cfg, requires_smollm2
@@ -57,7 +58,7 @@ def loss_before_after(tmp_path, student: str, *overrides: str):
     tok = st.tokenizer()
     before = mean_loss(build_model(scfg, tok, seed=0), data, tok.pad_token_id)  # fit starts from this init
     info = st.fit(items, str(tmp_path / "ckpt"), str(tmp_path / "state"))
-    after = mean_loss(_model_class(scfg.arch).from_pretrained(str(tmp_path / "ckpt")), data, tok.pad_token_id)
+    after = mean_loss(model_class(scfg.arch).from_pretrained(str(tmp_path / "ckpt")), data, tok.pad_token_id)
     return before, after, info
 
 

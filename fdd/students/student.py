@@ -266,13 +266,14 @@ class Student:
         return self._gen_slot.get(ckpt_dir, lambda: self._load_for_generation(ckpt_dir))
 
     def _load_for_generation(self, ckpt_dir: Optional[str]):
-        from fdd.students.model import _model_class, precision_dtype
+        from fdd.modeling import model_class
+        from fdd.students.model import precision_dtype
 
         if ckpt_dir is None:
             model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
             model.config.use_cache = True  # build_model turns it off for gradient checkpointing
         else:
-            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir, dtype=torch.float32)
+            model = model_class(self.cfg.arch).from_pretrained(ckpt_dir, dtype=torch.float32)
         if uses_cuda(self.trainer_cfg):
             model = model.to(torch.device("cuda", torch.cuda.current_device()))
             dtype = precision_dtype(self.trainer_cfg.get("precision"))
