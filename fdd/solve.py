@@ -82,7 +82,7 @@ def solve(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens or info["max_new_tokens"],
         max_source_len=info["max_source_len"],
-        stop_at_answer=fmt.name == "pot",
+        stop_rule=fmt.stop_rule,
     )
     if sandbox is None and fmt.name == "pot":
         with Sandbox(workers=1) as sb:

@@ -9,10 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from fdd.modeling import model_class
-from fdd.reasoning.formats import get_format
+from fdd.reasoning.formats import answer_line_end, get_format
 from fdd.sim.world import generate, render
 from fdd.students.data import Collator
-from fdd.students.generate import answer_line_end, truncate_at_answer
+from fdd.students.generate import cut_at_stop
 from fdd.students.model import build_model
 from fdd.students.student import Student
 from fdd.types import Item
@@ -130,7 +130,7 @@ def test_answer_line_end(text, end):
 
 def test_truncate_keeps_the_answer():
     prog = "x1 = 2\nx2 = x1 * 3\nanswer = x2\nprint(answer)\nanswer = 0\n"
-    assert truncate_at_answer(prog) == "x1 = 2\nx2 = x1 * 3\nanswer = x2\n"
+    assert cut_at_stop(prog, get_format("pot").stop_rule) == "x1 = 2\nx2 = x1 * 3\nanswer = x2\n"
 
 
 def test_answer_line_stop_fires_when_the_line_is_complete():
@@ -142,7 +142,7 @@ def test_answer_line_stop_fires_when_the_line_is_complete():
     prompt = tok("Q:\n", add_special_tokens=False)["input_ids"]
     program = "x1 = (2 +\n3)\nanswer = (x1 *\n 2)\nprint(answer)\n"
     ids = tok(program, add_special_tokens=False)["input_ids"]
-    stop = AnswerLineStop(tok, len(prompt))
+    stop = AnswerLineStop(tok, len(prompt), answer_line_end)
     fired_at = None
     for k in range(1, len(ids) + 1):
         done = stop(torch.tensor([prompt + ids[:k]]), None)
