@@ -86,6 +86,17 @@ def test_tiny_students_loss_falls(tmp_path, student, extra, factor):
     assert after < factor * before, (before, after)
 
 
+@pytest.mark.parametrize("trainer,steps", [({"max_steps": 3}, 3), ({"max_epochs": 1}, 4)], ids=["steps", "epochs"])
+def test_trainer_limits_win_over_the_student_config(tmp_path, trainer, steps, caplog):
+    """trainer.max_steps / max_epochs, when set, decide the fit (16 items in batches of 4)."""
+    cfg = compose_cfg(["student=tiny-llama", "logger=none", *TINY], tmp_path / "run")
+    st = Student(OmegaConf.to_object(cfg.student), {**CPU, **trainer}, get_format("pot"), 0, str(tmp_path / "tok"))
+    with caplog.at_level("INFO", logger="fdd.students.student"):
+        info = st.fit(fixed_items(), str(tmp_path / "ckpt"), str(tmp_path / "state"))
+    assert info["train_steps"] == steps
+    assert f"trainer.{next(iter(trainer))}=" in caplog.text
+
+
 def test_gradient_checkpointing_is_on(tmp_path):
     cfg = compose_cfg(["student=tiny-llama", "student.gradient_checkpointing=true", "logger=none"], tmp_path)
     scfg = OmegaConf.to_object(cfg.student)

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from fdd.ranks import is_main_process
 from fdd.students.backends import Generator, HFGenerator, build_generator
 from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
 from fdd.students.distributed import externally_launched, requested_world_size
@@ -207,9 +208,18 @@ class Student:
             from pytorch_lightning.callbacks import LearningRateMonitor
 
             callbacks.append(LearningRateMonitor(logging_interval="step"))
+        limits = {"max_epochs": self.cfg.epochs, "max_steps": self.cfg.steps_per_round or -1}
+        overrides = {k: kw.pop(k) for k in limits if k in kw}  # trainer.max_epochs / max_steps, when set
+        if overrides:
+            log.info(
+                "the fit uses %s, not student.epochs=%s / student.steps_per_round=%s",
+                ", ".join(f"trainer.{k}={v}" for k, v in overrides.items()),
+                self.cfg.epochs,
+                self.cfg.steps_per_round,
+            )
+        limits.update(overrides)
         trainer = pl.Trainer(
-            max_epochs=self.cfg.epochs,
-            max_steps=self.cfg.steps_per_round or -1,
+            **limits,
             default_root_dir=state_dir,
             logger=[CSVLogger(state_dir, name="", version="logs"), *curves],
             callbacks=callbacks,
@@ -220,7 +230,7 @@ class Student:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
         seconds = time.time() - t0
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if trainer.is_global_zero:  # one writer; with ddp_spawn this is the main process
+        if is_main_process():  # one writer; with ddp_spawn the fit's ranks have returned to this process
             tmp = out_dir + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             save_model(module.model, tok, tmp)
