@@ -76,7 +76,8 @@ class GenerationConfig:
     batch_size: int = 64
     max_new_tokens: int = 128
     backend: str = "hf"  # hf | vllm (causal students on GPU)
-    stop_at_answer: bool = False  # pot: also stop a row once a complete top-level `answer = ...` line is out
+    # also stop a row once the format's stop_rule sees a whole answer (pot: a complete `answer = ...` line)
+    stop_at_answer: bool = False
     # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
     # shares the GPU with nothing (fdd/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
     vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85, "max_model_len": None})
