@@ -24,6 +24,11 @@ def local_rank() -> Optional[int]:
     return int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
 
 
+def externally_launched() -> bool:
+    """True inside processes started by torchrun/SLURM/our launcher (Lightning then creates none)."""
+    return ("LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ) or rank_world()[1] > 1
+
+
 def is_main_process() -> bool:
     """True on rank 0 (and outside any process group): the one writer of shared files."""
     return rank_world()[0] == 0

@@ -16,11 +16,6 @@ from fdd.ranks import rank_world
 log = logging.getLogger(__name__)
 
 
-def externally_launched() -> bool:
-    """True inside processes started by torchrun/SLURM/our launcher (Lightning then creates none)."""
-    return ("LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ) or rank_world()[1] > 1
-
-
 def requested_world_size(trainer_cfg: Dict) -> int:
     """How many processes a Lightning trainer config asks for (1 unless a ddp strategy)."""
     strategy = str(trainer_cfg.get("strategy", "auto"))

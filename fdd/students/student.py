@@ -13,10 +13,10 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from fdd.ranks import is_main_process
+from fdd.ranks import externally_launched, is_main_process
 from fdd.students.backends import Generator, HFGenerator, build_generator
 from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
-from fdd.students.distributed import externally_launched, requested_world_size
+from fdd.students.distributed import requested_world_size
 from fdd.students.fidelity import (
     Codec,
     FaithfulTokenizer,
