@@ -193,15 +193,15 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
 
 
 def bench_eval(args, student, ckpt: str, rows: List):
+    from fdd.modeling import model_class
     from fdd.reasoning.formats import get_format
     from fdd.students.generate import generate
-    from fdd.students.model import _model_class
 
     scfg = student.cfg
     tok = student.tokenizer()
     from fdd.students.model import precision_dtype
 
-    model = _model_class(scfg.arch).from_pretrained(ckpt, dtype=torch.float32)
+    model = model_class(scfg.arch).from_pretrained(ckpt, dtype=torch.float32)
     if torch.cuda.is_available():
         model = model.to("cuda")
         dtype = precision_dtype(student.trainer_cfg.get("precision"))

@@ -76,7 +76,8 @@ class GenerationConfig:
     batch_size: int = 64
     max_new_tokens: int = 128
     backend: str = "hf"  # hf | vllm (causal students on GPU)
-    stop_at_answer: bool = False  # pot: also stop a row once a complete top-level `answer = ...` line is out
+    # also stop a row once the format's stop_rule sees a whole answer (pot: a complete `answer = ...` line)
+    stop_at_answer: bool = False
     # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
     # shares the GPU with nothing (fdd/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
     vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85, "max_model_len": None})
@@ -252,11 +253,11 @@ def teacher_config_class(backend: str) -> type:
         raise ConfigError(f"teacher.backend must be one of {TEACHER_BACKENDS}, got {backend!r}") from None
 
 
-# Arguments of lightning.Trainer that the student sets itself (fdd/students/student.py), with what
+# Arguments of lightning.Trainer that the run owns (fdd/students/student.py sets them), with what
 # sets them; validate() refuses trainer.<one of these> rather than let it clash or be ignored.
+# (trainer.max_epochs / max_steps are not among them: set, they win over student.epochs /
+# student.steps_per_round.)
 TRAINER_ARGS_SET_BY_STUDENT = {
-    "max_epochs": "student.epochs",
-    "max_steps": "student.steps_per_round",
     "default_root_dir": "the run directory (paths.output_dir)",
     "logger": "the run (logger.* and the per-round CSV log)",
     "callbacks": "the student (student.resume_from_last_epoch)",
@@ -304,9 +305,10 @@ class TrainerConfig(Mapping):
     plugins: Optional[Any] = None
     sync_batchnorm: Optional[bool] = None
     reload_dataloaders_every_n_epochs: Optional[int] = None
-    # set by the student (TRAINER_ARGS_SET_BY_STUDENT): present so that setting one is refused by name
+    # null: student.epochs / student.steps_per_round decide; set, they win for every fit
     max_epochs: Optional[int] = None
     max_steps: Optional[int] = None
+    # set by the student (TRAINER_ARGS_SET_BY_STUDENT): present so that setting one is refused by name
     default_root_dir: Optional[str] = None
     logger: Optional[Any] = None
     callbacks: Optional[Any] = None

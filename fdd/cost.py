@@ -8,13 +8,11 @@ reported too). How many calls each stage makes is the loop's own call plan (fdd.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, Sequence
 
 CHARS_PER_TOKEN = 4
 # Typical reply lengths (tokens): a rationale (program or chain of thought), a new problem.
 TYPICAL_OUTPUT = {"rationale": 150, "problem": 60}
-DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "conf" / "teacher" / "prompts" / "default.yaml"
 
 
 def n_tokens(text: str) -> int:
@@ -22,12 +20,10 @@ def n_tokens(text: str) -> int:
 
 
 def _prompts(teacher_cfg) -> Dict[str, str]:
-    prompts = dict(teacher_cfg.prompts or {})
-    if not prompts and DEFAULT_PROMPTS.is_file():  # the simulator has none; price the real ones
-        import yaml
+    from fdd.teachers.llm import DEFAULT_PROMPTS
 
-        prompts = yaml.safe_load(DEFAULT_PROMPTS.read_text(encoding="utf-8"))
-    return prompts
+    # the simulator has none; price the real ones
+    return dict(teacher_cfg.prompts or {}) or dict(DEFAULT_PROMPTS)
 
 
 def _job(calls: int, prompt_tokens: float, output_per_call: int, max_tokens: int) -> Dict:

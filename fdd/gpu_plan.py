@@ -71,18 +71,6 @@ def only_this_device(local_rank: Optional[int]) -> Iterator[None]:
             os.environ["CUDA_VISIBLE_DEVICES"] = old
 
 
-def local_rank() -> Optional[int]:
-    """This process's device index inside a process group (torchrun, our launcher), else None."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            return int(os.environ.get("LOCAL_RANK", dist.get_rank()))
-    except ImportError:  # pragma: no cover
-        pass
-    return None
-
-
 class GpuPlan:
     """The slots of one process and the log of what happened to them (``events``: (action, slot))."""
 

@@ -25,7 +25,7 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -42,7 +42,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path, obj) -> None:
-    _atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path):
@@ -57,7 +57,7 @@ def read_json(path):
 def write_jsonl(path, rows: Iterable) -> None:
     """Write records (dataclasses with ``to_dict`` or plain dicts) atomically."""
     lines = [json.dumps(r.to_dict() if hasattr(r, "to_dict") else r, default=str) for r in rows]
-    _atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+    atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
 
 
 def read_jsonl(path, cls=None) -> list:

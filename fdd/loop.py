@@ -20,18 +20,19 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from fdd import gpu_plan
 from fdd.agreement import collect_rationales
 from fdd.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
 from fdd.feedback import probe_ids
 from fdd.feedback import split as feedback_split
+from fdd.grading import grade
 from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.seeding import rng
 from fdd.stages import StageRunner
-from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem, Rejection, RoundMetrics
+from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection, RoundMetrics
 from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen, verify_seed
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,17 @@ class FDDLoop:
             ckpt.unlink()
         return {**info, "distill_size": len(full), "trained_on": len(items)}
 
+    def answer(
+        self, problems: Sequence[Problem], ckpt_dir: Optional[str], desc: str, sampling: Optional[Dict] = None
+    ) -> List[Prediction]:
+        """The student's rationales for ``problems`` (``ckpt_dir=None``: the base student), graded."""
+        texts = self.student.rationales(problems, ckpt_dir, desc=desc, sampling=sampling)
+        return grade(problems, texts, self.fmt, self.sandbox)
+
     def evaluate(self, r: int, out: Path) -> Dict:
         acc = {}
         for name, problems in self.eval_sets.items():
-            preds = self.student.answer(problems, str(out / "checkpoint"), self.sandbox, desc=f"eval {name}")
+            preds = self.answer(problems, str(out / "checkpoint"), desc=f"eval {name}")
             write_jsonl(out / f"eval_{name}.jsonl", preds)
             acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
             log.info("round %d: accuracy on %s = %.3f (%d problems)", r, name, acc[name], len(preds))
@@ -208,7 +216,7 @@ class FDDLoop:
         )
         acc = {}
         for name, problems in self.eval_sets.items():
-            preds = self.student.answer(problems, None, self.sandbox, desc=f"eval {name} (base)")
+            preds = self.answer(problems, None, desc=f"eval {name} (base)")
             write_jsonl(out / f"eval_{name}.jsonl", preds)
             acc[name] = sum(p.correct for p in preds) / max(1, len(preds))
             log.info("round 0 (base student): accuracy on %s = %.3f (%d problems)", name, acc[name], len(preds))
@@ -224,11 +232,7 @@ class FDDLoop:
             pool = [p for p in pool if p.id in probe]
         sampling = {"temperature": fb.temperature, "seed": self.cfg.seed * 1000 + r} if fb.samples > 1 else None
         asked = [p for p in pool for _ in range(fb.samples)]
-        preds = (
-            self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback", sampling=sampling)
-            if sampling
-            else self.student.answer(asked, str(out / "checkpoint"), self.sandbox, desc="feedback")
-        )
+        preds = self.answer(asked, str(out / "checkpoint"), desc="feedback", sampling=sampling)
         gpu_plan.release_all(f"round {r} student generation done")
         write_jsonl(out / "train_predictions.jsonl", preds)
         easy, hard, rate = feedback_split(pool, preds, fb.samples, fb.easy_threshold)

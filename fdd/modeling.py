@@ -125,12 +125,17 @@ def load_tokenizer(name_or_path: str, gguf_file: Optional[str] = None):
     return tok
 
 
+def model_class(arch: str):
+    """The transformers auto class of a student architecture: ``causal`` or ``seq2seq``."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForCausalLM if arch == "causal" else AutoModelForSeq2SeqLM
+
+
 def load_pretrained_model(name_or_path: Optional[str], arch: str, gguf_file: Optional[str] = None, dtype=None):
     """A pretrained causal or seq2seq model. GGUF weights are de-quantized into a plain model
     built from their config, so the result can be fine-tuned and ``save_pretrained``-ed."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    cls = AutoModelForCausalLM if arch == "causal" else AutoModelForSeq2SeqLM
+    cls = model_class(arch)
     try:
         if gguf_file:
             folder, fname = resolve_gguf(gguf_file)

@@ -248,9 +248,9 @@ def mask_file(path: Path, secrets: Sequence[str]) -> bool:
     for value in sorted(set(secrets), key=len, reverse=True):
         masked_text = masked_text.replace(value, MASK)
     if masked_text != text:
-        from fdd.io import _atomic_write_text
+        from fdd.io import atomic_write_text
 
-        _atomic_write_text(path, masked_text)
+        atomic_write_text(path, masked_text)
         return True
     return False
 

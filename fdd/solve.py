@@ -54,11 +54,10 @@ def solve(
     sandbox=None,
 ) -> List[Dict]:
     """For each question: the student's rationale, its answer (or the reason there is none)."""
-    from fdd.modeling import ModelUnavailableError
+    from fdd.modeling import ModelUnavailableError, model_class
     from fdd.reasoning.formats import get_format
     from fdd.reasoning.sandbox import Sandbox
     from fdd.students.generate import generate
-    from fdd.students.model import _model_class
 
     student_dir = Path(student_dir)
     if not (student_dir / "config.json").is_file():
@@ -74,7 +73,7 @@ def solve(
     tok = AutoTokenizer.from_pretrained(student_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = _model_class(info["arch"]).from_pretrained(student_dir)
+    model = model_class(info["arch"]).from_pretrained(student_dir)
     texts = generate(
         model,
         tok,
@@ -83,7 +82,7 @@ def solve(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens or info["max_new_tokens"],
         max_source_len=info["max_source_len"],
-        stop_at_answer=fmt.name == "pot",
+        stop_rule=fmt.stop_rule,
     )
     if sandbox is None and fmt.name == "pot":
         with Sandbox(workers=1) as sb:

@@ -94,6 +94,12 @@ class Rejection(_Record):
     detail: Optional[str] = None
 
 
+# RoundMetrics' field types: None when the round did not measure the number.
+Count = Optional[int]
+Number = Optional[float]
+Counts = Optional[Dict[str, int]]  # per reason, kind or branch
+
+
 @dataclass
 class RoundMetrics:
     """One round's numbers: the contract between the loop (which writes them to metrics.jsonl)
@@ -108,41 +114,41 @@ class RoundMetrics:
     round: int
     accuracy: Optional[Dict[str, float]] = None  # held-out set -> share of problems solved
     # round 0: the seed set
-    seed_problems: Optional[int] = None
-    seed_rejected: Optional[int] = None
+    seed_problems: Count = None
+    seed_rejected: Count = None
     teacher_roles: Optional[Dict[str, Any]] = None  # which backend did each teacher job
     # train
-    trained_on: Optional[int] = None
-    train_loss: Optional[float] = None
-    train_seconds: Optional[float] = None
-    train_steps: Optional[int] = None
-    train_examples: Optional[int] = None
+    trained_on: Count = None
+    train_loss: Number = None
+    train_seconds: Number = None
+    train_steps: Count = None
+    train_examples: Count = None
     # what the student's tokenizer and length limits did to the set it trained on
-    unrepresentable: Optional[int] = None
-    unrepresentable_by_reason: Optional[Dict[str, int]] = None
-    lossy_prompts: Optional[int] = None
-    overlong: Optional[int] = None
-    overlong_by_kind: Optional[Dict[str, int]] = None
-    overlong_dropped: Optional[int] = None
+    unrepresentable: Count = None
+    unrepresentable_by_reason: Counts = None
+    lossy_prompts: Count = None
+    overlong: Count = None
+    overlong_by_kind: Counts = None
+    overlong_dropped: Count = None
     token_lengths: Optional[Dict[str, Any]] = None
     # feedback: the student on its training problems
-    easy: Optional[int] = None
-    hard: Optional[int] = None
-    easy_ratio: Optional[float] = None
-    hard_ratio: Optional[float] = None
+    easy: Count = None
+    hard: Count = None
+    easy_ratio: Number = None
+    hard_ratio: Number = None
     # augment
-    asked_harder: Optional[int] = None
-    asked_similar: Optional[int] = None
-    generated: Optional[int] = None
-    accepted: Optional[int] = None
-    rejected: Optional[int] = None
-    rejected_by_reason: Optional[Dict[str, int]] = None
-    accepted_by_branch: Optional[Dict[str, int]] = None
-    rationale_requests_per_accepted: Optional[float] = None
+    asked_harder: Count = None
+    asked_similar: Count = None
+    generated: Count = None
+    accepted: Count = None
+    rejected: Count = None
+    rejected_by_reason: Counts = None
+    accepted_by_branch: Counts = None
+    rationale_requests_per_accepted: Number = None
     # the distillation set after the round, and what the teacher was asked for it
-    distill_size: Optional[int] = None
+    distill_size: Count = None
     teacher: Optional[Dict[str, Dict[str, Any]]] = None  # job -> usage counters (requests, cached, ...)
-    failed_requests: Optional[int] = None
+    failed_requests: Count = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     # The one place a metric key is renamed: field name -> key in metrics.jsonl (and wandb).

@@ -99,10 +99,13 @@ def test_any_trainer_argument_can_be_set_and_a_wrong_one_fails(tmp_path):
     assert obj.trainer.get("strategy", "auto") == "auto"  # unset: Lightning's default
     with pytest.raises(ConfigCompositionException, match="min_epoch"):
         compose_cfg(["trainer.min_epoch=2"], tmp_path)
-    with pytest.raises(ConfigError, match="trainer.max_epochs is set by student.epochs"):
-        validate(compose_cfg(["trainer.max_epochs=5"], tmp_path))
-    out = _main("trainer.max_epochs=5", f"hydra.run.dir={tmp_path}/run")
-    assert out.returncode == 2 and "fdd: error: trainer.max_epochs is set by student.epochs" in out.stderr
+    assert (
+        validate(compose_cfg(["trainer.max_epochs=5"], tmp_path)).trainer["max_epochs"] == 5
+    )  # wins over student.epochs
+    with pytest.raises(ConfigError, match="trainer.default_root_dir is set by the run directory"):
+        validate(compose_cfg(["trainer.default_root_dir=/tmp/x"], tmp_path))
+    out = _main("trainer.logger=true", f"hydra.run.dir={tmp_path}/run")
+    assert out.returncode == 2 and "fdd: error: trainer.logger is set by the run" in out.stderr
     assert "Traceback" not in out.stderr
     out = _main("trainer.max_epoch=5", f"hydra.run.dir={tmp_path}/run")
     assert out.returncode != 0 and "max_epoch" in out.stderr and "Traceback" not in out.stderr

@@ -283,15 +283,15 @@ def _expected(st, prompts):
 def test_vllm_generation_is_sharded_over_ranks(fake_vllm, tmp_path, monkeypatch):
     """Inside a process group of 2, each rank's engine answers every second prompt and the
     gathered texts come back in prompt order (the gather is that of tests/test_ddp.py)."""
-    import fdd.students.student as student_mod
+    import fdd.students.backends as backends_mod
 
     st = _student(tmp_path, CPU)
     prompts = _prompts(9)
     shares = {}
     for rank in (0, 1):
-        monkeypatch.setattr(student_mod, "rank_world", lambda r=rank: (r, 2))
+        monkeypatch.setattr(backends_mod, "rank_world", lambda r=rank: (r, 2))
         monkeypatch.setenv("LOCAL_RANK", str(rank))
-        monkeypatch.setattr(student_mod, "gather_in_order", lambda local, n, r=rank: shares.setdefault(r, local))
+        monkeypatch.setattr(backends_mod, "gather_in_order", lambda local, n, r=rank: shares.setdefault(r, local))
         fake_vllm.BUILD_KWARGS.clear()
         st.generate_texts(prompts, str(tmp_path / "ckpt"))
         PLAN.release_all()

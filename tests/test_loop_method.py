@@ -13,7 +13,7 @@ from fdd.loop import FDDLoop
 from fdd.reasoning.formats import RationaleFormat
 from fdd.reasoning.sandbox import ExecResult
 from fdd.teachers.base import Reply, Teacher
-from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem
+from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem
 
 
 class FakeTeacher(Teacher):
@@ -55,8 +55,9 @@ class FakeStudent:
     def __init__(self, solves):
         self.solves = set(solves)
 
-    def answer(self, problems, checkpoint, sandbox, desc=""):
-        return [Prediction(p.id, "out", 1.0, p.answer, p.id in self.solves) for p in problems]
+    def rationales(self, problems, checkpoint, desc="", sampling=None):
+        # texts FakeFormat reads as numbers: the gold answer when solved, one off it when not
+        return [str(p.answer if p.id in self.solves else p.answer + 1) for p in problems]
 
 
 def _cfg(mode="fdd", budget=None, per_easy=1, per_hard=1):

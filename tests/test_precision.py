@@ -7,9 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from fdd.modeling import model_class
 from fdd.reasoning.formats import get_format
 from fdd.sim.world import generate, render
-from fdd.students.model import _model_class, build_model
+from fdd.students.model import build_model
 from fdd.students.module import StudentModule
 from fdd.students.student import Student
 from fdd.types import Item
@@ -33,7 +34,7 @@ def _bf16_checkpoint(tmp_path):
     st = Student(scfg, BF16_MIXED, get_format("pot"), 0, str(tmp_path / "tok"))
     model = build_model(scfg, st.tokenizer(["x"]), seed=0).to(torch.bfloat16)
     model.save_pretrained(tmp_path / "bf16")
-    assert _model_class("causal").from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16  # the default we avoid
+    assert model_class("causal").from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16  # the default we avoid
     scfg.pretrained, scfg.model_config = str(tmp_path / "bf16"), {}
     return scfg, st
 
@@ -53,7 +54,7 @@ def test_bf16_checkpoint_trains_with_fp32_master_weights(tmp_path, monkeypatch):
     items = [Item(p.id, p.question, p.answer, p.source, render(p.meta["world"])[1]) for p in generate(4, 0, "train")]
     st.fit(items, str(tmp_path / "ckpt"), str(tmp_path / "state"))
     assert seen and seen[0] == {torch.float32}
-    saved = _model_class("causal").from_pretrained(tmp_path / "ckpt")
+    saved = model_class("causal").from_pretrained(tmp_path / "ckpt")
     assert {p.dtype for p in saved.parameters()} == {torch.float32}
     # the next round starts from that checkpoint, again in fp32
     assert {p.dtype for p in build_model(scfg, st.tokenizer(), init_from=str(tmp_path / "ckpt")).parameters()} == {

@@ -8,11 +8,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fdd.reasoning.formats import get_format
+from fdd.modeling import model_class
+from fdd.reasoning.formats import answer_line_end, get_format
 from fdd.sim.world import generate, render
 from fdd.students.data import Collator
-from fdd.students.generate import answer_line_end, truncate_at_answer
-from fdd.students.model import _model_class, build_model
+from fdd.students.generate import cut_at_stop
+from fdd.students.model import build_model
 from fdd.students.student import Student
 from fdd.types import Item
 from tests.conftest import compose_cfg, requires_smollm2
@@ -57,7 +58,7 @@ def loss_before_after(tmp_path, student: str, *overrides: str):
     tok = st.tokenizer()
     before = mean_loss(build_model(scfg, tok, seed=0), data, tok.pad_token_id)  # fit starts from this init
     info = st.fit(items, str(tmp_path / "ckpt"), str(tmp_path / "state"))
-    after = mean_loss(_model_class(scfg.arch).from_pretrained(str(tmp_path / "ckpt")), data, tok.pad_token_id)
+    after = mean_loss(model_class(scfg.arch).from_pretrained(str(tmp_path / "ckpt")), data, tok.pad_token_id)
     return before, after, info
 
 
@@ -83,6 +84,17 @@ def test_tiny_students_loss_falls(tmp_path, student, extra, factor):
     before, after, info = loss_before_after(tmp_path, student, *TINY, *extra)
     assert info["train_steps"] == 16
     assert after < factor * before, (before, after)
+
+
+@pytest.mark.parametrize("trainer,steps", [({"max_steps": 3}, 3), ({"max_epochs": 1}, 4)], ids=["steps", "epochs"])
+def test_trainer_limits_win_over_the_student_config(tmp_path, trainer, steps, caplog):
+    """trainer.max_steps / max_epochs, when set, decide the fit (16 items in batches of 4)."""
+    cfg = compose_cfg(["student=tiny-llama", "logger=none", *TINY], tmp_path / "run")
+    st = Student(OmegaConf.to_object(cfg.student), {**CPU, **trainer}, get_format("pot"), 0, str(tmp_path / "tok"))
+    with caplog.at_level("INFO", logger="fdd.students.student"):
+        info = st.fit(fixed_items(), str(tmp_path / "ckpt"), str(tmp_path / "state"))
+    assert info["train_steps"] == steps
+    assert f"trainer.{next(iter(trainer))}=" in caplog.text
 
 
 def test_gradient_checkpointing_is_on(tmp_path):
@@ -129,7 +141,7 @@ def test_answer_line_end(text, end):
 
 def test_truncate_keeps_the_answer():
     prog = "x1 = 2\nx2 = x1 * 3\nanswer = x2\nprint(answer)\nanswer = 0\n"
-    assert truncate_at_answer(prog) == "x1 = 2\nx2 = x1 * 3\nanswer = x2\n"
+    assert cut_at_stop(prog, get_format("pot").stop_rule) == "x1 = 2\nx2 = x1 * 3\nanswer = x2\n"
 
 
 def test_answer_line_stop_fires_when_the_line_is_complete():
@@ -141,7 +153,7 @@ def test_answer_line_stop_fires_when_the_line_is_complete():
     prompt = tok("Q:\n", add_special_tokens=False)["input_ids"]
     program = "x1 = (2 +\n3)\nanswer = (x1 *\n 2)\nprint(answer)\n"
     ids = tok(program, add_special_tokens=False)["input_ids"]
-    stop = AnswerLineStop(tok, len(prompt))
+    stop = AnswerLineStop(tok, len(prompt), answer_line_end)
     fired_at = None
     for k in range(1, len(ids) + 1):
         done = stop(torch.tensor([prompt + ids[:k]]), None)

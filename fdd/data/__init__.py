@@ -7,12 +7,12 @@ synthetic world, and a missing optional dependency only hurts the loader that ne
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any, Callable, Dict, List, Tuple
 
 from fdd.data.base import LoadResult
 from fdd.data.files import DataUnavailableError, spec_get
 from fdd.registries import DATA_LOADERS, resolve
+from fdd.seeding import shuffle_rng
 from fdd.types import Problem
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,14 @@ def get_loader(name: str) -> Callable[..., LoadResult]:
 def load_source(spec: Any, seed: int = 0) -> LoadResult:
     """Load one source (a SourceConfig or DictConfig), then apply ``shuffle`` and ``limit``.
 
-    The shuffle is seeded with ``random.Random(seed)`` so runs with the same seed see the same
+    The shuffle is seeded with ``fdd.seeding.shuffle_rng(seed)`` so runs with the same seed see the same
     problems; ``limit`` keeps the first N after the shuffle.
     """
     name = spec_get(spec, "loader")
     result = get_loader(name)(spec, seed)
     total = len(result.problems)
     if spec_get(spec, "shuffle", False):
-        random.Random(seed).shuffle(result.problems)
+        shuffle_rng(seed).shuffle(result.problems)
     limit = spec_get(spec, "limit")
     if limit is not None and int(limit) >= 0:
         result.problems = result.problems[: int(limit)]

@@ -1,27 +1,82 @@
 """The two rationale formats: Program-of-Thought (``pot``) and Chain-of-Thought (``cot``).
 
-One object per format says what the student sees (``student_prompt``) and how an answer is read
-out of a rationale (``extract``); the same code serves teacher rationales, the easy/hard split
-and test accuracy, so the three can never disagree on what counts as an answer.
+One object per format says what the student sees (``student_prompt``), how an answer is read
+out of a rationale (``extract``) and where a generated rationale is complete (``stop_rule``); the
+same code serves teacher rationales, the easy/hard split and test accuracy, so the three can
+never disagree on what counts as an answer.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 from abc import ABC, abstractmethod
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from fdd.reasoning.answer import answer_phrase_tail, last_number, parse_number
 from fdd.reasoning.sandbox import ExecResult, Sandbox
 from fdd.registries import RATIONALE_FORMATS
 
-__all__ = ["RationaleFormat", "PoTFormat", "CoTFormat", "get_format", "FORMATS", "cot_answer"]
+__all__ = [
+    "RationaleFormat",
+    "PoTFormat",
+    "CoTFormat",
+    "get_format",
+    "FORMATS",
+    "cot_answer",
+    "StopRule",
+    "answer_line_end",
+]
+
+# text -> the index just past a complete answer (generation may stop there), or None
+StopRule = Callable[[str], Optional[int]]
+
+_ANSWER_START = re.compile(r"^answer[ \t]*=(?!=)", re.M)
+
+
+def answer_line_end(text: str) -> Optional[int]:
+    """Index just past the first complete top-level ``answer = ...`` statement, or None.
+
+    "Complete" means a newline ended it and the program up to there parses, so an open
+    bracket, a backslash continuation or an unclosed string never counts (the statement may
+    span lines: its end is the first later newline where the prefix parses). Cutting there can
+    never drop part of the statement that sets the answer."""
+    for m in _ANSWER_START.finditer(text):
+        if not _parses(text[: m.start()]):  # inside a string or bracket: not a statement start
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        pos = text.find("\n", m.end())
+        while pos != -1:
+            tree = _parses(text[: pos + 1])
+            if tree is not None:
+                last = tree.body[-1] if tree.body else None
+                if (
+                    isinstance(last, ast.Assign)
+                    and last.lineno == line
+                    and any(isinstance(t, ast.Name) and t.id == "answer" for t in last.targets)
+                ):
+                    return pos + 1
+                break
+            pos = text.find("\n", pos + 1)
+    return None
+
+
+def _parses(code: str) -> Optional[ast.Module]:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
 
 
 class RationaleFormat(ABC):
-    """What the student sees and how an answer is read out of a rationale."""
+    """What the student sees, how an answer is read out of a rationale, and where a generated
+    one is complete."""
 
     name: str = ""
     prompt_template: str = ""
+    # Where a generated rationale holds its whole answer, so generation may stop there
+    # (``student.generation.stop_at_answer``); None: only EOS ends it.
+    stop_rule: Optional[StopRule] = None
 
     def student_prompt(self, question: str) -> str:
         return self.prompt_template.format(question=question.strip())
@@ -46,6 +101,7 @@ class PoTFormat(RationaleFormat):
 
     name = "pot"
     prompt_template = "Question: {question}\nProgram:"
+    stop_rule = staticmethod(answer_line_end)  # nothing after the answer line changes the answer
 
     def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
         if sandbox is None:

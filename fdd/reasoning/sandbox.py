@@ -53,7 +53,6 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import re
 import resource
 import shutil
 import signal
@@ -71,6 +70,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from tqdm.auto import tqdm
 
 from fdd.reasoning.answer import parse_number
+from fdd.reasoning.fences import strip_fences
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,6 @@ _DROP_MODULE_ATTRS = frozenset(
 )
 MAX_CODE_CHARS = 100_000
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
-
 
 @dataclass
 class ExecResult:
@@ -207,12 +205,6 @@ class ExecResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.value is not None
-
-
-def strip_fences(text: str) -> str:
-    """The code inside the first ```python fence (the text itself when there is none)."""
-    m = _FENCE.search(text)
-    return m.group(1) if m else text
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from typing import List, Optional, Sequence
 
+from fdd.seeding import rng
 from fdd.sim import world
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import Problem
@@ -25,7 +26,7 @@ class OracleTeacher(Teacher):
         self.seed = seed
 
     def _rng(self, *parts) -> random.Random:
-        return random.Random("/".join(str(p) for p in (self.seed, *parts)))
+        return rng(self.seed, *parts)
 
     @staticmethod
     def _spec(problem: Problem) -> Optional[dict]:

@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from fdd.config import ConfigError
 from fdd.data.base import LoadResult
+from fdd.seeding import rng as seeded_rng
 from fdd.types import Problem, content_id
 
 NAMES = [
@@ -357,7 +358,7 @@ def generate(
     ``families`` weights the base scenarios (a scenario: e.g. a seed set that under-represents
     some families while the held-out set covers all)."""
     families = check_families(families or {})
-    rng = random.Random(f"fdd-synthetic/{seed}/{split}")
+    rng = seeded_rng("fdd-synthetic", seed, split)  # the world's own salt first: its stream since the start
     seen, out = set(), []
     attempts = 0
     while len(out) < n and attempts < n * 50:

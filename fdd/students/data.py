@@ -4,13 +4,15 @@ rationale tokens only, dynamic padding, and length-grouped batches."""
 from __future__ import annotations
 
 import logging
-import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset
+
+from fdd.ranks import rank_world
+from fdd.seeding import rng as seeded_rng
 
 IGNORE = -100
 OVERLONG = ("drop", "truncate", "error")
@@ -154,13 +156,8 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         self.group_by_length, self.mega = group_by_length, mega
         self.sampler = _Epoch()
 
-    def _rank_world(self):
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-
     def _batches(self) -> List[List[int]]:
-        rng = random.Random(f"{self.seed}/{self.sampler.epoch}")
+        rng = seeded_rng(self.seed, self.sampler.epoch)
         idx = list(range(len(self.lengths)))
         rng.shuffle(idx)
         if self.group_by_length:
@@ -170,7 +167,7 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
             ]
         batches = [idx[s : s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
         rng.shuffle(batches)
-        rank, world = self._rank_world()
+        rank, world = rank_world()
         if world > 1:
             per = len(batches) // world  # equal counts keep the ranks' collective calls in step
             batches = batches[rank * per : (rank + 1) * per]
@@ -181,4 +178,4 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         n = -(-len(self.lengths) // self.batch_size)
-        return n // self._rank_world()[1]
+        return n // rank_world()[1]

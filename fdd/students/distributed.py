@@ -1,6 +1,6 @@
-"""Multi-process helpers for the student: who am I (rank/world), how many processes a trainer
-config asks for, a launcher that starts them (gloo on CPU, nccl on GPUs), and the gather that
-puts sharded generation back in the original order."""
+"""Multi-process helpers for the student: how many processes a trainer config asks for, a
+launcher that starts them (gloo on CPU, nccl on GPUs), and the gather that puts sharded
+generation back in the original order. Who this process is: fdd/ranks.py."""
 
 from __future__ import annotations
 
@@ -11,19 +11,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from fdd.ranks import rank_world
+
 log = logging.getLogger(__name__)
-
-
-def rank_world() -> tuple:
-    """(rank, world size) of an initialized process group, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def externally_launched() -> bool:
-    """True inside processes started by torchrun/SLURM/our launcher (Lightning then creates none)."""
-    return ("LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ) or rank_world()[1] > 1
 
 
 def requested_world_size(trainer_cfg: Dict) -> int:

@@ -1,13 +1,12 @@
 """Batched greedy generation: inputs sorted by length (little padding), left padding for causal
-models, and each batch stops as soon as every sequence has ended (EOS, or -- for Program-of-
-Thought -- a complete top-level ``answer = ...`` line when ``stop_at_answer`` is on)."""
+models, and each batch stops as soon as every sequence has ended (EOS, or the point a
+``stop_rule`` -- the rationale format's, when ``student.generation.stop_at_answer`` is on --
+says the answer is complete)."""
 
 from __future__ import annotations
 
-import ast
 import logging
-import re
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -15,58 +14,28 @@ from tqdm.auto import tqdm
 from fdd.students.data import encode_example
 
 log = logging.getLogger(__name__)
-_ANSWER_START = re.compile(r"^answer[ \t]*=(?!=)", re.M)
+
+# A rationale format's ``stop_rule`` (fdd.reasoning.formats): text -> the index just past a
+# complete answer, or None. Generation applies it without knowing what an answer looks like.
+StopRule = Callable[[str], Optional[int]]
 
 
-def answer_line_end(text: str) -> Optional[int]:
-    """Index just past the first complete top-level ``answer = ...`` statement, or None.
-
-    "Complete" means a newline ended it and the program up to there parses, so an open
-    bracket, a backslash continuation or an unclosed string never counts (the statement may
-    span lines: its end is the first later newline where the prefix parses). Cutting there can
-    never drop part of the statement that sets the answer."""
-    for m in _ANSWER_START.finditer(text):
-        if not _parses(text[: m.start()]):  # inside a string or bracket: not a statement start
-            continue
-        line = text.count("\n", 0, m.start()) + 1
-        pos = text.find("\n", m.end())
-        while pos != -1:
-            tree = _parses(text[: pos + 1])
-            if tree is not None:
-                last = tree.body[-1] if tree.body else None
-                if (
-                    isinstance(last, ast.Assign)
-                    and last.lineno == line
-                    and any(isinstance(t, ast.Name) and t.id == "answer" for t in last.targets)
-                ):
-                    return pos + 1
-                break
-            pos = text.find("\n", pos + 1)
-    return None
-
-
-def _parses(code: str) -> Optional[ast.Module]:
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def truncate_at_answer(text: str) -> str:
-    end = answer_line_end(text)
+def cut_at_stop(text: str, stop_rule: Optional[StopRule]) -> str:
+    """``text`` up to where ``stop_rule`` says its answer is complete (all of it without one)."""
+    end = stop_rule(text) if stop_rule is not None else None
     return text if end is None else text[:end]
 
 
 class AnswerLineStop:
     """A ``StoppingCriteria`` (duck-typed: transformers calls it with ``(input_ids, scores)``)
-    that ends a row once its generated text holds a complete ``answer = ...`` line. Decoding
-    happens only on steps whose new token contains a newline, so the cost is a few decodes per
-    row, not one per token."""
+    that ends a row once ``stop_rule`` finds a complete answer in its generated text. The rule
+    is asked only on steps whose new token contains a newline (an answer ends with its line), so
+    the cost is a few decodes per row, not one per token."""
 
     _newline_ids: Dict[int, torch.Tensor] = {}
 
-    def __init__(self, tokenizer, prompt_len: int):
-        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+    def __init__(self, tokenizer, prompt_len: int, stop_rule: StopRule):
+        self.tokenizer, self.prompt_len, self.stop_rule = tokenizer, prompt_len, stop_rule
         self.done: Optional[torch.Tensor] = None
         key = id(tokenizer)
         if key not in self._newline_ids:
@@ -83,7 +52,7 @@ class AnswerLineStop:
         hit = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
         for row in hit.nonzero().flatten().tolist():
             text = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
-            if answer_line_end(text) is not None:
+            if self.stop_rule(text) is not None:
                 self.done[row] = True
         return self.done.clone()
 
@@ -121,7 +90,7 @@ def generate_batches(
     batches: Sequence[List[int]],
     arch: str,
     max_new_tokens: int = 128,
-    stop_at_answer: bool = False,
+    stop_rule: Optional[StopRule] = None,
     progress: bool = False,
     desc: str = "generate",
     sampling: Optional[Dict] = None,
@@ -147,10 +116,12 @@ def generate_batches(
             else:
                 ids[row, :L], mask[row, :L] = torch.tensor(enc[i]), 1
         kw = {}
-        if stop_at_answer:
+        if stop_rule is not None:
             from transformers import StoppingCriteriaList
 
-            kw["stopping_criteria"] = StoppingCriteriaList([AnswerLineStop(tokenizer, n if arch == "causal" else 0)])
+            kw["stopping_criteria"] = StoppingCriteriaList(
+                [AnswerLineStop(tokenizer, n if arch == "causal" else 0, stop_rule)]
+            )
         if sampling is not None:
             kw.update(do_sample=True, temperature=float(sampling["temperature"]), top_k=0, top_p=1.0)
         else:
@@ -170,7 +141,7 @@ def generate_batches(
             text = tokenizer.decode(gen[row], skip_special_tokens=True)
             # The stop fires on the step that completes the line; a multi-character token may
             # carry text past it, which is cut so the output does not depend on token boundaries.
-            out[i] = (truncate_at_answer(text) if stop_at_answer else text).strip()
+            out[i] = cut_at_stop(text, stop_rule).strip()
         bar.update(len(idx))
     bar.close()
     return out
@@ -186,7 +157,7 @@ def generate(
     max_source_len: int = 256,
     progress: bool = False,
     desc: str = "generate",
-    stop_at_answer: bool = False,
+    stop_rule: Optional[StopRule] = None,
 ) -> List[str]:
     """Greedy completions of ``prompts``, returned in input order."""
     enc = encode_prompts(tokenizer, prompts, arch, max_source_len)
@@ -197,7 +168,7 @@ def generate(
         plan_batches([len(e) for e in enc], batch_size),
         arch,
         max_new_tokens=max_new_tokens,
-        stop_at_answer=stop_at_answer,
+        stop_rule=stop_rule,
         progress=progress,
         desc=desc,
     )

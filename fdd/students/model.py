@@ -8,13 +8,9 @@ from typing import Optional
 
 import torch
 
+from fdd.modeling import model_class
+
 log = logging.getLogger(__name__)
-
-
-def _model_class(arch: str):
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    return AutoModelForCausalLM if arch == "causal" else AutoModelForSeq2SeqLM
 
 
 def precision_dtype(precision) -> Optional[torch.dtype]:
@@ -33,7 +29,7 @@ def build_model(cfg, tokenizer, init_from: Optional[str] = None, seed: int = 0):
     over the config's base weights."""
     from transformers import AutoConfig
 
-    cls = _model_class(cfg.arch)
+    cls = model_class(cfg.arch)
     # fp32 master weights: transformers 5 loads in the checkpoint's dtype by default, and a
     # student published in bf16 would otherwise be trained in bf16 under bf16-mixed.
     if init_from:

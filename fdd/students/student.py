@@ -1,9 +1,9 @@
-"""The student: fine-tune on a distillation set (Lightning), then answer problems (batched
-greedy decoding, answers checked by the rationale format's extractor)."""
+"""The student: fine-tune on a distillation set (Lightning), then write rationales for problems
+(batched decoding by the configured generator, fdd/students/backends.py). It trains and
+generates; reading answers out of its texts and grading them is fdd/grading.py's."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -13,15 +13,10 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from fdd.ranks import externally_launched, is_main_process
+from fdd.students.backends import Generator, HFGenerator, build_generator
 from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
-from fdd.students.distributed import (
-    externally_launched,
-    gather_in_order,
-    launch,
-    rank_world,
-    requested_world_size,
-    uses_cuda,
-)
+from fdd.students.distributed import requested_world_size
 from fdd.students.fidelity import (
     Codec,
     FaithfulTokenizer,
@@ -32,10 +27,10 @@ from fdd.students.fidelity import (
     percentiles,
     why_lost,
 )
-from fdd.students.generate import encode_prompts, generate_batches, plan_batches
+from fdd.students.generate import encode_prompts
 from fdd.students.model import build_model, save_model
 from fdd.students.tokenizer import build_tokenizer
-from fdd.types import Item, Prediction, Problem
+from fdd.types import Item, Problem
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +45,10 @@ class Student:
         self.trainer_cfg = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
         self.tokenizer_dir = tokenizer_dir
         self._tokenizer = None
-        self._gen_slot = None  # the generation model's GPU-plan slot (fdd/gpu_plan.py), made at first use
+        stop_rule = getattr(fmt, "stop_rule", None) if cfg.generation.stop_at_answer else None
+        # In-process generation: also what saves the base student for generators that load folders.
+        self._hf = HFGenerator(cfg, self.trainer_cfg, seed, self.tokenizer, stop_rule)
+        self._generator: Optional[Generator] = None
 
     # -- tokenizer -------------------------------------------------------------------------
     def tokenizer(self, corpus: Optional[Sequence[str]] = None):
@@ -210,9 +208,18 @@ class Student:
             from pytorch_lightning.callbacks import LearningRateMonitor
 
             callbacks.append(LearningRateMonitor(logging_interval="step"))
+        limits = {"max_epochs": self.cfg.epochs, "max_steps": self.cfg.steps_per_round or -1}
+        overrides = {k: kw.pop(k) for k in limits if k in kw}  # trainer.max_epochs / max_steps, when set
+        if overrides:
+            log.info(
+                "the fit uses %s, not student.epochs=%s / student.steps_per_round=%s",
+                ", ".join(f"trainer.{k}={v}" for k, v in overrides.items()),
+                self.cfg.epochs,
+                self.cfg.steps_per_round,
+            )
+        limits.update(overrides)
         trainer = pl.Trainer(
-            max_epochs=self.cfg.epochs,
-            max_steps=self.cfg.steps_per_round or -1,
+            **limits,
             default_root_dir=state_dir,
             logger=[CSVLogger(state_dir, name="", version="logs"), *curves],
             callbacks=callbacks,
@@ -223,7 +230,7 @@ class Student:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if last.is_file() else None)
         seconds = time.time() - t0
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        if trainer.is_global_zero:  # one writer; with ddp_spawn this is the main process
+        if is_main_process():  # one writer; with ddp_spawn the fit's ranks have returned to this process
             tmp = out_dir + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             save_model(module.model, tok, tmp)
@@ -255,65 +262,29 @@ class Student:
         return kw
 
     # -- answering -------------------------------------------------------------------------
-    def _model(self, ckpt_dir: Optional[str]):
-        """The generation model for ``ckpt_dir`` (``None`` = the base student, before any
-        training), held in a GPU-plan slot: released before a fit or another engine takes the
-        GPU (fdd/gpu_plan.py)."""
-        if self._gen_slot is None:
-            from fdd.gpu_plan import EngineSlot
-
-            self._gen_slot = EngineSlot("student generation")
-        return self._gen_slot.get(ckpt_dir, lambda: self._load_for_generation(ckpt_dir))
-
-    def _load_for_generation(self, ckpt_dir: Optional[str]):
-        from fdd.students.model import _model_class, precision_dtype
-
-        if ckpt_dir is None:
-            model = build_model(self.cfg, self.tokenizer(), seed=self.seed).eval()
-            model.config.use_cache = True  # build_model turns it off for gradient checkpointing
-        else:
-            model = _model_class(self.cfg.arch).from_pretrained(ckpt_dir, dtype=torch.float32)
-        if uses_cuda(self.trainer_cfg):
-            model = model.to(torch.device("cuda", torch.cuda.current_device()))
-            dtype = precision_dtype(self.trainer_cfg.get("precision"))
-            if dtype is not None:
-                model = model.to(dtype)  # generation in the precision it trained in
-        return model
+    @property
+    def generator(self) -> Generator:
+        """The generation path this config chose (fdd/students/backends.py), made at first use."""
+        if self._generator is None:
+            self._generator = build_generator(
+                self.cfg,
+                self.trainer_cfg,
+                self._hf,
+                self.tokenizer,
+                (self.cfg, self.trainer_cfg, self.fmt, self.seed, self.tokenizer_dir),
+            )
+        return self._generator
 
     def generate_texts(
         self, prompts: Sequence[str], ckpt_dir: Optional[str], desc: str = "generate", sampling: Optional[Dict] = None
     ) -> List[str]:
         """Greedy completions of ``prompts`` in order (sampled with ``sampling={"temperature",
-        "seed"}``). Inside a process group (DDP) each rank
-        generates its share of the batches and every rank gets all texts back; from a single
-        process with a ddp trainer config, worker processes are launched to do the same."""
-        gen = self.cfg.generation
-        stop = gen.stop_at_answer and getattr(self.fmt, "name", "") == "pot"  # only programs have answer lines
-        tok = self.tokenizer()
-        enc = encode_prompts(tok, prompts, self.cfg.arch, self.cfg.max_source_len)
-        if ckpt_dir is None and (gen.backend == "vllm" or requested_world_size(self.trainer_cfg) > 1):
+        "seed"}``), by the configured generator; ``ckpt_dir=None`` is the base student."""
+        enc = encode_prompts(self.tokenizer(), prompts, self.cfg.arch, self.cfg.max_source_len)
+        if ckpt_dir is None and not isinstance(self.generator, HFGenerator):
             # vLLM and launched ranks load a folder: give them the base student as one
             ckpt_dir = self._base_folder()
-        rank, world = rank_world()
-        requested = requested_world_size(self.trainer_cfg)
-        if world == 1 and requested > 1 and len(prompts) > gen.batch_size and sampling is None:
-            return self._generate_launched(prompts, ckpt_dir, requested)
-        if gen.backend == "vllm":
-            return self._generate_vllm(enc, ckpt_dir, stop)
-        batches = plan_batches([len(e) for e in enc], gen.batch_size)
-        local = generate_batches(
-            self._model(ckpt_dir),
-            tok,
-            enc,
-            batches[rank::world],
-            self.cfg.arch,
-            max_new_tokens=gen.max_new_tokens,
-            stop_at_answer=stop,
-            progress=rank == 0,
-            desc=desc,
-            sampling=sampling,
-        )
-        return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
+        return self.generator.generate(enc, ckpt_dir, sampling=sampling, desc=desc)
 
     def _base_folder(self) -> str:
         """The base student saved once beside the tokenizer, for generators that load folders."""
@@ -321,91 +292,21 @@ class Student:
         if not Path(out, "config.json").is_file():
             tmp = out + ".tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            save_model(self._model(None), self.tokenizer(), tmp)
+            save_model(self._hf.model(None), self.tokenizer(), tmp)
             os.replace(tmp, out)
         return out
 
-    def _generate_vllm(self, enc: List[List[int]], ckpt_dir: str, stop: bool) -> List[str]:
-        """vLLM generation; under DDP one engine per rank, on its own device, answers every
-        world-th prompt, and every rank gets all texts back in order."""
-        from fdd.students.model import precision_dtype
-        from fdd.students.vllm_generate import generate_vllm, vllm_dtype
-
-        gen = self.cfg.generation
-        rank, world = rank_world()
-        mine = list(range(rank, len(enc), world))
-        local_rank = int(os.environ.get("LOCAL_RANK", rank)) if world > 1 else None
-        texts = generate_vllm(
-            ckpt_dir,
-            [enc[i] for i in mine],
-            gen.max_new_tokens,
-            stop_at_answer=stop,
-            engine_kwargs={k: v for k, v in dict(getattr(gen, "vllm", None) or {}).items() if v is not None},
-            dtype=vllm_dtype(precision_dtype(self.trainer_cfg.get("precision"))),
-            local_rank=local_rank,
-        )
-        if isinstance(self.tokenizer(), FaithfulTokenizer):  # vLLM decodes with the bare tokenizer
-            texts = [self.tokenizer().restore(t) for t in texts]
-        local = dict(zip(mine, texts))
-        return gather_in_order(local, len(enc)) if world > 1 else [local[i] for i in range(len(enc))]
-
-    def _generate_launched(self, prompts: Sequence[str], ckpt_dir: str, world: int) -> List[str]:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="fdd-gen-") as tmp:
-            out = str(Path(tmp, "texts.json"))
-            launch(
-                _generate_worker,
-                world,
-                args=(
-                    self.cfg,
-                    self.trainer_cfg,
-                    self.fmt,
-                    self.seed,
-                    self.tokenizer_dir,
-                    list(prompts),
-                    ckpt_dir,
-                    out,
-                ),
-                cuda=uses_cuda(self.trainer_cfg),
-            )
-            with open(out, encoding="utf-8") as f:
-                return json.load(f)
-
-    def answer(
+    def rationales(
         self,
         problems: Sequence[Problem],
         ckpt_dir: Optional[str],
-        sandbox,
         desc: str = "answer",
         sampling: Optional[Dict] = None,
-    ) -> List[Prediction]:
-        """Greedy (or ``sampling``) answers to ``problems``, each checked against its gold answer
-        (``ckpt_dir=None``: the base student, untrained)."""
-        from fdd.reasoning.answer import answers_match
-
+    ) -> List[str]:
+        """The student's rationale for each problem (``ckpt_dir=None``: the base student,
+        untrained). Reading and checking the answers is the caller's (fdd/grading.py)."""
         if not problems:
             return []
-        texts = self.generate_texts(
+        return self.generate_texts(
             [self.fmt.student_prompt(p.question) for p in problems], ckpt_dir, desc=desc, sampling=sampling
         )
-        results = self.fmt.extract(texts, sandbox)
-        return [
-            Prediction(
-                id=p.id,
-                output=t,
-                predicted=r.value,
-                gold=p.answer,
-                correct=r.value is not None and p.answer is not None and answers_match(r.value, p.answer),
-                error=r.error,
-            )
-            for p, t, r in zip(problems, texts, results)
-        ]
-
-
-def _generate_worker(cfg, trainer_cfg, fmt, seed, tokenizer_dir, prompts, ckpt_dir, out) -> None:
-    """One rank of launched generation; rank 0 writes the gathered texts to ``out``."""
-    texts = Student(cfg, trainer_cfg, fmt, seed, tokenizer_dir).generate_texts(prompts, ckpt_dir)
-    if rank_world()[0] == 0:
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(texts, f)

@@ -6,7 +6,7 @@ same checkpoint answers (held-out sets, then the feedback pool), released when a
 needs the GPU (the teacher, the next fit) -- see fdd/gpu_plan.py.
 
 Under DDP (torchrun, or the ranks launched for a ``ddp`` trainer) every rank builds its own
-engine on its own device and answers its share of the prompts (``student.py`` shards and
+engine on its own device and answers its share of the prompts (``backends.py`` shards and
 gathers). vLLM starts its engine in a child process that sees the GPUs named by
 ``CUDA_VISIBLE_DEVICES``, so the rank's device is the only one that child is shown.
 """
@@ -17,7 +17,7 @@ import logging
 from typing import Dict, List, Optional, Sequence
 
 from fdd.gpu_plan import EngineSlot, only_this_device
-from fdd.students.generate import truncate_at_answer
+from fdd.students.generate import StopRule, cut_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ def generate_vllm(
     ckpt_dir: str,
     prompt_ids: Sequence[List[int]],
     max_new_tokens: int,
-    stop_at_answer: bool = False,
+    stop_rule: Optional[StopRule] = None,
     engine_kwargs: Optional[Dict] = None,
     dtype: str = "float32",
     local_rank: Optional[int] = None,
 ) -> List[str]:
     """Greedy completions of already-tokenized prompts (the same ids the HF path feeds), in order.
-    vLLM schedules its own batches; a complete ``answer = ...`` line is cut after the fact, so
+    vLLM schedules its own batches; ``stop_rule`` cuts a complete answer after the fact, so
     the texts match the HF path's. ``dtype`` follows ``trainer.precision``; ``engine_kwargs``
     (``student.generation.vllm``) go to ``vllm.LLM`` as they are."""
     vllm = _vllm()
@@ -66,4 +66,4 @@ def generate_vllm(
     params = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
     outs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params, use_tqdm=False)
     texts = [o.outputs[0].text for o in outs]
-    return [(truncate_at_answer(t) if stop_at_answer else t).strip() for t in texts]
+    return [cut_at_stop(t, stop_rule).strip() for t in texts]

@@ -5,7 +5,8 @@ completions. Everything else lives here, so every backend behaves the same way:
 
 * chat messages are built from the prompt templates in ``cfg.prompts`` (``system``,
   ``rationale_pot``, ``rationale_cot``, ``harder``, ``similar``; ``{question}`` placeholder),
-  falling back to :data:`DEFAULT_PROMPTS` (Program-of-Thought, as in the FDD paper);
+  falling back to :data:`DEFAULT_PROMPTS`, read from conf/teacher/prompts/default.yaml
+  (Program-of-Thought, as in the FDD paper);
 * ``k`` samples of one prompt are ``k`` requests with ``sample_index`` 0..k-1 and a per-request
   seed derived from ``(seed, sample_index)``, at the configured (non-zero) temperature;
 * the cache is consulted before anything is generated, and each completion is stored the moment
@@ -21,9 +22,11 @@ import logging
 import re
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fdd.modeling import ModelUnavailableError
+from fdd.reasoning.fences import fenced_code
 from fdd.teachers.base import Reply, Teacher
 from fdd.teachers.cache import TeacherCache, cache_key
 from fdd.types import Problem
@@ -32,39 +35,18 @@ log = logging.getLogger(__name__)
 
 PROMPT_KEYS = ("system", "rationale_pot", "rationale_cot", "harder", "similar")
 
-# Kept identical to conf/teacher/prompts/default.yaml (the YAML wins when present).
-DEFAULT_PROMPTS: Dict[str, str] = {
-    "system": "You are a careful math teacher who writes correct, simple solutions and clear word problems.",
-    "rationale_pot": (
-        "Solve the following math word problem by writing a Python program.\n"
-        "Define a function solution() that computes and returns the final numeric answer. "
-        "Use descriptive variable names and short comments for each reasoning step. "
-        "Reply with the program only, in one ```python code block.\n\n"
-        "Question: {question}\n"
-    ),
-    "rationale_cot": (
-        "Solve the following math word problem step by step.\n"
-        "Explain each reasoning step in one short sentence with its calculation, and finish with a "
-        'last line of the form "The answer is N." where N is the final number.\n\n'
-        "Question: {question}\n"
-    ),
-    "harder": (
-        "I want you to act as a math problem creator. Rewrite the given problem into a more complex "
-        "version: add one or two reasoning steps or an extra quantity, so that solving it needs more "
-        "steps. The new problem must be self-contained, realistic and have a single numeric answer. "
-        "Do not solve it.\n\n"
-        "Given problem: {question}\n\n"
-        "Reply in exactly this format:\nProblem: <the new problem>\n"
-    ),
-    "similar": (
-        "I want you to act as a math problem creator. Write a new problem of similar complexity to "
-        "the given problem: same kind of reasoning and number of steps, but a different scenario and "
-        "different numbers. The new problem must be self-contained and have a single numeric answer. "
-        "Do not solve it.\n\n"
-        "Given problem: {question}\n\n"
-        "Reply in exactly this format:\nProblem: <the new problem>\n"
-    ),
-}
+# The teacher configs' folder; its prompts/default.yaml is the one source of the default prompts.
+CONF_TEACHER = Path(__file__).resolve().parents[2] / "conf" / "teacher"
+
+
+def _default_prompts() -> Dict[str, str]:
+    import yaml
+
+    return yaml.safe_load((CONF_TEACHER / "prompts" / "default.yaml").read_text(encoding="utf-8"))
+
+
+# What a teacher config without prompts falls back to (and what dry_run prices for the simulator).
+DEFAULT_PROMPTS: Dict[str, str] = _default_prompts()
 
 
 @dataclass(frozen=True)
@@ -113,7 +95,6 @@ def sample_seed(seed: int, sample_index: int, question: str = "") -> int:
     return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
 
 
-_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
 _PROBLEM_RE = re.compile(r"^[ \t>*_#-]*(?:new\s+)?(?:problem|question)[ \t]*[*_]*[ \t]*:[ \t]*[*_]*", re.I | re.M)
 _END_RE = re.compile(r"^[ \t>*_#-]*(?:answer|solution|explanation|note|reasoning)[ \t]*[*_]*[ \t]*:", re.I | re.M)
 
@@ -122,10 +103,8 @@ def parse_program(text: str) -> str:
     """A PoT reply -> the program: the first fenced code block when there is one (the fences,
     and any prose a chatty model wrote around them, removed), else the reply as it is."""
     stripped = text.strip()
-    m = _FENCE_RE.search(stripped)
-    if m:
-        return m.group(2).strip("\n")
-    return stripped
+    code = fenced_code(stripped)
+    return stripped if code is None else code.strip("\n")
 
 
 def parse_question(text: str) -> Optional[str]:

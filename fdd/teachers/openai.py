@@ -29,12 +29,12 @@ import email.utils
 import json
 import logging
 import os
-import random
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
 from fdd.modeling import ModelUnavailableError
+from fdd.seeding import rng
 from fdd.teachers.base import failure_kind
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
@@ -101,7 +101,7 @@ class OpenAITeacher(LLMTeacher):
         self.concurrency = max(1, int(cfg.concurrency))
         self.timeout_s = float(cfg.timeout_s)
         self.max_retries = max(0, int(cfg.max_retries))
-        self._rng = random.Random(self.seed)  # jitter only; never affects what is generated
+        self._rng = rng(self.seed, "retry-jitter")  # jitter only; never affects what is generated
         self._rr = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None

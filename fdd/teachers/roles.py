@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from fdd.teachers.base import Reply, Teacher
+from fdd.teachers.llm import CONF_TEACHER
 from fdd.types import Problem
 
 log = logging.getLogger(__name__)
 
-CONF_TEACHER = Path(__file__).resolve().parents[2] / "conf" / "teacher"
 JOB_ROLES = ("rationale", "new_rationale", "harder", "similar")
 
 

@@ -27,7 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from fdd.gpu_plan import EngineSlot, local_rank, only_this_device
+from fdd.gpu_plan import EngineSlot, only_this_device
+from fdd.ranks import local_rank
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
