@@ -64,8 +64,10 @@ def use_fast_dropout(model) -> int:
     cfg = getattr(model, "config", None)
     if cfg is not None and getattr(cfg, "model_type", None) == "t5" and getattr(cfg, "dropout_rate", 0) > 0:
         from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
         AttentionInterface.register(ATTN, _t5_eager_fast_dropout)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN, eager_mask)  # eager's additive masks
         model._fdd_attn_before = cfg._attn_implementation
         model.set_attn_implementation(ATTN)
     return n
