@@ -59,7 +59,7 @@ def use_fast_dropout(model) -> int:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout and child.p > 0:
-                setattr(parent, name, FastDropout(child.p, child.inplace))
+                setattr(parent, name, FastDropout(child.p, child.inplace).train(child.training))
                 n += 1
     cfg = getattr(model, "config", None)
     if cfg is not None and getattr(cfg, "model_type", None) == "t5" and getattr(cfg, "dropout_rate", 0) > 0:

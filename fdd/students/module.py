@@ -33,6 +33,10 @@ class StudentModule(pl.LightningModule):
 
     def loss(self, batch) -> torch.Tensor:
         """Mean cross-entropy over the batch's label tokens."""
+        if "position_ids" in batch:
+            # packed rows: transformers reads the sequence boundaries from the position ids only
+            # without a KV cache (which a model in eval mode would otherwise make)
+            batch = {**batch, "use_cache": False}
         if self.head_split is None:
             return self.model(**batch).loss
         body, head = self.head_split
