@@ -61,6 +61,7 @@ def test_packed_batch_gives_the_padded_loss(tmp_path):
     model = _model(tmp_path, "tiny-llama", tok)
     rows = _rows(tok)
     module = StudentModule(model, fast=True)
+    assert module.head_split is not None  # the label-only head is what is tested here
     for cap in (64, 128, 10_000):  # several rows, and everything in one row
         batch = PackingCollator(tok.pad_token_id, cap)(rows)
         assert "attention_mask" not in batch

@@ -99,7 +99,7 @@ def _head_split(model):
     if any(getattr(cfg, k, None) not in (None, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")):
         return None
     head, body = model.get_output_embeddings(), model.base_model
-    if not isinstance(head, torch.nn.Linear) or body is model or getattr(model, "_tp_plan", None):
+    if not isinstance(head, torch.nn.Linear) or body is model:
         return None
     if model.config.model_type not in _PLAIN_HEAD:
         return None
