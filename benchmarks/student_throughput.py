@@ -157,7 +157,10 @@ def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int, sampling: str 
     return {"seconds": time.time() - t0}
 
 
-HF_TRAIN = {"hf": ("random", "HF Trainer, random sampler"), "hf-grouped": ("group_by_length", "HF Trainer, group_by_length")}
+HF_TRAIN = {
+    "hf": ("random", "HF Trainer, random sampler"),
+    "hf-grouped": ("group_by_length", "HF Trainer, group_by_length"),
+}
 
 
 def ours_overrides(args) -> List[str]:
@@ -203,7 +206,14 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
         peak = peak_flops(name, args.peak_tflops)
     for side in HF_TRAIN:
         o, h = med["ours"], med[side]
-        row = [f"train vs {HF_TRAIN[side][1]}", student_name, work_txt, f"{o:,.0f} tok/s", f"{h:,.0f} tok/s", f"{o / h:.2f}x"]
+        row = [
+            f"train vs {HF_TRAIN[side][1]}",
+            student_name,
+            work_txt,
+            f"{o:,.0f} tok/s",
+            f"{h:,.0f} tok/s",
+            f"{o / h:.2f}x",
+        ]
         if flops is not None:
             if peak:
                 mfu = lambda tps: flops / (tokens / tps) / peak  # noqa: E731
@@ -216,7 +226,9 @@ def bench_training(args, student_name: str, overrides: List[str], work: Path, ro
         # loop's students do; the 2-epoch model above still writes noise to the token limit.
         import dataclasses
 
-        ev = Student(dataclasses.replace(fast_cfg, epochs=args.eval_epochs), tcfg, get_format("pot"), 0, student.tokenizer_dir)
+        ev = Student(
+            dataclasses.replace(fast_cfg, epochs=args.eval_epochs), tcfg, get_format("pot"), 0, student.tokenizer_dir
+        )
         ckpt = str(work / f"eval-{student_name}")
         ev.fit(items, ckpt, str(work / f"state-eval-{student_name}"))
     return student, ckpt
@@ -366,7 +378,9 @@ def main() -> None:
         "--eval-epochs", type=int, default=15, help="epochs of the evaluation student (0: the 2-epoch training model)"
     )
     ap.add_argument("--no-naive-eval", dest="naive_eval", action="store_false", help="skip generate one at a time")
-    ap.add_argument("--fast-train", default=True, action=argparse.BooleanOptionalAction, help="ours: student.fast_train")
+    ap.add_argument(
+        "--fast-train", default=True, action=argparse.BooleanOptionalAction, help="ours: student.fast_train"
+    )
     ap.add_argument("--packing", default=False, action=argparse.BooleanOptionalAction, help="ours: student.packing")
     ap.add_argument("--pack-max-tokens", type=int, default=1024)
     ap.add_argument(

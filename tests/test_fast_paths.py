@@ -183,8 +183,14 @@ def _hf(model, ids, mask, mnt, eos, pad, stop=None):
     kw = {"stopping_criteria": StoppingCriteriaList([stop])} if stop else {}
     with torch.inference_mode():
         g = model.generate(
-            input_ids=ids, attention_mask=mask, do_sample=False, num_beams=1, max_new_tokens=mnt,
-            pad_token_id=pad, eos_token_id=eos, **kw,
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=mnt,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            **kw,
         )
     g = g[:, ids.shape[1] :] if not model.config.is_encoder_decoder else g[:, 1:]
     return _norm(g.tolist(), eos, pad)
@@ -258,7 +264,9 @@ def test_greedy_decode_with_a_stop_rule(tmp_path, student, arch):
     assert len({len(r) for r in got}) > 1
     # checking only after given tokens: the same where the rule can only fire on them
     ids_with = token_ids_containing(tok, common)
-    again = greedy_decode(model, ids, mask, 40, tok.eos_token_id, tokenizer=tok, stop_rule=rule, stop_after_ids=ids_with)
+    again = greedy_decode(
+        model, ids, mask, 40, tok.eos_token_id, tokenizer=tok, stop_rule=rule, stop_after_ids=ids_with
+    )
     assert again == got
 
 

@@ -3,11 +3,18 @@
 It gives the tokens ``model.generate(do_sample=False, num_beams=1)`` gives for the same padded
 batch, with less work:
 
-* a finished row (EOS, or the caller's stop rule firing) leaves the batch: its cache rows, mask
-  row (and for seq2seq, its encoder states) are dropped (``Cache.batch_select_indices``), where
-  ``generate`` keeps feeding it pads to the end of the batch;
+* finished rows (EOS, or the caller's stop rule firing) leave the batch once they are an eighth
+  of it: their cache rows, mask rows (and for seq2seq, encoder states) are dropped
+  (``Cache.batch_select_indices``), where ``generate`` computes them to the end of the batch;
+* the self-attention cache is allocated once per batch and written in place, where
+  ``DynamicCache`` concatenates (copies) the whole cache at every step;
+* causal steps get their one-query mask from here instead of transformers rebuilding it;
 * no logits processors, stopping-criteria objects or per-step input preparation: one forward,
   one argmax and one host read of the new tokens per step.
+
+A row's computation is the one ``generate`` does for it (same kernels on the same values), so
+the greedy tokens are the same; tests/test_fast_paths.py checks it for causal and seq2seq
+students, rows ending early and a stop rule.
 
 Causal batches are left-padded (``position_ids`` from the mask, as ``generate`` computes them);
 seq2seq batches run the encoder once and the decoder from ``decoder_start_token_id``. Sampling is
@@ -16,6 +23,7 @@ not done here: callers keep ``generate`` for it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Collection, List, Optional
 
 import torch
@@ -113,6 +121,8 @@ def greedy_decode(
         return out
     check = None if stop_after_ids is None else set(int(i) for i in stop_after_ids)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    # the head on the last position only, where the model takes it (as generate decides)
+    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     from transformers import DynamicCache, EncoderDecoderCache
 
     if seq2seq:
@@ -129,7 +139,7 @@ def greedy_decode(
         cache = _growing_cache(model.config, ids.shape[1] + max_new_tokens)
         pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
         logits = model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1
+            input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, **keep_last
         ).logits
         pos = pos[:, -1:]
     rows = list(range(n_rows))  # the original row of each live row; -1 once it has finished
@@ -181,6 +191,6 @@ def greedy_decode(
                 position_ids=pos,
                 cache=cache,
                 use_cache=True,
-                logits_to_keep=1,
+                **keep_last,
             ).logits
     return out

@@ -35,7 +35,9 @@ class FastDropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-def _t5_eager_fast_dropout(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None, **kw):
+def _t5_eager_fast_dropout(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None, **kw
+):
     """transformers' T5 eager attention with this module's dropout on the probabilities."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5

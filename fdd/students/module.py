@@ -96,7 +96,9 @@ def _head_split(model):
     if not isinstance(model, PreTrainedModel) or getattr(model.config, "is_encoder_decoder", False):
         return None
     cfg = model.config
-    if any(getattr(cfg, k, None) not in (None, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")):
+    if any(
+        getattr(cfg, k, None) not in (None, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+    ):
         return None
     head, body = model.get_output_embeddings(), model.base_model
     if not isinstance(head, torch.nn.Linear) or body is model:

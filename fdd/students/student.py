@@ -179,7 +179,10 @@ class Student:
             data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx, group_by_length=self.cfg.group_by_length
         )
         loader = torch.utils.data.DataLoader(
-            data, batch_sampler=sampler, collate_fn=training_collator(self.cfg, tok.pad_token_id), num_workers=self.cfg.num_workers
+            data,
+            batch_sampler=sampler,
+            collate_fn=training_collator(self.cfg, tok.pad_token_id),
+            num_workers=self.cfg.num_workers,
         )
         if self.cfg.compile:
             # In-place compile: the parameters keep their names, so last.ckpt and the saved
