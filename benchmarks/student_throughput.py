@@ -5,10 +5,18 @@ batch size, learning rate and precision, interleaved (ours, HF, HF, ours, ...) s
 from other jobs on the machine hits both alike.
 
 * training  -- target tokens/s (non-padding label tokens per second of ``fit``): ``Student.fit``
-  (Lightning, length-grouped batches, dynamic padding) vs ``transformers.Trainer`` /
-  ``Seq2SeqTrainer`` (random sampler, ``DataCollatorForSeq2Seq`` padding to the batch's longest).
-* evaluation -- problems/s: our length-sorted batched greedy generation vs ``model.generate``
-  on one problem at a time.
+  (Lightning, length-grouped batches, with the fastest student options, printed: by default
+  ``student.fast_train=true``) vs ``transformers.Trainer`` / ``Seq2SeqTrainer``
+  (``DataCollatorForSeq2Seq`` padding to the batch's longest) twice: the naive baseline (random
+  sampler) and the informed one (``train_sampling_strategy="group_by_length"``, transformers 5's
+  spelling of ``group_by_length``).
+* evaluation -- problems/s of a student trained for ``--eval-epochs`` (one that writes programs
+  and ends them, as the loop's students do): our greedy decoding (``fdd/students/decode.py``:
+  length-sorted batches, finished rows leave the batch) vs ``model.generate`` on one problem at a
+  time (naive) and vs ``model.generate`` on the same padded batches (informed: left padding for
+  causal students, ``--gen-batch`` a batch, greedy), without and with the PoT stop at the answer
+  line (the baseline then gets the same rule as a stopping criterion and its text is cut by it).
+  "same text" counts the problems whose texts are identical.
 * on a CUDA machine also flan-t5-base and SmolLM2-135M in bf16-mixed (evaluation in the same
   precision), with model FLOPs utilisation: 6 * parameters * tokens / time / peak bf16 FLOP/s,
   where a causal model's tokens are its input tokens, and a seq2seq model's encoder parameters
@@ -16,8 +24,8 @@ from other jobs on the machine hits both alike.
   The peak is looked up by the exact CUDA device name (``PEAK_BF16``) or given by ``--peak-tflops``;
   an unknown device gets no MFU rather than a neighbour's peak.
 
-    python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~1-2 min on 2 cores
-    python benchmarks/student_throughput.py --student tiny-t5 --n 200
+    python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~4-6 min on 2 cores
+    python benchmarks/student_throughput.py --student tiny-t5
 """
 
 from __future__ import annotations
@@ -103,7 +111,8 @@ def train_ours(student, items, work: Path, tag: str) -> Dict:
     return {"seconds": info["train_seconds"], "ckpt": str(work / f"ours-{tag}")}
 
 
-def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
+def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int, sampling: str = "random") -> Dict:
+    """``sampling``: "random" (the Trainer's default) or "group_by_length" (informed)."""
     from transformers import (
         DataCollatorForSeq2Seq,
         Seq2SeqTrainer,
@@ -137,6 +146,7 @@ def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
         disable_tqdm=True,
         dataloader_num_workers=0,
         seed=seed,
+        train_sampling_strategy=sampling,
     )
     collator = DataCollatorForSeq2Seq(tok, model=model if seq2seq else None, padding="longest", label_pad_token_id=-100)
     trainer = (Seq2SeqTrainer if seq2seq else Trainer)(
@@ -147,60 +157,134 @@ def train_hf(scfg, trainer_cfg, tok, data, work: Path, seed: int) -> Dict:
     return {"seconds": time.time() - t0}
 
 
+HF_TRAIN = {
+    "hf": ("random", "HF Trainer, random sampler"),
+    "hf-grouped": ("group_by_length", "HF Trainer, group_by_length"),
+}
+
+
+def ours_overrides(args) -> List[str]:
+    """The student options of the "ours" rows (the fastest measured on the machine)."""
+    return [f"student.fast_train={str(args.fast_train).lower()}", f"student.packing={str(args.packing).lower()}"] + (
+        [f"student.pack_max_tokens={args.pack_max_tokens}"] if args.packing else []
+    )
+
+
 def bench_training(args, student_name: str, overrides: List[str], work: Path, rows: List, gpu: bool):
     from fdd.reasoning.formats import get_format
     from fdd.students.student import Student
 
     scfg, tcfg = _cfg(student_name, overrides, str(work))
+    fast_cfg, _ = _cfg(student_name, overrides + ours_overrides(args), str(work))
     tcfg.update(enable_progress_bar=False, log_every_n_steps=10**6)
     items = _items(args.n, 0, "train")
-    student = Student(scfg, tcfg, get_format("pot"), 0, str(work / f"tok-{student_name}"))
+    student = Student(fast_cfg, tcfg, get_format("pot"), 0, str(work / f"tok-{student_name}"))
     data = student._encode(items)
     tok = student.tokenizer()
     tokens = _label_tokens(data) * scfg.epochs
-    ours, hf, ckpt = [], [], None
+    speed: Dict[str, List[float]] = {"ours": [], **{k: [] for k in HF_TRAIN}}
+    ckpt = None
+    sides = list(speed)
     for r in range(args.repeats):
-        for side in ("ours", "hf") if r % 2 == 0 else ("hf", "ours"):
+        for side in sides[r % len(sides) :] + sides[: r % len(sides)]:  # each side goes first once
             if side == "ours":
                 res = train_ours(student, items, work, f"{student_name}-{r}")
-                ours.append(tokens / res["seconds"])
+                speed["ours"].append(tokens / res["seconds"])
                 ckpt = res["ckpt"]
             else:
-                hf.append(tokens / train_hf(scfg, tcfg, tok, data, work, 0)["seconds"])
-    o, h = statistics.median(ours), statistics.median(hf)
+                res = train_hf(scfg, tcfg, tok, data, work, 0, sampling=HF_TRAIN[side][0])
+                speed[side].append(tokens / res["seconds"])
+    med = {k: statistics.median(v) for k, v in speed.items()}
     prec = tcfg.get("precision")
-    row = [
-        "train",
-        student_name,
-        f"{len(items)} ex x {scfg.epochs} ep, bs {scfg.batch_size}, {prec}",
-        f"{o:,.0f} tok/s",
-        f"{h:,.0f} tok/s",
-        f"{o / h:.2f}x",
-    ]
+    work_txt = f"{len(data)} ex x {scfg.epochs} ep, bs {scfg.batch_size}, {prec}"
+    flops = None
     if gpu:
         from fdd.students.model import build_model
 
         flops = train_flops(build_model(scfg, tok, seed=0), data.rows, scfg.arch) * scfg.epochs
         name = torch.cuda.get_device_name()
         peak = peak_flops(name, args.peak_tflops)
-        if peak:
-            mfu = lambda tps: flops / (tokens / tps) / peak  # noqa: E731
-            row[-1] += f" (MFU {mfu(o):.1%} vs {mfu(h):.1%})"
-        else:
-            row[-1] += f" (no MFU: {name!r} not in PEAK_BF16; pass --peak-tflops)"
-    rows.append(row)
+    for side in HF_TRAIN:
+        o, h = med["ours"], med[side]
+        row = [
+            f"train vs {HF_TRAIN[side][1]}",
+            student_name,
+            work_txt,
+            f"{o:,.0f} tok/s",
+            f"{h:,.0f} tok/s",
+            f"{o / h:.2f}x",
+        ]
+        if flops is not None:
+            if peak:
+                mfu = lambda tps: flops / (tokens / tps) / peak  # noqa: E731
+                row[-1] += f" (MFU {mfu(o):.1%} vs {mfu(h):.1%})"
+            else:
+                row[-1] += f" (no MFU: {name!r} not in PEAK_BF16; pass --peak-tflops)"
+        rows.append(row)
+    if args.eval_epochs:
+        # The evaluation student: trained until it writes programs and ends them (EOS), as the
+        # loop's students do; the 2-epoch model above still writes noise to the token limit.
+        import dataclasses
+
+        ev = Student(
+            dataclasses.replace(fast_cfg, epochs=args.eval_epochs), tcfg, get_format("pot"), 0, student.tokenizer_dir
+        )
+        ckpt = str(work / f"eval-{student_name}")
+        ev.fit(items, ckpt, str(work / f"state-eval-{student_name}"))
     return student, ckpt
+
+
+@torch.inference_mode()
+def hf_batched(model, tok, enc, batches, arch: str, max_new_tokens: int, stop: bool) -> List[str]:
+    """The informed baseline: ``model.generate`` (greedy) on the same padded batches as ours (left
+    padding for causal models), with the PoT answer-line stop as a stopping criterion when
+    ``stop`` (its text cut by the same rule, as ours is)."""
+    from transformers import StoppingCriteriaList
+
+    from fdd.reasoning.formats import get_format
+    from fdd.students.generate import AnswerLineStop, cut_at_stop
+
+    rule = get_format("pot").stop_rule if stop else None
+
+    device = next(model.parameters()).device
+    out = {}
+    for idx in batches:
+        n = max(len(enc[i]) for i in idx)
+        ids = torch.full((len(idx), n), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), n), dtype=torch.long)
+        for row, i in enumerate(idx):
+            L = len(enc[i])
+            sl = slice(n - L, n) if arch == "causal" else slice(0, L)
+            ids[row, sl], mask[row, sl] = torch.tensor(enc[i]), 1
+        kw = {}
+        if stop:
+            kw["stopping_criteria"] = StoppingCriteriaList([AnswerLineStop(tok, n if arch == "causal" else 0, rule)])
+        g = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            **kw,
+        )
+        if arch == "causal":
+            g = g[:, n:]
+        for row, i in enumerate(idx):
+            text = tok.decode(g[row], skip_special_tokens=True)
+            out[i] = cut_at_stop(text, rule).strip()
+    return [out[i] for i in range(len(enc))]
 
 
 def bench_eval(args, student, ckpt: str, rows: List):
     from fdd.modeling import model_class
     from fdd.reasoning.formats import get_format
-    from fdd.students.generate import generate
+    from fdd.students.generate import encode_prompts, generate, plan_batches
+    from fdd.students.model import precision_dtype
 
     scfg = student.cfg
     tok = student.tokenizer()
-    from fdd.students.model import precision_dtype
-
     model = model_class(scfg.arch).from_pretrained(ckpt, dtype=torch.float32)
     if torch.cuda.is_available():
         model = model.to("cuda")
@@ -212,8 +296,10 @@ def bench_eval(args, student, ckpt: str, rows: List):
     fmt = get_format("pot")
     prompts = [fmt.student_prompt(it.question) for it in _items(args.eval_n, 0, "test")]
     mnt = args.max_new_tokens
+    enc = encode_prompts(tok, prompts, scfg.arch, scfg.max_source_len)
+    batches = plan_batches([len(e) for e in enc], args.gen_batch)
 
-    def batched():
+    def ours(stop: bool):
         return generate(
             model,
             tok,
@@ -222,14 +308,13 @@ def bench_eval(args, student, ckpt: str, rows: List):
             batch_size=args.gen_batch,
             max_new_tokens=mnt,
             max_source_len=scfg.max_source_len,
+            stop_rule=fmt.stop_rule if stop else None,
         )
 
     @torch.inference_mode()
     def one_by_one():
-        from fdd.students.generate import encode_prompts
-
         out = []
-        for ids in encode_prompts(tok, prompts, scfg.arch, scfg.max_source_len):
+        for ids in enc:
             x = torch.tensor([ids], device=device)
             g = model.generate(
                 input_ids=x,
@@ -244,26 +329,42 @@ def bench_eval(args, student, ckpt: str, rows: List):
             out.append(tok.decode(g, skip_special_tokens=True).strip())
         return out
 
-    times = {"ours": [], "hf": []}
-    texts = {}
+    sides = {
+        "ours": lambda: ours(False),
+        "ours-stop": lambda: ours(True),
+        "hf-batched": lambda: hf_batched(model, tok, enc, batches, scfg.arch, mnt, False),
+        "hf-batched-stop": lambda: hf_batched(model, tok, enc, batches, scfg.arch, mnt, True),
+    }
+    if args.naive_eval:
+        sides["hf-one"] = one_by_one
+    times: Dict[str, List[float]] = {k: [] for k in sides}
+    texts: Dict[str, List[str]] = {}
+    names = list(sides)
     for r in range(args.eval_repeats):
-        for side in ("ours", "hf") if r % 2 == 0 else ("hf", "ours"):
+        for side in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.time()
-            texts[side] = batched() if side == "ours" else one_by_one()
+            texts[side] = sides[side]()
             times[side].append(time.time() - t0)
-    o = len(prompts) / statistics.median(times["ours"])
-    h = len(prompts) / statistics.median(times["hf"])
-    same = sum(a == b for a, b in zip(texts["ours"], texts["hf"]))
-    rows.append(
-        [
-            "eval",
-            scfg.name,
-            f"{len(prompts)} problems, gen bs {args.gen_batch}, max {mnt} new tok",
-            f"{o:,.1f} prob/s",
-            f"{h:,.1f} prob/s",
-            f"{o / h:.2f}x (same text {same}/{len(prompts)})",
-        ]
-    )
+    rate = {k: len(prompts) / statistics.median(v) for k, v in times.items()}
+    work_txt = f"{len(prompts)} problems, gen bs {args.gen_batch}, max {mnt} new tok"
+    pairs = [("ours", "hf-one", "eval vs HF generate, one at a time")] if args.naive_eval else []
+    pairs += [
+        ("ours", "hf-batched", "eval vs HF batched generate"),
+        ("ours-stop", "hf-batched-stop", "eval, stop at answer, vs HF batched generate + stop"),
+    ]
+    for mine, base, what in pairs:
+        same = sum(a == b for a, b in zip(texts[mine], texts[base]))
+        o, h = rate[mine], rate[base]
+        rows.append(
+            [
+                what,
+                scfg.name,
+                work_txt,
+                f"{o:,.1f} prob/s",
+                f"{h:,.1f} prob/s",
+                f"{o / h:.2f}x (same text {same}/{len(prompts)})",
+            ]
+        )
 
 
 def main() -> None:
@@ -276,7 +377,16 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=128, help="problems to answer")
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--eval-repeats", type=int, default=2)
+    ap.add_argument("--eval-repeats", type=int, default=3)
+    ap.add_argument(
+        "--eval-epochs", type=int, default=15, help="epochs of the evaluation student (0: the 2-epoch training model)"
+    )
+    ap.add_argument("--no-naive-eval", dest="naive_eval", action="store_false", help="skip generate one at a time")
+    ap.add_argument(
+        "--fast-train", default=True, action=argparse.BooleanOptionalAction, help="ours: student.fast_train"
+    )
+    ap.add_argument("--packing", default=False, action=argparse.BooleanOptionalAction, help="ours: student.packing")
+    ap.add_argument("--pack-max-tokens", type=int, default=1024)
     ap.add_argument(
         "--peak-tflops",
         type=float,
@@ -308,13 +418,14 @@ def main() -> None:
                     bench_eval(args, s, c, rows)
                 except Exception as e:  # noqa: BLE001 - e.g. the Hub unreachable for flan-t5-base
                     rows.append(["train", name, f"failed: {type(e).__name__}: {str(e)[:60]}", "", "", ""])
-    head = ["what", "student", "work", "ours", "HF baseline", "ratio"]
+    head = ["what", "student", "work", "ours", "baseline", "ratio"]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     line = lambda r: " | ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{'CUDA ' + torch.cuda.get_device_name() if gpu else 'CPU only'}"
     )
+    print("ours: " + " ".join(ours_overrides(args)) + "; greedy decoding by fdd/students/decode.py")
     print(line(head))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

@@ -106,6 +106,19 @@ class StudentConfig:
     gradient_checkpointing: bool = False
     compile: bool = False
     group_by_length: bool = True
+    # Speed options (fdd/students/data.py, module.py), off by default so existing runs reproduce
+    # bit-for-bit. fast_train: the same loss in exact arithmetic, computed with less work (causal:
+    # no padding mask with right padding, so sdpa runs its causal kernel, and the LM head and
+    # cross-entropy only at label positions; on CPU, dropout from a faster random generator);
+    # it differs from the default in float rounding (and dropout draws) only.
+    fast_train: bool = False
+    # packing (causal): a batch's sequences concatenated into rows of at most pack_max_tokens
+    # tokens, position ids restarting per sequence, attention kept within each sequence. The
+    # batch holds the same batch_size sequences (the same steps and loss). Padding-free; the
+    # attention of a row costs its full length squared unless the attention kernel skips masked
+    # blocks (flash-attention varlen on GPU does, CPU sdpa does not).
+    packing: bool = False
+    pack_max_tokens: int = 1024
     lora: LoraConfig = field(default_factory=LoraConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     num_workers: int = 0

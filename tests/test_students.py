@@ -77,8 +77,23 @@ LORA = ["student.lora.enabled=true", "student.lr=1e-2"]
         ("tiny-t5", LORA, 0.97),
         ("tiny-llama", ["student.gradient_checkpointing=true"], 0.9),
         ("tiny-llama", ["student.gradient_checkpointing=true", *LORA], 0.97),
+        ("tiny-llama", ["student.fast_train=true"], 0.9),
+        ("tiny-llama", ["student.packing=true", "student.pack_max_tokens=512"], 0.9),
+        ("tiny-llama", ["student.fast_train=true", "student.packing=true", *LORA], 0.97),
+        ("tiny-t5", ["student.fast_train=true"], 0.9),
     ],
-    ids=["llama-full", "llama-lora", "t5-full", "t5-lora", "llama-gc", "llama-gc-lora"],
+    ids=[
+        "llama-full",
+        "llama-lora",
+        "t5-full",
+        "t5-lora",
+        "llama-gc",
+        "llama-gc-lora",
+        "llama-fast",
+        "llama-packed",
+        "llama-fast-packed-lora",
+        "t5-fast",
+    ],
 )
 def test_tiny_students_loss_falls(tmp_path, student, extra, factor):
     before, after, info = loss_before_after(tmp_path, student, *TINY, *extra)

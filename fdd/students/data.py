@@ -135,6 +135,81 @@ class Collator:
         return batch
 
 
+@dataclass
+class PackingCollator:
+    """Padding-free batches for causal students: the batch's sequences are concatenated into
+    rows of at most ``max_tokens`` tokens (first-fit, longest first; a longer sequence gets a row
+    of its own), with ``position_ids`` restarting at 0 for each sequence and no
+    ``attention_mask``. From position ids that restart, transformers' masking utilities
+    (``find_packed_sequence_indices``) build a block-diagonal causal mask, so attention stays
+    within each sequence; the first token of every sequence has label -100 (as unpacked: no
+    token predicts it), so no label ever crosses a boundary. The row's tail padding continues
+    its positions as a sequence of its own, labelled -100. The label tokens, and so the mean
+    loss over them, are those of the padded batch."""
+
+    pad_id: int
+    max_tokens: int = 1024
+
+    def rows(self, rows: List[Dict[str, List[int]]]) -> List[List[int]]:
+        """Which sequences share each packed row (indices into ``rows``)."""
+        packed: List[List[int]] = []
+        room: List[int] = []
+        for i in sorted(range(len(rows)), key=lambda j: (-len(rows[j]["input_ids"]), j)):
+            n = len(rows[i]["input_ids"])
+            k = next((k for k, r in enumerate(room) if r >= n), None)
+            if k is None:
+                packed.append([i])
+                room.append(self.max_tokens - n)
+            else:
+                packed[k].append(i)
+                room[k] -= n
+        return packed
+
+    def __call__(self, rows: List[Dict[str, List[int]]]) -> Dict[str, torch.Tensor]:
+        plan = self.rows(rows)
+        width = max(sum(len(rows[i]["input_ids"]) for i in row) for row in plan)
+        ids = torch.full((len(plan), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(plan), width), IGNORE, dtype=torch.long)
+        pos = torch.empty((len(plan), width), dtype=torch.long)
+        for k, row in enumerate(plan):
+            at = 0
+            for i in row:
+                r = rows[i]
+                n = len(r["input_ids"])
+                ids[k, at : at + n] = torch.tensor(r["input_ids"])
+                labels[k, at + 1 : at + n] = torch.tensor(r["labels"][1:n])
+                pos[k, at : at + n] = torch.arange(n)
+                at += n
+            pos[k, at:] = torch.arange(width - at)
+        return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
+@dataclass
+class CausalNoMaskCollator(Collator):
+    """Right-padded causal batches without ``attention_mask``: with right padding no real token
+    can see a pad (they come after it), pads carry label -100, so the loss and its gradients are
+    those of the masked batch; without a mask, sdpa runs its causal kernel (``is_causal``) instead
+    of a dense masked one."""
+
+    def __call__(self, rows: List[Dict[str, List[int]]]) -> Dict[str, torch.Tensor]:
+        batch = super().__call__(rows)
+        batch.pop("attention_mask")
+        return batch
+
+
+def training_collator(cfg, pad_id: int):
+    """The collator ``Student.fit`` uses: padding (default), padding without a mask for causal
+    students under ``student.fast_train``, or packing for causal students (``student.packing``)."""
+    if getattr(cfg, "packing", False):
+        if cfg.arch != "causal":
+            log.warning("student.packing applies to causal students only; %s batches are padded", cfg.arch)
+        else:
+            return PackingCollator(pad_id, int(cfg.pack_max_tokens))
+    if getattr(cfg, "fast_train", False) and cfg.arch == "causal":
+        return CausalNoMaskCollator(pad_id)
+    return Collator(pad_id)
+
+
 class _Epoch:
     """Holds the epoch; Lightning calls ``set_epoch`` on ``batch_sampler.sampler``."""
 

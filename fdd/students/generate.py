@@ -115,6 +115,25 @@ def generate_batches(
                 ids[row, n - L :], mask[row, n - L :] = torch.tensor(enc[i]), 1
             else:
                 ids[row, :L], mask[row, :L] = torch.tensor(enc[i]), 1
+        if sampling is None:  # greedy: the lean loop (fdd/students/decode.py), the same tokens as generate
+            from fdd.students.decode import greedy_decode, token_ids_containing
+
+            rule = stop_rule
+            gen = greedy_decode(
+                model,
+                ids,
+                mask,
+                max_new_tokens,
+                tokenizer.eos_token_id,
+                tokenizer=tokenizer,
+                stop_rule=rule,
+                stop_after_ids=token_ids_containing(tokenizer, "\n") if rule else None,
+            )
+            for row, i in enumerate(idx):
+                text = tokenizer.decode(gen[row], skip_special_tokens=True)
+                out[i] = cut_at_stop(text, rule).strip()
+            bar.update(len(idx))
+            continue
         kw = {}
         if stop_rule is not None:
             from transformers import StoppingCriteriaList

@@ -15,7 +15,7 @@ import torch
 
 from fdd.ranks import externally_launched, is_main_process
 from fdd.students.backends import Generator, HFGenerator, build_generator
-from fdd.students.data import Collator, EncodedDataset, LengthGroupedBatchSampler, encode_training_set
+from fdd.students.data import EncodedDataset, LengthGroupedBatchSampler, encode_training_set, training_collator
 from fdd.students.distributed import requested_world_size
 from fdd.students.fidelity import (
     Codec,
@@ -167,13 +167,20 @@ class Student:
             init_marker_embeddings(model, tok)  # a checkpoint's marker rows are trained already
         model.train()  # from_pretrained returns eval mode; dropout belongs in fine-tuning
         module = StudentModule(
-            model, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, warmup_ratio=self.cfg.warmup_ratio
+            model,
+            lr=self.cfg.lr,
+            weight_decay=self.cfg.weight_decay,
+            warmup_ratio=self.cfg.warmup_ratio,
+            fast=getattr(self.cfg, "fast_train", False),
         )
         sampler = LengthGroupedBatchSampler(
             data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx, group_by_length=self.cfg.group_by_length
         )
         loader = torch.utils.data.DataLoader(
-            data, batch_sampler=sampler, collate_fn=Collator(tok.pad_token_id), num_workers=self.cfg.num_workers
+            data,
+            batch_sampler=sampler,
+            collate_fn=training_collator(self.cfg, tok.pad_token_id),
+            num_workers=self.cfg.num_workers,
         )
         if self.cfg.compile:
             # In-place compile: the parameters keep their names, so last.ckpt and the saved
