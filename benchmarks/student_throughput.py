@@ -242,20 +242,15 @@ def hf_batched(model, tok, enc, batches, arch: str, max_new_tokens: int, stop: b
     from transformers import StoppingCriteriaList
 
     from fdd.reasoning.formats import get_format
-    from fdd.students.generate import AnswerLineStop, cut_at_stop
+    from fdd.students.generate import AnswerLineStop, cut_at_stop, pad_batch
 
     rule = get_format("pot").stop_rule if stop else None
 
     device = next(model.parameters()).device
     out = {}
     for idx in batches:
-        n = max(len(enc[i]) for i in idx)
-        ids = torch.full((len(idx), n), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for row, i in enumerate(idx):
-            L = len(enc[i])
-            sl = slice(n - L, n) if arch == "causal" else slice(0, L)
-            ids[row, sl], mask[row, sl] = torch.tensor(enc[i]), 1
+        ids, mask = pad_batch(enc, idx, tok.pad_token_id, arch)
+        n = ids.shape[1]
         kw = {}
         if stop:
             kw["stopping_criteria"] = StoppingCriteriaList([AnswerLineStop(tok, n if arch == "causal" else 0, rule)])
@@ -292,7 +287,6 @@ def bench_eval(args, student, ckpt: str, rows: List):
         if dtype is not None:  # evaluate in the precision it trained in, as the loop does
             model = model.to(dtype)
     model.eval()
-    device = next(model.parameters()).device
     fmt = get_format("pot")
     prompts = [fmt.student_prompt(it.question) for it in _items(args.eval_n, 0, "test")]
     mnt = args.max_new_tokens
@@ -311,24 +305,6 @@ def bench_eval(args, student, ckpt: str, rows: List):
             stop_rule=fmt.stop_rule if stop else None,
         )
 
-    @torch.inference_mode()
-    def one_by_one():
-        out = []
-        for ids in enc:
-            x = torch.tensor([ids], device=device)
-            g = model.generate(
-                input_ids=x,
-                attention_mask=torch.ones_like(x),
-                do_sample=False,
-                num_beams=1,
-                max_new_tokens=mnt,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-            g = g[0, x.shape[1] :] if scfg.arch == "causal" else g[0]
-            out.append(tok.decode(g, skip_special_tokens=True).strip())
-        return out
-
     sides = {
         "ours": lambda: ours(False),
         "ours-stop": lambda: ours(True),
@@ -336,7 +312,9 @@ def bench_eval(args, student, ckpt: str, rows: List):
         "hf-batched-stop": lambda: hf_batched(model, tok, enc, batches, scfg.arch, mnt, True),
     }
     if args.naive_eval:
-        sides["hf-one"] = one_by_one
+        # the naive baseline: generate on one problem at a time (a batch of one has no padding)
+        singles = [[i] for i in range(len(enc))]
+        sides["hf-one"] = lambda: hf_batched(model, tok, enc, singles, scfg.arch, mnt, False)
     times: Dict[str, List[float]] = {k: [] for k in sides}
     texts: Dict[str, List[str]] = {}
     names = list(sides)

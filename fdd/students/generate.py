@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fdd.students.data import encode_example
+from fdd.students.decode import greedy_decode, token_ids_containing
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +27,41 @@ def cut_at_stop(text: str, stop_rule: Optional[StopRule]) -> str:
     return text if end is None else text[:end]
 
 
+_NEWLINE_IDS: Dict[int, List[int]] = {}
+
+
+def newline_ids(tokenizer) -> List[int]:
+    """Ids of the tokens whose text holds a newline, read once per tokenizer (a whole-vocabulary
+    decode): an answer ends with its line, so a stop rule is asked only after one of them."""
+    key = id(tokenizer)
+    if key not in _NEWLINE_IDS:
+        _NEWLINE_IDS[key] = token_ids_containing(tokenizer, "\n")
+    return _NEWLINE_IDS[key]
+
+
+def pad_batch(enc: Sequence[List[int]], idx: Sequence[int], pad_id: int, arch: str):
+    """``(input_ids, attention_mask)`` of the prompts ``enc[i]`` for ``i`` in ``idx``: left padding
+    for causal models (every row continues from its last real token), right padding for seq2seq."""
+    n = max(len(enc[i]) for i in idx)
+    ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), n), dtype=torch.long)
+    for row, i in enumerate(idx):
+        L = len(enc[i])
+        cols = slice(n - L, n) if arch == "causal" else slice(0, L)
+        ids[row, cols], mask[row, cols] = torch.tensor(enc[i]), 1
+    return ids, mask
+
+
 class AnswerLineStop:
     """A ``StoppingCriteria`` (duck-typed: transformers calls it with ``(input_ids, scores)``)
     that ends a row once ``stop_rule`` finds a complete answer in its generated text. The rule
     is asked only on steps whose new token contains a newline (an answer ends with its line), so
     the cost is a few decodes per row, not one per token."""
 
-    _newline_ids: Dict[int, torch.Tensor] = {}
-
     def __init__(self, tokenizer, prompt_len: int, stop_rule: StopRule):
         self.tokenizer, self.prompt_len, self.stop_rule = tokenizer, prompt_len, stop_rule
         self.done: Optional[torch.Tensor] = None
-        key = id(tokenizer)
-        if key not in self._newline_ids:
-            pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-            self._newline_ids[key] = torch.tensor([i for i, p in enumerate(pieces) if "\n" in p], dtype=torch.long)
-        self.newline_ids = self._newline_ids[key]
+        self.newline_ids = torch.tensor(newline_ids(tokenizer), dtype=torch.long)
 
     def __call__(self, input_ids: torch.Tensor, scores=None, **kwargs) -> torch.Tensor:
         if self.done is None:
@@ -106,19 +126,9 @@ def generate_batches(
     pad = tokenizer.pad_token_id
     bar = tqdm(total=sum(len(b) for b in batches), desc=desc, disable=not progress, leave=False)
     for idx in batches:
-        n = max(len(enc[i]) for i in idx)
-        ids = torch.full((len(idx), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), n), dtype=torch.long)
-        for row, i in enumerate(idx):
-            L = len(enc[i])
-            if arch == "causal":  # left padding so every row continues from its last real token
-                ids[row, n - L :], mask[row, n - L :] = torch.tensor(enc[i]), 1
-            else:
-                ids[row, :L], mask[row, :L] = torch.tensor(enc[i]), 1
+        ids, mask = pad_batch(enc, idx, pad, arch)
+        n = ids.shape[1]
         if sampling is None:  # greedy: the lean loop (fdd/students/decode.py), the same tokens as generate
-            from fdd.students.decode import greedy_decode, token_ids_containing
-
-            rule = stop_rule
             gen = greedy_decode(
                 model,
                 ids,
@@ -126,25 +136,21 @@ def generate_batches(
                 max_new_tokens,
                 tokenizer.eos_token_id,
                 tokenizer=tokenizer,
-                stop_rule=rule,
-                stop_after_ids=token_ids_containing(tokenizer, "\n") if rule else None,
+                stop_rule=stop_rule,
+                stop_after_ids=newline_ids(tokenizer) if stop_rule else None,
             )
             for row, i in enumerate(idx):
-                text = tokenizer.decode(gen[row], skip_special_tokens=True)
-                out[i] = cut_at_stop(text, rule).strip()
+                out[i] = cut_at_stop(tokenizer.decode(gen[row], skip_special_tokens=True), stop_rule).strip()
             bar.update(len(idx))
             continue
-        kw = {}
+        # sampled: generate, with the stop rule as a stopping criterion
+        kw = dict(do_sample=True, temperature=float(sampling["temperature"]), top_k=0, top_p=1.0)
         if stop_rule is not None:
             from transformers import StoppingCriteriaList
 
             kw["stopping_criteria"] = StoppingCriteriaList(
                 [AnswerLineStop(tokenizer, n if arch == "causal" else 0, stop_rule)]
             )
-        if sampling is not None:
-            kw.update(do_sample=True, temperature=float(sampling["temperature"]), top_k=0, top_p=1.0)
-        else:
-            kw["do_sample"] = False
         gen = model.generate(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
