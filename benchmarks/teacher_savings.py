@@ -3,7 +3,7 @@
 1. Near-duplicate screening (``fdd.verify.screen``) of N candidates against GSM8K train (the
    original file when ../shared/data exists, else the synthetic world): the prefix-filtered
    ``DedupIndex`` against the previous index (number blocks compared pairwise), same candidates,
-   same decisions checked. Candidates are word-level edits of training questions, so many are
+   same decisions checked (both on the index's hashed 3-grams). Candidates are word-level edits of training questions, so many are
    near-duplicates and the blocks grow with N, as they do over a long run. Rates are candidates
    per second of this process's CPU time: screening is single-threaded, and CPU time keeps the
    figure honest on a shared machine.

@@ -9,6 +9,7 @@ known problem, overlap with a held-out test set) and then accepted only when at 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -21,8 +22,11 @@ _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
 
-def words(text: str) -> List[str]:
-    return _WORD.findall(text.lower())
+@functools.lru_cache(maxsize=64)
+def words(text: str) -> Tuple[str, ...]:
+    """Lower-case words and numbers. Memoized: screening reads each candidate's words twice
+    (the contamination check, then the duplicate check)."""
+    return tuple(_WORD.findall(text.lower()))
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Iterable[Tuple[str, ...]]:
@@ -37,7 +41,7 @@ class NgramIndex:
         self.grams = {g for t in texts for g in ngrams(words(t), n)}
 
     def overlaps(self, text: str) -> bool:
-        return any(g in self.grams for g in ngrams(words(text), self.n))
+        return not self.grams.isdisjoint(ngrams(words(text), self.n))  # the scan stays in C
 
 
 class DedupIndex:
@@ -50,13 +54,16 @@ class DedupIndex:
     search", 2007): two sets with Jaccard >= t always share a 3-gram among their first
     ``n - ceil(t * n) + 1``, so only problems sharing a prefix 3-gram within the same number
     block are compared. MinHash LSH (e.g. datasketch) would be approximate: it can miss a pair
-    above the threshold, which would change decisions."""
+    above the threshold, which would change decisions. The 3-grams are kept as their 64-bit
+    hashes (exact but for a hash collision inside a compared pair)."""
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self.sets: List[frozenset] = []
-        self.postings: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], List[int]] = defaultdict(list)
-        self._last: Optional[Tuple[str, Tuple[str, ...], frozenset]] = None
+        # number block -> prefix 3-gram -> problems (two levels: the block's key is hashed once
+        # per lookup, not once per prefix 3-gram)
+        self.postings: Dict[Tuple[str, ...], Dict[int, List[int]]] = defaultdict(lambda: defaultdict(list))
+        self._last: Optional[Tuple[str, Tuple[str, ...], frozenset, List[int]]] = None
 
     @staticmethod
     def _key(text: str) -> Tuple[str, ...]:
@@ -65,24 +72,31 @@ class DedupIndex:
     @staticmethod
     def _shingles(text: str) -> frozenset:
         w = words(text)
-        return frozenset(ngrams(w, 3)) if len(w) >= 3 else frozenset([tuple(w)])
+        # 64-bit hashes of the 3-grams, not the tuples: set intersections of ints skip rehashing
+        # every tuple at every comparison (a collision between two of a pair's 3-grams, at odds
+        # near 1e-16 a comparison, is the only way a decision could differ)
+        return frozenset(map(hash, ngrams(w, 3))) if len(w) >= 3 else frozenset([hash(tuple(w))])
 
-    def _prefix(self, sh: frozenset) -> List[Tuple[str, ...]]:
-        # Any fixed order is exact; hashing spreads prefixes over many postings lists.
+    def _prefix(self, sh: frozenset) -> List[int]:
+        # Any fixed order is exact; the order of the hashes spreads prefixes over many postings.
         n = len(sh) - math.ceil(self.threshold * len(sh) - 1e-9) + 1
-        return sorted(sh, key=hash)[:n]
+        return sorted(sh)[:n]
 
-    def _features(self, text: str) -> Tuple[Tuple[str, ...], frozenset]:
+    def _features(self, text: str) -> Tuple[Tuple[str, ...], frozenset, List[int]]:
         # screen() asks is_duplicate, then add, for the same text: compute its features once.
         if self._last is None or self._last[0] != text:
-            self._last = (text, self._key(text), self._shingles(text))
-        return self._last[1], self._last[2]
+            sh = self._shingles(text)
+            self._last = (text, self._key(text), sh, self._prefix(sh))
+        return self._last[1:]
 
     def is_duplicate(self, text: str) -> bool:
-        key, sh = self._features(text)
+        key, sh, prefix = self._features(text)
+        block = self.postings.get(key)
+        if not block:
+            return False
         seen = set()
-        for g in self._prefix(sh):
-            for j in self.postings.get((key, g), ()):
+        for g in prefix:
+            for j in block.get(g, ()):
                 if j in seen:
                     continue
                 seen.add(j)
@@ -93,10 +107,11 @@ class DedupIndex:
         return False
 
     def add(self, text: str) -> None:
-        key, sh = self._features(text)
+        key, sh, prefix = self._features(text)
         self.sets.append(sh)
-        for g in self._prefix(sh):
-            self.postings[(key, g)].append(len(self.sets) - 1)
+        block = self.postings[key]
+        for g in prefix:
+            block[g].append(len(self.sets) - 1)
 
 
 @dataclass

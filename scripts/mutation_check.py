@@ -35,7 +35,8 @@ COPY = ("fdd", "tests", "conf", "setup.cfg", "pyproject.toml")
 
 # module group -> the fast test files that pin it
 TESTS: Dict[str, Tuple[str, ...]] = {
-    "verify": ("tests/test_verify.py", "tests/test_loop_method.py"),
+    "verify": ("tests/test_verify.py", "tests/test_dedup_index.py", "tests/test_loop_method.py"),
+    "decode": ("tests/test_fast_paths.py",),
     "stages": ("tests/test_stages.py",),
     "loop": ("tests/test_loop_method.py",),
     "feedback": ("tests/test_feedback.py",),
@@ -63,6 +64,7 @@ V, S, L = "fdd/verify.py", "fdd/stages.py", "fdd/loop.py"
 FB, AG = "fdd/feedback.py", "fdd/agreement.py"
 D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/reasoning/sandbox.py"
 LLM, CACHE = "fdd/teachers/llm.py", "fdd/teachers/cache.py"
+DEC = "fdd/students/decode.py"
 
 MUTANTS: List[Mutant] = [
     # ---------------------------------------------------------------- verify.py
@@ -520,6 +522,65 @@ MUTANTS: List[Mutant] = [
         LLM,
         [('content = f"{seed}:{sample_index}" + (f":{question}" if question else "")', 'content = f"{seed}"')],
         "every sample gets the same sampling seed",
+    ),
+    # ---------------------------------------------------------------- verify.py: the dedup index
+    Mutant(
+        "verify.dedup_prefix_short",
+        V,
+        [
+            (
+                "n = len(sh) - math.ceil(self.threshold * len(sh) - 1e-9) + 1",
+                "n = len(sh) - math.ceil(self.threshold * len(sh) - 1e-9)",
+            )
+        ],
+        "prefix one 3-gram short: some near-duplicates never meet",
+    ),
+    # ---------------------------------------------------------------- students/decode.py
+    Mutant(
+        "decode.t5_encoder_unmasked",
+        DEC,
+        [("merged = torch.where(kept, bias, torch.finfo(h.dtype).min) if padded else bias", "merged = bias")],
+        "the T5 encoder attends to padding",
+    ),
+    Mutant(
+        "decode.t5_cross_unmasked",
+        DEC,
+        [
+            (
+                "self.cross = torch.where(kept, zero, torch.finfo(qdtype).min).contiguous() if padded else zero",
+                "self.cross = zero",
+            )
+        ],
+        "the T5 decoder attends to the encoder's padding",
+    ),
+    Mutant(
+        "decode.t5_bias_row",
+        DEC,
+        [("self.table[:, :, t : t + 1, : t + 1]", "self.table[:, :, 0:1, : t + 1]")],
+        "every decoder step gets the first step's relative bias",
+    ),
+    Mutant(
+        "decode.t5_cross_dtype",
+        DEC,
+        [("qdtype = self.encoded.dtype", "qdtype = h.dtype")],
+        "the cross-attention mask in the fp32 residual's dtype, not the queries'",
+    ),
+    Mutant(
+        "decode.causal_positions",
+        DEC,
+        [("        self.pos = self.pos + 1\n", "        self.pos = self.pos + 0\n")],
+        "decoding steps reuse the last prompt position",
+    ),
+    Mutant(
+        "decode.keep_no_cache",
+        DEC,
+        [
+            (
+                "    def keep(self, rows: torch.Tensor) -> None:\n        self.cache.batch_select_indices(rows)\n        self.mask, self.pos",
+                "    def keep(self, rows: torch.Tensor) -> None:\n        self.mask, self.pos",
+            )
+        ],
+        "finished rows leave the batch but not the causal cache",
     ),
 ]
 

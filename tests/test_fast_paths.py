@@ -29,12 +29,16 @@ def _model(tmp_path, student: str, tok, seed: int = 0, spread: bool = False):
     from row to row and step to step (a fresh tiny T5 repeats one token)."""
     cfg = compose_cfg([f"student={student}", "logger=none"], tmp_path / student)
     model = build_model(OmegaConf.to_object(cfg.student), tok, seed=seed).eval()
-    if spread:
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.ndim == 2:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return _spread(model, seed) if spread else model
+
+
+def _spread(model, seed: int):
+    """``model`` with its weight matrices redrawn wider (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
     return model
 
 
@@ -225,6 +229,102 @@ def test_greedy_decode_gives_generate_tokens(tmp_path, student, arch):
         assert _norm(got, eos, pad) == want
         if eos != tok.eos_token_id:
             assert len({len(r) for r in got}) > 1  # rows did finish early and leave the batch
+
+
+def _t5(tok, seed: int, attn: str = "sdpa", **variant):
+    """A tiny T5 with spread weights; ``variant``: config fields (e.g. flan-t5's gated-gelu and
+    untied head)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=64,
+        d_ff=128,
+        d_kv=16,
+        num_layers=2,
+        num_heads=4,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+        **variant,
+    )
+    return _spread(T5ForConditionalGeneration._from_config(cfg, attn_implementation=attn).eval(), seed)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False}],
+    ids=["t5", "flan-t5-style"],
+)
+def test_t5_runner_gives_generate_tokens(variant):
+    """The block-by-block T5 (biases merged once per batch) gives generate's tokens, padded or
+    not, with rows finishing at different steps; an eager-attention T5 takes the plain runner."""
+    from fdd.students.decode import _runner, _Seq2SeqRunner, _T5Runner
+
+    tok = _tok()
+    model = _t5(tok, seed=3, **variant)
+    padded = _batch(tok, PROMPTS, "seq2seq")
+    same_length = _batch(tok, ["Q: 12 + 30?\n", "Q: 40 - 17?\n", "Q: 80 * 99?\n"], "seq2seq")
+    assert bool(padded[1].all()) is False and bool(same_length[1].all()) is True
+    assert isinstance(_runner(model, *padded, 2), _T5Runner)
+    for ids, mask in (padded, same_length):
+        with torch.inference_mode():  # the first step's logits are the model's, bit for bit
+            start = torch.full((ids.shape[0], 1), model.config.decoder_start_token_id)
+            want_logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start).logits
+            assert torch.equal(_runner(model, ids, mask, 2).logits, want_logits)
+        free = _hf(model, ids, mask, 30, tok.eos_token_id, tok.pad_token_id)
+        counts = torch.bincount(torch.tensor([t for r in free for t in r[3:]]), minlength=len(tok))
+        counts[tok.eos_token_id] = 0
+        for eos in (tok.eos_token_id, int(counts.argmax())):
+            want = _hf(model, ids, mask, 30, eos, tok.pad_token_id)
+            assert _norm(greedy_decode(model, ids, mask, 30, eos), eos, tok.pad_token_id) == want
+    eager = _t5(tok, seed=3, attn="eager", **variant)
+    assert isinstance(_runner(eager, *padded, 2), _Seq2SeqRunner)
+    want = _hf(eager, *padded, 30, tok.eos_token_id, tok.pad_token_id)
+    assert _norm(greedy_decode(eager, *padded, 30, tok.eos_token_id), tok.eos_token_id, tok.pad_token_id) == want
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_t5_runner_in_half_precision(tmp_path, monkeypatch, dtype):
+    """Loaded in half precision (T5 keeps its ``wo`` layers in fp32, so the residual stream is
+    fp32 in places): generate's tokens and first logits, and every mask sdpa gets is in its
+    queries' dtype (CUDA kernels reject, or misread, a mask of another dtype)."""
+    from transformers import T5ForConditionalGeneration
+
+    from fdd.students.decode import _runner, _T5Runner
+
+    tok = _tok()
+    _t5(tok, seed=3, feed_forward_proj="gated-gelu", tie_word_embeddings=False).save_pretrained(tmp_path / "m")
+    model = T5ForConditionalGeneration.from_pretrained(tmp_path / "m", dtype=dtype).eval()
+    if dtype == torch.float16:  # transformers keeps T5's wo in fp32 for fp16 only
+        assert model.decoder.block[0].layer[-1].DenseReluDense.wo.weight.dtype == torch.float32
+    ids, mask = _batch(tok, PROMPTS, "seq2seq")
+    real = torch.nn.functional.scaled_dot_product_attention
+    seen = []
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append((q.dtype, None if attn_mask is None else attn_mask.dtype))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    with torch.inference_mode():  # as greedy_decode runs it (grad mode may pick other kernels)
+        runner = _runner(model, ids, mask, 2)
+        start = torch.full((ids.shape[0], 1), model.config.decoder_start_token_id)
+        want_logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start).logits
+    assert isinstance(runner, _T5Runner) and seen
+    assert all(m is None or m == q for q, m in seen), set(seen)
+    assert torch.equal(runner.logits, want_logits)
+    want = _hf(model, ids, mask, 20, tok.eos_token_id, tok.pad_token_id)
+    assert _norm(greedy_decode(model, ids, mask, 20, tok.eos_token_id), tok.eos_token_id, tok.pad_token_id) == want
+
+
+def test_students_t5_takes_the_t5_runner(tmp_path):
+    """The tiny-t5 student as build_model makes it runs block by block (not silently the plain path)."""
+    from fdd.students.decode import _runner, _T5Runner
+
+    tok = _tok()
+    model = _model(tmp_path, "tiny-t5", tok)
+    assert isinstance(_runner(model, *_batch(tok, PROMPTS[:2], "seq2seq"), 2), _T5Runner)
 
 
 class _TextStop:

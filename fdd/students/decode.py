@@ -9,6 +9,9 @@ batch, with less work:
 * the self-attention cache is allocated once per batch and written in place, where
   ``DynamicCache`` concatenates (copies) the whole cache at every step;
 * causal steps get their one-query mask from here instead of transformers rebuilding it;
+* a T5 on sdpa runs block by block with its attention biases merged with the padding mask once
+  per batch (``_T5Runner``), where ``T5Stack`` rebuilds that batch x heads x queries x keys
+  tensor in every layer of every forward;
 * no logits processors, stopping-criteria objects or per-step input preparation: one forward,
   one argmax and one host read of the new tokens per step.
 
@@ -16,13 +19,15 @@ A row's computation is the one ``generate`` does for it (same kernels on the sam
 the greedy tokens are the same; tests/test_fast_paths.py checks it for causal and seq2seq
 students, rows ending early and a stop rule.
 
-Causal batches are left-padded (``position_ids`` from the mask, as ``generate`` computes them);
+A runner per kind of model holds the prefill, one step and the removal of finished rows:
+causal batches are left-padded (``position_ids`` from the mask, as ``generate`` computes them);
 seq2seq batches run the encoder once and the decoder from ``decoder_start_token_id``. Sampling is
 not done here: callers keep ``generate`` for it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable, Collection, List, Optional
 
@@ -79,15 +84,179 @@ def _grow_layer_class():
 
 
 def _growing_cache(config, capacity: int):
-    """A ``DynamicCache`` whose full-attention layers preallocate ``capacity`` positions."""
+    """A ``DynamicCache`` whose full-attention layers preallocate ``capacity`` positions. Without
+    a ``config`` (an encoder-decoder's decoder, whose layer count the config may not give: a T5's
+    ``num_hidden_layers`` is its encoder's) the layers are made as the decoder first reaches them."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    cache = DynamicCache(config=config)
     grow = _grow_layer_class()
+    if config is None:
+        cache = DynamicCache()
+        cache.layer_class_to_replicate = functools.partial(grow, capacity)
+        return cache
+    cache = DynamicCache(config=config)
     if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
         cache.layers = [grow(capacity) for _ in cache.layers]
     return cache
+
+
+class _CausalRunner:
+    """A causal model through its own forward: a left-padded prefill (``position_ids`` from the
+    mask, as ``generate`` computes them), then one token per row and step. Steps get their 4D
+    boolean mask from here (what transformers' mask functions build from the 2D mask for one
+    query: the row's padding, or None once no live row has any) instead of rebuilding it."""
+
+    def __init__(self, model, ids, mask, max_new_tokens: int):
+        self.model = model
+        # the head on the last position only, where the model takes it (as generate decides)
+        params = inspect.signature(model.forward).parameters
+        self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.cache = _growing_cache(model.config, ids.shape[1] + max_new_tokens)
+        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        self.logits = model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, cache=self.cache, use_cache=True, **self.keep_last
+        ).logits
+        self.pos, self.mask = pos[:, -1:], mask
+        self.padded = not bool(mask.all())
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.mask, self.pos = self.mask[rows], self.pos[rows]
+        self.padded = self.padded and not bool(self.mask.all())
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=-1)
+        self.pos = self.pos + 1
+        return self.model(
+            input_ids=tokens,
+            attention_mask=self.mask.bool()[:, None, None, :] if self.padded else None,
+            position_ids=self.pos,
+            cache=self.cache,
+            use_cache=True,
+            **self.keep_last,
+        ).logits
+
+
+def _decoder_start(model) -> int:
+    start = model.generation_config.decoder_start_token_id
+    return int(model.config.decoder_start_token_id if start is None else start)
+
+
+class _Seq2SeqRunner:
+    """An encoder-decoder model through its own forward: the encoder once per batch, then the
+    decoder one token per row and step from ``decoder_start_token_id``."""
+
+    def __init__(self, model, ids, mask, max_new_tokens: int):
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        self.model, self.mask = model, mask
+        self.cache = EncoderDecoderCache(
+            _growing_cache(model.config, max_new_tokens + 1), DynamicCache(config=model.config)
+        )
+        self.encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
+        self.logits = self.step(
+            torch.full((ids.shape[0], 1), _decoder_start(model), dtype=torch.long, device=ids.device)
+        )
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.mask = self.mask[rows]
+        self.encoded.last_hidden_state = self.encoded.last_hidden_state[rows]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(
+            encoder_outputs=self.encoded,
+            attention_mask=self.mask,
+            decoder_input_ids=tokens,
+            cache=self.cache,
+            use_cache=True,
+        ).logits
+
+
+def _lean_t5(model) -> bool:
+    """Whether ``_T5Runner`` computes this model's forward: a T5 on sdpa attention, with the
+    stack layout and config fields the runner reads (anything else takes ``_Seq2SeqRunner``)."""
+    cfg = model.config
+    if getattr(cfg, "model_type", None) != "t5" or getattr(cfg, "_attn_implementation", None) != "sdpa":
+        return False
+    enc, dec = getattr(model, "encoder", None), getattr(model, "decoder", None)
+    return (
+        hasattr(cfg, "scale_decoder_outputs")
+        and hasattr(model, "model_dim")
+        and hasattr(model, "lm_head")
+        and all(hasattr(stack, a) for stack in (enc, dec) for a in ("block", "embed_tokens", "final_layer_norm"))
+        # the bias every layer shares is made by block 0, as T5Stack takes it
+        and all(getattr(s.block[0].layer[0].SelfAttention, "has_relative_attention_bias", False) for s in (enc, dec))
+    )
+
+
+class _T5Runner:
+    """A T5 driven block by block, with its attention biases built once per batch.
+
+    ``T5Stack`` rebuilds, in every layer of every forward, the additive mask that sdpa gets: the
+    relative position bias merged with the padding mask (``torch.where``), a batch x heads x
+    queries x keys tensor. Here the encoder's is built once per batch (all layers share the bias
+    and the mask), the cross-attention's once per batch (a zero bias under the padding), and the
+    decoder's per-step bias is a slice of one table. sdpa receives the same values as it does
+    inside ``generate`` (the bias where the mask keeps a key, the dtype's minimum elsewhere; a
+    slice of the table holds the embedding rows ``compute_bias`` looks up at that step), and
+    every layer is the model's own module, so the tokens are ``generate``'s."""
+
+    def __init__(self, model, ids, mask, max_new_tokens: int):
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        self.model, self.enc, self.dec = model, model.get_encoder(), model.get_decoder()
+        n, device = ids.shape[1], ids.device
+        kept = mask.bool()[:, None, None, :]
+        padded = not bool(mask.all())
+        # contiguous first (compute_bias returns a permuted view): the merged mask then comes out
+        # contiguous, where sdpa would otherwise copy the batch x heads x n x n tensor again
+        bias = self.enc.block[0].layer[0].SelfAttention.compute_bias(n, n, device=device).contiguous()
+        h = self.enc.dropout(self.enc.embed_tokens(ids))
+        # masked keys get the minimum of the keys' dtype (the embeddings'), as sdpa's mask does
+        merged = torch.where(kept, bias, torch.finfo(h.dtype).min) if padded else bias
+        for block in self.enc.block:
+            h = block(h, None, merged)[0]
+        self.encoded = self.enc.dropout(self.enc.final_layer_norm(h))
+        # The cross-attention's zero bias in the queries' dtype, with the keys' minimum under the
+        # padding: both are the encoder output's dtype (its final norm casts to the half weights;
+        # a T5 keeps its ``wo`` in fp32, so the residual stream before that norm may be fp32).
+        qdtype = self.encoded.dtype
+        zero = torch.zeros((1, self.dec.block[0].layer[0].SelfAttention.n_heads, 1, n), dtype=qdtype, device=device)
+        self.cross = torch.where(kept, zero, torch.finfo(qdtype).min).contiguous() if padded else zero
+        self.table = (
+            self.dec.block[0].layer[0].SelfAttention.compute_bias(max_new_tokens + 1, max_new_tokens + 1, device=device)
+        )
+        self.cache = EncoderDecoderCache(_growing_cache(None, max_new_tokens + 1), DynamicCache())
+        self.t = 0
+        self.logits = self.step(torch.full((ids.shape[0], 1), _decoder_start(model), dtype=torch.long, device=device))
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.cache.batch_select_indices(rows)
+        self.encoded = self.encoded[rows]
+        if self.cross.shape[0] > 1:
+            self.cross = self.cross[rows]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = self.t
+        self.t += 1
+        y = self.dec.dropout(self.dec.embed_tokens(tokens))
+        bias = self.table[:, :, t : t + 1, : t + 1].contiguous()  # once, not in every layer
+        for block in self.dec.block:
+            y = block(y, None, bias, self.encoded, None, self.cross, cache=self.cache)[0]
+        y = self.dec.dropout(self.dec.final_layer_norm(y))
+        if self.model.config.scale_decoder_outputs:
+            y = y * (self.model.model_dim**-0.5)
+        return self.model.lm_head(y)
+
+
+def _runner(model, ids, mask, max_new_tokens: int):
+    if not getattr(model.config, "is_encoder_decoder", False):
+        return _CausalRunner(model, ids, mask, max_new_tokens)
+    if _lean_t5(model):
+        return _T5Runner(model, ids, mask, max_new_tokens)
+    return _Seq2SeqRunner(model, ids, mask, max_new_tokens)
 
 
 @torch.inference_mode()
@@ -120,34 +289,10 @@ def greedy_decode(
     if max_new_tokens <= 0 or n_rows == 0:
         return out
     check = None if stop_after_ids is None else set(int(i) for i in stop_after_ids)
-    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
-    # the head on the last position only, where the model takes it (as generate decides)
-    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    from transformers import DynamicCache, EncoderDecoderCache
-
-    if seq2seq:
-        cache = EncoderDecoderCache(_growing_cache(model.config, max_new_tokens + 1), DynamicCache(config=model.config))
-        encoder_out = model.get_encoder()(input_ids=ids, attention_mask=mask)
-        start = model.generation_config.decoder_start_token_id
-        if start is None:
-            start = model.config.decoder_start_token_id
-        step_in = torch.full((n_rows, 1), int(start), dtype=torch.long, device=device)
-        logits = model(
-            encoder_outputs=encoder_out, attention_mask=mask, decoder_input_ids=step_in, cache=cache, use_cache=True
-        ).logits
-    else:
-        cache = _growing_cache(model.config, ids.shape[1] + max_new_tokens)
-        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        logits = model(
-            input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, **keep_last
-        ).logits
-        pos = pos[:, -1:]
+    runner = _runner(model, ids, mask, max_new_tokens)
+    logits = runner.logits
     rows = list(range(n_rows))  # the original row of each live row; -1 once it has finished
     n_done = 0
-    # Causal steps get their 4D boolean mask from here (what transformers' mask functions build
-    # from the 2D mask for one query: the row's padding, or None when no live row has any),
-    # instead of having it rebuilt inside every forward.
-    padded = not seq2seq and not bool(mask.all())
     for step in range(max_new_tokens):
         nxt = logits[:, -1].float().argmax(-1)
         for j, t in enumerate(nxt.tolist()):
@@ -170,27 +315,7 @@ def greedy_decode(
         if len(live) < len(rows) and len(rows) - len(live) >= max(1, len(rows) // 8):
             keep = torch.tensor(live, dtype=torch.long, device=device)
             rows = [rows[j] for j in live]
-            cache.batch_select_indices(keep)
-            nxt, mask = nxt[keep], mask[keep]
-            if seq2seq:
-                encoder_out.last_hidden_state = encoder_out.last_hidden_state[keep]
-            else:
-                pos = pos[keep]
-                padded = padded and not bool(mask.all())
-        step_in = nxt[:, None]
-        if seq2seq:
-            logits = model(
-                encoder_outputs=encoder_out, attention_mask=mask, decoder_input_ids=step_in, cache=cache, use_cache=True
-            ).logits
-        else:
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            pos = pos + 1
-            logits = model(
-                input_ids=step_in,
-                attention_mask=mask.bool()[:, None, None, :] if padded else None,
-                position_ids=pos,
-                cache=cache,
-                use_cache=True,
-                **keep_last,
-            ).logits
+            runner.keep(keep)
+            nxt = nxt[keep]
+        logits = runner.step(nxt[:, None])
     return out
