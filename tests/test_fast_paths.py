@@ -370,6 +370,21 @@ def test_greedy_decode_with_a_stop_rule(tmp_path, student, arch):
     assert again == got
 
 
+def test_newline_ids_are_read_per_tokenizer_object():
+    """The newline ids are cached per tokenizer object and leave with it: a key by ``id()``
+    would hand a later tokenizer at the same address the first one's ids."""
+    import gc
+
+    from fdd.students.generate import _NEWLINE_IDS, newline_ids
+
+    tok = _tok()
+    assert newline_ids(tok) == token_ids_containing(tok, "\n") and newline_ids(tok) is newline_ids(tok)
+    before = len(_NEWLINE_IDS)
+    del tok
+    gc.collect()
+    assert len(_NEWLINE_IDS) == before - 1
+
+
 def test_generate_batches_greedy_matches_generate_texts(tmp_path):
     """The student's path (generate_batches) gives generate's texts, PoT stop included."""
     from fdd.reasoning.formats import answer_line_end

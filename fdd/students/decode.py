@@ -117,7 +117,7 @@ class _CausalRunner:
         self.logits = model(
             input_ids=ids, attention_mask=mask, position_ids=pos, cache=self.cache, use_cache=True, **self.keep_last
         ).logits
-        self.pos, self.mask = pos[:, -1:], mask
+        self.pos, self.mask = pos[:, -1:], mask.bool()  # boolean once, not at every step
         self.padded = not bool(mask.all())
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -130,7 +130,7 @@ class _CausalRunner:
         self.pos = self.pos + 1
         return self.model(
             input_ids=tokens,
-            attention_mask=self.mask.bool()[:, None, None, :] if self.padded else None,
+            attention_mask=self.mask[:, None, None, :] if self.padded else None,
             position_ids=self.pos,
             cache=self.cache,
             use_cache=True,
@@ -138,9 +138,11 @@ class _CausalRunner:
         ).logits
 
 
-def _decoder_start(model) -> int:
+def _decoder_start(model, ids: torch.Tensor) -> torch.Tensor:
+    """The first decoder input of every row: ``decoder_start_token_id``, as ``generate`` takes it."""
     start = model.generation_config.decoder_start_token_id
-    return int(model.config.decoder_start_token_id if start is None else start)
+    start = model.config.decoder_start_token_id if start is None else start
+    return torch.full((ids.shape[0], 1), int(start), dtype=torch.long, device=ids.device)
 
 
 class _Seq2SeqRunner:
@@ -155,9 +157,7 @@ class _Seq2SeqRunner:
             _growing_cache(model.config, max_new_tokens + 1), DynamicCache(config=model.config)
         )
         self.encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
-        self.logits = self.step(
-            torch.full((ids.shape[0], 1), _decoder_start(model), dtype=torch.long, device=ids.device)
-        )
+        self.logits = self.step(_decoder_start(model, ids))
 
     def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)
@@ -230,7 +230,7 @@ class _T5Runner:
         )
         self.cache = EncoderDecoderCache(_growing_cache(None, max_new_tokens + 1), DynamicCache())
         self.t = 0
-        self.logits = self.step(torch.full((ids.shape[0], 1), _decoder_start(model), dtype=torch.long, device=device))
+        self.logits = self.step(_decoder_start(model, ids))
 
     def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)

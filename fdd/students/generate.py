@@ -6,6 +6,7 @@ says the answer is complete)."""
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -27,16 +28,21 @@ def cut_at_stop(text: str, stop_rule: Optional[StopRule]) -> str:
     return text if end is None else text[:end]
 
 
-_NEWLINE_IDS: Dict[int, List[int]] = {}
+# Keyed by the tokenizer object itself, held weakly: an ``id()`` key could be reused by a later
+# tokenizer (another vocabulary) once the first is collected, and hand it the wrong ids.
+_NEWLINE_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def newline_ids(tokenizer) -> List[int]:
     """Ids of the tokens whose text holds a newline, read once per tokenizer (a whole-vocabulary
     decode): an answer ends with its line, so a stop rule is asked only after one of them."""
-    key = id(tokenizer)
-    if key not in _NEWLINE_IDS:
-        _NEWLINE_IDS[key] = token_ids_containing(tokenizer, "\n")
-    return _NEWLINE_IDS[key]
+    try:
+        return _NEWLINE_IDS[tokenizer]
+    except KeyError:
+        ids = _NEWLINE_IDS[tokenizer] = token_ids_containing(tokenizer, "\n")
+        return ids
+    except TypeError:  # not weakly referenceable: read it every time rather than risk a stale key
+        return token_ids_containing(tokenizer, "\n")
 
 
 def pad_batch(enc: Sequence[List[int]], idx: Sequence[int], pad_id: int, arch: str):
