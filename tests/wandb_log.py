@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -13,15 +14,33 @@ _BLOCK, _REC_HEADER = 32768, 7  # leveldb-log blocks; record header = crc32c(4) 
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-def iter_wandb_records(path) -> Iterator:
+def iter_wandb_records(path, timeout_s: float = 30.0) -> Iterator:
     """The ``wandb_internal_pb2.Record`` messages of a ``.wandb`` transaction log.
 
     wandb >= 0.19 has no Python reader any more (the Go core writes the file), so this decodes
     its leveldb-log framing here and parses each payload with wandb's own protobuf schema.
-    """
+
+    ``run.finish()`` can return before wandb's core has written the log's last records, so the
+    file is read again until it parses to its ``exit`` record (or ``timeout_s`` passes: then what
+    is there, or the error reading it)."""
+    from google.protobuf.message import DecodeError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = list(_records(Path(path).read_bytes(), path))
+        except DecodeError:  # a record still being written at the end of the file
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if (records and records[-1].WhichOneof("record_type") == "exit") or time.monotonic() > deadline:
+                return iter(records)
+        time.sleep(0.2)
+
+
+def _records(data: bytes, path) -> Iterator:
     from wandb.proto import wandb_internal_pb2
 
-    data = Path(path).read_bytes()
     ident, magic, _version = _LOG_HEADER.unpack_from(data, 0)
     if ident != b":W&B" or magic != 0xBEE1:
         raise ValueError(f"{path}: not a wandb transaction log")
