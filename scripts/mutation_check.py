@@ -582,6 +582,12 @@ MUTANTS: List[Mutant] = [
         ],
         "finished rows leave the batch but not the causal cache",
     ),
+    Mutant(
+        "decode.no_ballast",
+        DEC,
+        [("    if short <= 0:\n        return live\n", "    if short <= 0 or True:\n        return live\n")],
+        "the batch shrinks to its last live rows, whose products round differently",
+    ),
 ]
 
 

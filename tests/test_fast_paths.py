@@ -370,6 +370,57 @@ def test_greedy_decode_with_a_stop_rule(tmp_path, student, arch):
     assert again == got
 
 
+def test_a_row_left_nearly_alone_keeps_generates_logits_bit_for_bit(tmp_path, monkeypatch):
+    """Rows leave the batch as they finish, but the batch keeps ``MIN_ROWS`` rows: a matrix
+    product over 1-3 rows rounds differently from the same rows in a full batch, and the last
+    live rows would get logits that differ from generate's (seen here before the rule). The rule
+    is in greedy_decode, the same for every runner; a causal student shows it (the tiny T5's rows
+    that decode to no text never meet the stop rule below)."""
+    student, arch = "tiny-llama", "causal"
+    import torch.nn.functional as F
+
+    import fdd.students.decode as decode
+
+    x, w = torch.randn(16, 64, generator=torch.Generator().manual_seed(0)), torch.randn(64, 64)
+    if not torch.equal(F.linear(x[: decode.MIN_ROWS], w), F.linear(x, w)[: decode.MIN_ROWS]):
+        pytest.skip("this BLAS rounds a product over MIN_ROWS rows differently from a larger batch")
+    tok = _tok()
+    model = _model(tmp_path, student, tok, seed=1, spread=True)
+    ids, mask = _batch(tok, PROMPTS * 2, arch)  # 16 rows: row 1 and its twin 9 survive below
+    with torch.inference_mode():
+        g = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=30,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=None,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+    new = g.sequences[:, ids.shape[1] :]
+    want = tok.decode(new[1], skip_special_tokens=True)
+
+    def rule(text):  # every row ends after 4 characters unless it is row 1's text so far
+        return None if len(text) < 4 or want.startswith(text) else len(text)
+
+    seen = []
+    runner = decode._CausalRunner
+    step = runner.step
+
+    def spy(self, tokens):
+        logits = step(self, tokens)
+        seen.append(logits[:, -1].clone())
+        return logits
+
+    monkeypatch.setattr(runner, "step", spy)
+    got = greedy_decode(model, ids, mask, 30, None, tokenizer=tok, stop_rule=rule)
+    assert got[1] == new[1].tolist()
+    assert min(s.shape[0] for s in seen) == decode.MIN_ROWS  # rows stopped early: the batch shrank to the floor
+    for t, logits in enumerate(seen, start=1):  # row 1's logits at every step, bit for bit
+        assert any(torch.equal(row, g.logits[t][1]) for row in logits), f"step {t}"
+
+
 def test_newline_ids_are_read_per_tokenizer_object():
     """The newline ids are cached per tokenizer object and leave with it: a key by ``id()``
     would hand a later tokenizer at the same address the first one's ids."""

@@ -17,7 +17,8 @@ batch, with less work:
 
 A row's computation is the one ``generate`` does for it (same kernels on the same values), so
 the greedy tokens are the same; tests/test_fast_paths.py checks it for causal and seq2seq
-students, rows ending early and a stop rule.
+students, rows ending early and a stop rule. A batch shrinks to ``MIN_ROWS`` rows at the least:
+BLAS takes other kernels for a product over very few rows, whose rounding would differ.
 
 A runner per kind of model holds the prefill, one step and the removal of finished rows:
 causal batches are left-padded (``position_ids`` from the mask, as ``generate`` computes them);
@@ -259,6 +260,23 @@ def _runner(model, ids, mask, max_new_tokens: int):
     return _Seq2SeqRunner(model, ids, mask, max_new_tokens)
 
 
+# A batch shrinks no further than this many rows. BLAS computes a matrix product over a few
+# rows with other kernels than over many (here a product over 1-3 rows rounds differently from
+# the same rows in a batch of 64), so a row left nearly alone would get logits that differ from
+# generate's in the last bits, and now and then another token. Finished rows fill up to it.
+MIN_ROWS = 8
+
+
+def _with_ballast(live: List[int], n: int) -> List[int]:
+    """The rows to keep: the live ones, and finished ones up to ``min(MIN_ROWS, n)`` rows."""
+    short = min(MIN_ROWS, n) - len(live)
+    if short <= 0:
+        return live
+    alive = set(live)
+    done = [j for j in range(n) if j not in alive][:short]
+    return sorted(live + done)
+
+
 @torch.inference_mode()
 def greedy_decode(
     model,
@@ -313,9 +331,11 @@ def greedy_decode(
         # Finished rows leave the batch once they are an eighth of it (each removal copies the
         # cache); until then they are computed and ignored, as generate does to the end.
         if len(live) < len(rows) and len(rows) - len(live) >= max(1, len(rows) // 8):
-            keep = torch.tensor(live, dtype=torch.long, device=device)
-            rows = [rows[j] for j in live]
-            runner.keep(keep)
-            nxt = nxt[keep]
+            kept = _with_ballast(live, len(rows))
+            if len(kept) < len(rows):
+                keep = torch.tensor(kept, dtype=torch.long, device=device)
+                rows = [rows[j] for j in kept]
+                runner.keep(keep)
+                nxt = nxt[keep]
         logits = runner.step(nxt[:, None])
     return out
