@@ -19,7 +19,8 @@ from other jobs on the machine hits both alike.
   "same text" counts the problems whose texts are identical. A last pair answers with the
   first token only (the prompt pass: causal prefill, or the encoder and one decoder step), the
   part both sides do with the same kernels; generate's full time over ours there is the most
-  any decoder could gain ("ceiling").
+  any decoder could gain ("ceiling"). ``--continuous-batching`` adds transformers 5's own
+  continuous batching (``generate_batch``, causal students), timed once.
 * on a CUDA machine also flan-t5-base and SmolLM2-135M in bf16-mixed (evaluation in the same
   precision), with model FLOPs utilisation: 6 * parameters * tokens / time / peak bf16 FLOP/s,
   where a causal model's tokens are its input tokens, and a seq2seq model's encoder parameters
@@ -275,6 +276,20 @@ def hf_batched(model, tok, enc, batches, arch: str, max_new_tokens: int, stop: b
     return [out[i] for i in range(len(enc))]
 
 
+@torch.inference_mode()
+def hf_continuous(model, tok, enc, max_new_tokens: int) -> List[str]:
+    """transformers 5's continuous batching (``generate_batch``, greedy): requests join and
+    leave a paged cache as they start and finish."""
+    from transformers import GenerationConfig
+
+    gc = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
+    got = model.generate_batch(inputs=[list(e) for e in enc], generation_config=gc, progress_bar=False)
+    out = {int(str(rid).rsplit("_", 1)[-1]): o.generated_tokens for rid, o in got.items()}
+    return [tok.decode(out[i], skip_special_tokens=True).strip() for i in range(len(enc))]
+
+
 def bench_eval(args, student, ckpt: str, rows: List):
     from fdd.modeling import model_class
     from fdd.reasoning.formats import get_format
@@ -338,6 +353,14 @@ def bench_eval(args, student, ckpt: str, rows: List):
         ("ours-stop", "hf-batched-stop", "eval, stop at answer, vs HF batched generate + stop"),
         ("ours-first", "hf-first", "eval, first token only (prompt pass)"),
     ]
+    if args.continuous_batching and scfg.arch == "causal":
+        # slow on CPU (about 20x batched generate here): timed once, after one untimed call
+        hf_continuous(model, tok, enc, mnt)
+        t0 = time.time()
+        texts["hf-cb"] = hf_continuous(model, tok, enc, mnt)
+        times["hf-cb"] = [time.time() - t0]
+        rate["hf-cb"] = len(prompts) / times["hf-cb"][0]
+        pairs.append(("ours", "hf-cb", "eval vs HF continuous batching (generate_batch)"))
     med = {k: statistics.median(v) for k, v in times.items()}
     for mine, base, what in pairs:
         same = sum(a == b for a, b in zip(texts[mine], texts[base]))
@@ -365,6 +388,11 @@ def main() -> None:
         "--eval-epochs", type=int, default=15, help="epochs of the evaluation student (0: the 2-epoch training model)"
     )
     ap.add_argument("--no-naive-eval", dest="naive_eval", action="store_false", help="skip generate one at a time")
+    ap.add_argument(
+        "--continuous-batching",
+        action="store_true",
+        help="also time transformers' continuous batching (generate_batch; causal students; slow on CPU)",
+    )
     ap.add_argument(
         "--fast-train", default=True, action=argparse.BooleanOptionalAction, help="ours: student.fast_train"
     )

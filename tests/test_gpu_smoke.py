@@ -1,6 +1,6 @@
 """The GPU smoke script composes its config (trainer=gpu, vLLM teacher and student) and, without a
 GPU, stops with one clear line; the benchmark's MFU counts each token once and matches device
-names exactly."""
+names exactly; its continuous-batching baseline keeps the problems' order."""
 
 from __future__ import annotations
 
@@ -62,3 +62,25 @@ def test_peak_flops_match_device_names_exactly():
     assert bench.peak_flops("NVIDIA L40S") != bench.peak_flops("NVIDIA L4")
     assert bench.peak_flops("NVIDIA L4 Super Special") is None  # unknown: no MFU, not a neighbour's peak
     assert bench.peak_flops("anything", override_tflops=100) == 100e12
+
+
+@pytest.mark.slow  # transformers' continuous batching takes ~25 s to set up on CPU
+def test_continuous_batching_row_reads_texts_in_input_order(tmp_path):
+    """The benchmark's continuous-batching baseline maps request ids back to the prompts' order:
+    its texts are the batched baseline's, problem by problem (greedy on the same model)."""
+    from omegaconf import OmegaConf
+
+    from fdd.students.generate import encode_prompts, plan_batches
+    from fdd.students.model import build_model
+    from fdd.students.tokenizer import build_tokenizer
+
+    bench = _bench()
+    scfg = OmegaConf.to_object(compose_cfg(["student=tiny-llama", "logger=none"], tmp_path).student)
+    tok = build_tokenizer(scfg)
+    tok.pad_token = tok.pad_token or tok.eos_token
+    model = build_model(scfg, tok, seed=0).eval()
+    prompts = ["Q: 3 + 4?\nProgram:", "Q: a longer question about 12 pears?\nProgram:", "Q: 7?\nProgram:"]
+    enc = encode_prompts(tok, prompts, "causal", 256)
+    want = bench.hf_batched(model, tok, enc, plan_batches([len(e) for e in enc], 8), "causal", 6, False)
+    got = bench.hf_continuous(model, tok, enc, 6)
+    assert got == want and len(set(got)) > 1  # distinct texts: a shuffled order would show
