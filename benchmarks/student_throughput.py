@@ -28,7 +28,7 @@ from other jobs on the machine hits both alike.
   The peak is looked up by the exact CUDA device name (``PEAK_BF16``) or given by ``--peak-tflops``;
   an unknown device gets no MFU rather than a neighbour's peak.
 
-    python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~4-6 min on 2 cores
+    python benchmarks/student_throughput.py                 # tiny-llama (bytes), ~7-9 min on 2 cores
     python benchmarks/student_throughput.py --student tiny-t5
 """
 
@@ -379,11 +379,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="training examples")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3, help="training runs per side (median)")
+    ap.add_argument("--repeats", type=int, default=5, help="training runs per side (median)")
     ap.add_argument("--eval-n", type=int, default=128, help="problems to answer")
     ap.add_argument("--gen-batch", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--eval-repeats", type=int, default=3)
+    ap.add_argument("--eval-repeats", type=int, default=5, help="evaluation runs per side (median)")
     ap.add_argument(
         "--eval-epochs", type=int, default=15, help="epochs of the evaluation student (0: the 2-epoch training model)"
     )

@@ -64,7 +64,7 @@ V, S, L = "fdd/verify.py", "fdd/stages.py", "fdd/loop.py"
 FB, AG = "fdd/feedback.py", "fdd/agreement.py"
 D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/reasoning/sandbox.py"
 LLM, CACHE = "fdd/teachers/llm.py", "fdd/teachers/cache.py"
-DEC = "fdd/students/decode.py"
+DEC, FDROP = "fdd/students/decode.py", "fdd/students/fastdrop.py"
 
 MUTANTS: List[Mutant] = [
     # ---------------------------------------------------------------- verify.py
@@ -587,6 +587,19 @@ MUTANTS: List[Mutant] = [
         DEC,
         [("    if short <= 0:\n        return live\n", "    if short <= 0 or True:\n        return live\n")],
         "the batch shrinks to its last live rows, whose products round differently",
+    ),
+    # ------------------------------------------------- students/fastdrop.py (same test file)
+    Mutant(
+        "decode.fastdrop_unscaled",
+        FDROP,
+        [("return keep.to(x.dtype).mul_(1.0 / (1.0 - cut / 2**32))", "return keep.to(x.dtype)")],
+        "kept elements are not scaled by 1/(1-p): the mean shrinks",
+    ),
+    Mutant(
+        "decode.fastdrop_flipped",
+        FDROP,
+        [("bits >= np.uint32(cut)", "bits < np.uint32(cut)")],
+        "elements are kept with probability p instead of 1-p",
     ),
 ]
 

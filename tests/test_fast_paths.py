@@ -162,6 +162,11 @@ def test_fast_dropout_same_eval_and_keep_rate(tmp_path):
     assert float((y > 0).float().mean()) == pytest.approx(0.75, abs=0.01)
     torch.manual_seed(0)
     assert torch.equal(drop(torch.ones(200_000)), y)  # seeded by torch's generator
+    x = torch.randn(1000, requires_grad=True)
+    out = drop(x)
+    out.backward(torch.ones_like(out))
+    kept = out != 0
+    assert torch.equal(x.grad, kept.float() / 0.75) and torch.allclose(out[kept], x[kept] / 0.75)
 
 
 # -- the lean greedy decoder ------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 On CPU, torch draws dropout masks with a Mersenne twister at ~14 ns an element; in a tiny T5
 that is a quarter of a training step (its attention-probability dropout alone draws
-batch x heads x query x key numbers per layer). Here the keep-mask comes from numpy's PCG64
-(~4 ns an element), seeded by one draw from torch's generator, so ``seed_everything`` still
-makes a fit reproducible. Same distribution (keep with probability 1-p, scale by 1/(1-p)),
-different draws. Other devices keep torch's own dropout."""
+batch x heads x query x key numbers per layer). Here the keep-mask comes from numpy's PCG64,
+seeded by one draw from torch's generator, so ``seed_everything`` still makes a fit
+reproducible: its raw 64-bit output read as two 32-bit integers each, compared with p x 2^32
+in numpy (finer than a float32 uniform's 2^-24 steps, and a quarter of the time of drawing
+those uniforms). 2.7M elements, forward and backward: ~10 ms, against ~17 ms drawing float32
+uniforms and ~21 ms for torch's dropout. Same distribution (keep with probability 1-p to within
+2^-32, scaled to an unbiased mean), different draws. Other devices keep torch's own dropout."""
 
 from __future__ import annotations
 
@@ -15,11 +18,15 @@ from torch import nn
 
 
 def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep-mask scaled by 1/(1-p), shaped like ``x``."""
+    """Keep-mask scaled by 1/(1-p') (p' = p to within 2^-32), shaped like ``x``."""
     seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-    u = np.random.Generator(np.random.PCG64(seed)).random(x.numel(), dtype=np.float32)
-    keep = torch.from_numpy(u).view(x.shape) >= p
-    return keep.to(x.dtype) * (1.0 / (1.0 - p))
+    n = x.numel()
+    bits = np.random.PCG64(seed).random_raw((n + 1) // 2).view(np.uint32)[:n]
+    cut = min(round(p * 2**32), 2**32 - 1)  # drop when bits < cut: probability cut / 2^32
+    keep = torch.from_numpy(bits >= np.uint32(cut)).view(x.shape)
+    # a float mask, not the boolean one: backward multiplies by it, and a product with a
+    # boolean tensor converts it again on every use
+    return keep.to(x.dtype).mul_(1.0 / (1.0 - cut / 2**32))
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
