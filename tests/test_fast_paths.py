@@ -186,12 +186,10 @@ def _batch(tok, prompts, arch):
 PROMPTS = [p for p, _ in PAIRS] + ["Q: what is 1 + 1 + 1?\n", "Q:\n", "Q: 100 birds fly, 30 land. Left?\n"]
 
 
-def _hf(model, ids, mask, mnt, eos, pad, stop=None):
-    from transformers import StoppingCriteriaList
-
-    kw = {"stopping_criteria": StoppingCriteriaList([stop])} if stop else {}
+def _greedy(model, ids, mask, mnt, eos, pad, **kw):
+    """``model.generate``, greedy, on a padded batch (``kw``: more generate arguments)."""
     with torch.inference_mode():
-        g = model.generate(
+        return model.generate(
             input_ids=ids,
             attention_mask=mask,
             do_sample=False,
@@ -201,6 +199,13 @@ def _hf(model, ids, mask, mnt, eos, pad, stop=None):
             eos_token_id=eos,
             **kw,
         )
+
+
+def _hf(model, ids, mask, mnt, eos, pad, stop=None):
+    from transformers import StoppingCriteriaList
+
+    kw = {"stopping_criteria": StoppingCriteriaList([stop])} if stop else {}
+    g = _greedy(model, ids, mask, mnt, eos, pad, **kw)
     g = g[:, ids.shape[1] :] if not model.config.is_encoder_decoder else g[:, 1:]
     return _norm(g.tolist(), eos, pad)
 
@@ -392,17 +397,7 @@ def test_a_row_left_nearly_alone_keeps_generates_logits_bit_for_bit(tmp_path, mo
     tok = _tok()
     model = _model(tmp_path, student, tok, seed=1, spread=True)
     ids, mask = _batch(tok, PROMPTS * 2, arch)  # 16 rows: row 1 and its twin 9 survive below
-    with torch.inference_mode():
-        g = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=False,
-            max_new_tokens=30,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=None,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
+    g = _greedy(model, ids, mask, 30, None, tok.pad_token_id, output_logits=True, return_dict_in_generate=True)
     new = g.sequences[:, ids.shape[1] :]
     want = tok.decode(new[1], skip_special_tokens=True)
 
