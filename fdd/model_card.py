@@ -23,12 +23,13 @@ HUB_DATASETS = {
 RUN_PROGRAMS = {
     "pot": (
         "The student writes a **Python program** (Program-of-Thought), not the answer itself. Its answer is "
-        "the value the program computes: a top-level `answer = ...` or a `solution()` function's return "
-        "value. Run programs in a sandbox (untrusted code): `fdd solve` does it with `fdd.reasoning.sandbox`."
+        "the value the program computes: a `solution()` function's return value, else a top-level "
+        "`answer = ...`, else the last number it prints. Run programs in a sandbox (untrusted code): "
+        "`fdd solve` does it with `fdd.reasoning.sandbox`."
     ),
     "cot": (
         "The student writes a **Chain-of-Thought** explanation that ends in `The answer is N.`; the answer is "
-        "the number after the last `The answer is` (else the last number in the text)."
+        "the number after the last `The answer is`, else in the last `\\boxed{}`, else the last number in the text."
     ),
 }
 

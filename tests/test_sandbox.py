@@ -24,7 +24,7 @@ def sb():
 
 def assert_usable(sb: Sandbox) -> None:
     r = sb.run(OK)
-    assert r == ExecResult(42.0, None), r
+    assert r == ExecResult(42.0, None, convention="answer"), r
 
 
 # ---------------------------------------------------------------------------- normal programs

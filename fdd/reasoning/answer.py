@@ -45,7 +45,15 @@ from typing import Any, Optional, Union
 
 log = logging.getLogger(__name__)
 
-__all__ = ["parse_number", "parse_exact", "last_number", "answers_match", "to_float", "answer_phrase_tail"]
+__all__ = [
+    "parse_number",
+    "parse_exact",
+    "last_number",
+    "answers_match",
+    "to_float",
+    "answer_phrase_tail",
+    "boxed_content",
+]
 
 # Unicode look-alikes models and datasets write for the minus sign.
 _MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
@@ -85,7 +93,7 @@ _MATH_CHARS = re.compile(r"^[-+*/^()\[\]{}\\.\d\sA-Za-z,]*$")
 _SYMBOLIC_MARK = re.compile(r"\\|sqrt|\bpi\b|\^|\(|π|√")
 
 
-def _boxed_content(s: str) -> Optional[str]:
+def boxed_content(s: str) -> Optional[str]:
     """Content of the last \\boxed{...} (brace-matched), or None."""
     last = None
     for m in _BOXED.finditer(s):
@@ -100,7 +108,7 @@ def _boxed_content(s: str) -> Optional[str]:
 
 def _clean(text: str) -> str:
     s = text.translate(_MINUS).strip()
-    boxed = _boxed_content(s)
+    boxed = boxed_content(s)
     if boxed is not None:
         s = boxed.strip()
     # Display-math delimiters around the whole answer; a lone leading "$" is currency and is
@@ -269,7 +277,7 @@ def last_number(text: Optional[str]) -> Optional[float]:
     if not text:
         return None
     s = text.translate(_MINUS)
-    boxed = _boxed_content(s)
+    boxed = boxed_content(s)
     if boxed is not None:
         v = parse_number(boxed)
         if v is not None:

@@ -13,7 +13,9 @@ import re
 from abc import ABC, abstractmethod
 from typing import Callable, List, Optional
 
-from fdd.reasoning.answer import answer_phrase_tail, last_number, parse_number
+from fdd.reasoning.answer import answer_phrase_tail, boxed_content, last_number, parse_number
+from fdd.reasoning.fences import strip_fences
+from fdd.reasoning.programs import normalize_program
 from fdd.reasoning.sandbox import ExecResult, Sandbox
 from fdd.registries import RATIONALE_FORMATS
 
@@ -26,6 +28,7 @@ __all__ = [
     "cot_answer",
     "StopRule",
     "answer_line_end",
+    "COT_CONVENTIONS",
 ]
 
 # text -> the index just past a complete answer (generation may stop there), or None
@@ -106,11 +109,26 @@ class PoTFormat(RationaleFormat):
     def extract(self, texts: List[str], sandbox: Optional[Sandbox] = None, progress: bool = False) -> List[ExecResult]:
         if sandbox is None:
             raise ValueError("the pot format needs a Sandbox to run programs")
-        return sandbox.run_many([t or "" for t in texts], progress=progress)
+        # Fences first (a reply may hold prose around its block), then the documented convention
+        # (fdd/reasoning/programs.py): what runs is what the student would learn.
+        programs = [normalize_program(strip_fences(t or "")) for t in texts]
+        results = sandbox.run_many([p.code for p in programs], progress=progress)
+        for t, p, res in zip(texts, programs, results):
+            if p.wrapped and res.convention == "solution":
+                res.convention = "module_return"
+            if p.code != (t or ""):
+                res.text = p.code
+        return results
+
+
+# How a CoT rationale's answer was read (ExecResult.convention), strongest first.
+COT_CONVENTIONS = ("answer_is", "boxed", "last_number")
 
 
 def cot_answer(text: Optional[str]) -> ExecResult:
-    """The number after the last "The answer is" (or ``####``), else the last number in the text."""
+    """The number after the last "The answer is" (or ``####``), else in the last ``\\boxed{}`` (the
+    convention math-tuned models use whatever the prompt says), else the last number in the text.
+    ``convention`` says which, so a run can count answers read by the weak last-number fallback."""
     if not text:
         return ExecResult(None, "no_answer", "empty rationale")
     tail = answer_phrase_tail(text)  # the last phrase, also when several stand on one line
@@ -119,11 +137,16 @@ def cot_answer(text: Optional[str]) -> ExecResult:
         if v is None:
             v = last_number(tail.split(". ")[0])
         if v is not None:
-            return ExecResult(v, None)
+            return ExecResult(v, None, convention="answer_is")
+    boxed = boxed_content(text)
+    if boxed is not None:
+        v = parse_number(boxed)
+        if v is not None:
+            return ExecResult(v, None, convention="boxed")
     v = last_number(text)
     if v is None:
         return ExecResult(None, "no_answer", "no number in the rationale")
-    return ExecResult(v, None, "last number")
+    return ExecResult(v, None, "last number", convention="last_number")
 
 
 class CoTFormat(RationaleFormat):

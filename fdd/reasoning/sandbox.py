@@ -69,7 +69,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
-from fdd.reasoning.answer import parse_number
+from fdd.reasoning.answer import last_number, parse_number
 from fdd.reasoning.fences import strip_fences
 
 log = logging.getLogger(__name__)
@@ -201,6 +201,10 @@ class ExecResult:
     value: Optional[float]
     error: Optional[str]
     detail: Optional[str] = None
+    # How the answer was read (fdd.reasoning.programs.CONVENTIONS for programs; cot_answer's for text)
+    convention: Optional[str] = None
+    # The rationale as the student should learn it, where reading it changed it (a normalized program)
+    text: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -261,6 +265,7 @@ class _WorkerState:
         self.output_chars = output_chars
         self.tmp_root: Optional[str] = None
         self.violation: Optional[str] = None
+        self.convention: Optional[str] = None  # how the running program's answer was read
         self.ast_check = True
         self.timed_out = False
         self.limit: Optional[str] = None  # which limit's signal fired first: "timeout" or "cpu_limit"
@@ -516,6 +521,7 @@ def _to_number(v: Any) -> Tuple[str, Any]:
 def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tuple[str, Any]:
 
     state.violation, state.timed_out, state.output_over, state.limit = None, False, False, None
+    state.convention = None
     state.out, state.out_len = [], 0
     if len(code) > MAX_CODE_CHARS:
         return "error", f"program longer than {MAX_CODE_CHARS} characters"
@@ -547,12 +553,15 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
     try:
         os.chdir(tmp)
         exec(compiled, g)  # noqa: S102 - the whole point; guarded by the checks above
+        # The answer conventions of fdd/reasoning/programs.py, in their documented order.
         if callable(g.get("solution")):
-            value = g["solution"]()
+            value, state.convention = g["solution"](), "solution"
         elif "answer" in g:
-            value = g["answer"]
+            value, state.convention = g["answer"], "answer"
         else:
             value = _NO_ANSWER
+        if (value is None or value is _NO_ANSWER) and state.out:
+            value, state.convention = _Printed("".join(state.out)[-2000:]), "print"
         signal.setitimer(signal.ITIMER_REAL, 0)
     except _Timeout:
         state.timed_out = True
@@ -587,7 +596,9 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
     if state.output_over:
         return "output_limit", f"printed over {state.output_chars} characters"
     if value is _NO_ANSWER:
-        return "no_answer", "no solution() and no top-level answer"
+        return "no_answer", "no solution(), no top-level answer and nothing printed"
+    if isinstance(value, _Printed):
+        return "printed", str(value)
     try:
         return _to_number(value)
     except BaseException as e:  # noqa: BLE001 - exotic __float__ implementations
@@ -595,6 +606,10 @@ def _run_one(state: _WorkerState, code: str, timeout_s: float, cpu_s: int) -> Tu
 
 
 _NO_ANSWER = object()
+
+
+class _Printed(str):
+    """What a program printed, when that is its answer (the ``print`` convention)."""
 
 
 def _worker_main(
@@ -663,7 +678,7 @@ def _worker_main(
                     ((state.limit or "timeout"), "late timer") if isinstance(e, _Timeout) else ("error", repr(e)[:200])
                 )
             try:
-                conn.send((idx, kind, payload))
+                conn.send((idx, kind, payload, state.convention if kind in _ANSWER_KINDS else None))
             except (BrokenPipeError, OSError):
                 return
             except BaseException:  # noqa: BLE001 - e.g. MemoryError while pickling
@@ -941,13 +956,13 @@ class Sandbox:
                 # Drain every result that has arrived before looking at the process state.
                 try:
                     while w.pending and w.conn.poll():
-                        idx, kind, payload = w.conn.recv()
+                        idx, kind, payload, *conv = w.conn.recv()
                         if idx == "ready":  # the worker's report of its OS layer, once at start
                             self._note_layers(kind)
                             continue
                         if w.pending and w.pending[0][0] == idx:
                             w.pending.popleft()
-                        finish(idx, _to_result(kind, payload))
+                        finish(idx, _to_result(kind, payload, conv[0] if conv else None))
                         w.done += 1
                         w.deadline = time.monotonic() + self.timeout_s + self.grace_s
                 except (EOFError, OSError):
@@ -979,14 +994,22 @@ class Sandbox:
 _LOGGED_MISSING: set = set()  # OS-layer gaps already logged by this process
 
 
-def _to_result(kind: str, payload: Any) -> ExecResult:
+_ANSWER_KINDS = ("ok", "str", "printed", "non_numeric")
+
+
+def _to_result(kind: str, payload: Any, convention: Optional[str] = None) -> ExecResult:
     if kind == "ok":
-        return ExecResult(float(payload), None)
+        return ExecResult(float(payload), None, convention=convention)
     if kind == "str":
         v = parse_number(payload)
         if v is None:
-            return ExecResult(None, "non_numeric", f"string {payload[:80]!r}")
-        return ExecResult(v, None)
+            return ExecResult(None, "non_numeric", f"string {payload[:80]!r}", convention)
+        return ExecResult(v, None, convention=convention)
+    if kind == "printed":
+        v = last_number(payload)
+        if v is None:
+            return ExecResult(None, "no_answer", f"printed no number: {payload[-80:]!r}", convention)
+        return ExecResult(v, None, convention=convention)
     if kind not in ERRORS:
         return ExecResult(None, "error", f"{kind}: {payload}")
     return ExecResult(None, kind, None if payload is None else str(payload)[:300])
