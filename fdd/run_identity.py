@@ -38,6 +38,7 @@ COSMETIC_KEYS = (
     "teacher.cache_dir",
     "teacher.concurrency",  # requests in flight; every reply is cached per request
     "teacher.timeout_s",
+    "teacher.stream",  # how a reply travels, not what it says
     "teacher.max_retries",
     "teacher.base_urls",  # the same model may be served from elsewhere
     "trainer.enable_progress_bar",

@@ -149,8 +149,12 @@ class FakeOpenAIServer(_AppServer):
         seed: int = 0,
         model: str = "fake-model",
         port: Optional[int] = None,
+        piece_s: float = 0.0,
+        slots: Optional[int] = None,
     ) -> None:
         super().__init__(port)
+        self.piece_s = piece_s  # a streamed reply: the pause before each of its pieces
+        self.slots = slots  # answer GET /props with llama.cpp's total_slots
         self.reply_fn = reply_fn or default_reply
         self.latency = latency
         self.faults = {k: float(v) for k, v in (faults or {}).items()}
@@ -192,7 +196,37 @@ class FakeOpenAIServer(_AppServer):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        if self.slots is not None:
+            app.router.add_get("/props", self._props)
         return app
+
+    async def _props(self, request: web.Request) -> web.Response:
+        return web.json_response({"total_slots": self.slots})
+
+    async def _stream(self, request: web.Request, body: dict, ident: str, text: str, usage: dict) -> web.StreamResponse:
+        """The reply as server-sent events, a word at a time, ``piece_s`` apart (what llama.cpp sends)."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def send(delta: dict, finish=None, **extra) -> None:
+            chunk = {
+                "id": f"chatcmpl-{ident}",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await send({"role": "assistant", "content": ""})
+        for piece in text.split(" "):
+            if self.piece_s:
+                await asyncio.sleep(self.piece_s)
+            await send({"content": piece + " "})
+        await send({}, "stop")
+        await resp.write(f"data: {json.dumps({'id': 'x', 'choices': [], 'usage': usage})}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -257,6 +291,10 @@ class FakeOpenAIServer(_AppServer):
             with self._lock:
                 self.answered += 1
                 self.answered_ids[ident] += 1
+            if body.get("stream"):
+                return await self._stream(request, body, ident, text, payload["usage"])
+            if self.piece_s:  # a whole reply takes as long as its pieces would
+                await asyncio.sleep(self.piece_s * len(text.split(" ")))
             return web.json_response(payload)
         finally:
             with self._lock:

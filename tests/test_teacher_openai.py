@@ -531,3 +531,65 @@ def test_hydra_teacher_configs_compose(tmp_path):
             compose(config_name="probe", overrides=["teacher.concurency=4"])  # typo refused by the schema
         with pytest.raises(Exception):
             compose(config_name="probe", overrides=["teacher.max_tokens=lots"])
+
+
+# ---- local servers: slots, streaming, progress (issue 22) ---------------------------------------
+
+
+def test_null_concurrency_takes_the_servers_slots(tmp_path):
+    """llama.cpp reports its parallel slots (/props); more in flight would only queue there."""
+    with FakeOpenAIServer(latency=0.1, slots=3) as a, FakeOpenAIServer(latency=0.1) as b:
+        with make_teacher([a.url], tmp_path, concurrency=None, cache="off") as t:
+            t.write_rationales(problems(6), 2, "pot")
+            assert t.concurrency == 3 and a.max_inflight == 3
+        with make_teacher([a.url, b.url], tmp_path, concurrency=None, cache="off") as t:
+            t.write_rationales(problems(1), 1, "pot")
+            assert t.concurrency == 3 + 16  # b says nothing: the default per endpoint
+
+
+def test_a_streamed_reply_slower_than_the_time_limit_is_kept(tmp_path):
+    """Streaming: the limit bounds each piece's wait, so a long reply still arriving is not cut off
+    (a total limit threw away replies still being generated, issue 22)."""
+    reply = "```python\ndef solution():\n    return 40 + 2\n```"  # 9 pieces, 0.15 s apart: 1.35 s
+    with FakeOpenAIServer(reply_fn=lambda body: reply, piece_s=0.15) as srv:
+        with make_teacher([srv.url], tmp_path, stream=True, timeout_s=0.5, max_retries=0, cache="off") as t:
+            ((rep,),) = t.write_rationales(problems(1), 1, "pot")
+        assert rep.ok and rep.text == "def solution():\n    return 40 + 2", rep
+        assert t.usage.total("completion_tokens") == len(reply.split()) and srv.requests == 1  # usage, last chunk
+        # The same reply without streaming waits 1.35 s for a whole reply: over the 0.5 s limit.
+        with make_teacher([srv.url], tmp_path, stream=False, timeout_s=0.5, max_retries=0, cache="off") as t:
+            ((rep,),) = t.write_rationales(problems(1), 1, "pot")
+        assert not rep.ok and rep.error == "request_failed: timeout"
+
+
+def test_a_streamed_reply_that_stalls_times_out(tmp_path):
+    with FakeOpenAIServer(piece_s=1.0) as srv:
+        with make_teacher([srv.url], tmp_path, stream=True, timeout_s=0.3, max_retries=0, cache="off") as t:
+            ((rep,),) = t.write_rationales(problems(1), 1, "pot")
+    assert not rep.ok and rep.error == "request_failed: timeout"
+
+
+def test_streamed_faults_are_retried_like_plain_ones(tmp_path):
+    with FakeOpenAIServer(faults={"500": 0.3, "429": 0.2, "empty": 0.2}, retry_after="0.01", seed=3) as srv:
+        with make_teacher([srv.url], tmp_path, stream=True, max_retries=8, cache="off") as t:
+            reps = [r for rs in t.write_rationales(problems(8), 2, "pot") for r in rs]
+    assert all(r.ok for r in reps) and srv.fault_counts["500"] and srv.fault_counts["empty"]
+
+
+def test_teacher_batches_log_progress_with_an_eta(tmp_path, caplog):
+    import logging
+
+    import fdd.teachers.openai as mod
+
+    with FakeOpenAIServer(latency=0.05) as srv:
+        with make_teacher([srv.url], tmp_path, concurrency=2, cache="off") as t:
+            caplog.set_level(logging.INFO, logger="fdd.teachers.openai")
+            real = mod._ProgressLog.__init__
+            mod._ProgressLog.__init__ = lambda self, what, total: real(self, what, total, every_s=0.0)
+            try:
+                t.write_rationales(problems(4), 1, "pot")
+            finally:
+                mod._ProgressLog.__init__ = real
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("teacher rationale:")]
+    assert lines[0].startswith("teacher rationale: 1/4 done") and "ETA" in lines[0]
+    assert lines[-1].startswith("teacher rationale: 4/4 done") and "ETA" not in lines[-1]

@@ -16,7 +16,9 @@
   concurrency slot. Other 4xx fail at once. A request that still fails becomes
   ``Completion(None, error="request_failed: <reason>")``; ``meta["retried"]`` counts the failed
   attempts before the last by kind (:func:`fdd.teachers.base.failure_kind`) for the usage.
-* Each request has a total time limit of ``cfg.timeout_s``.
+* Each request has a total time limit of ``cfg.timeout_s``; with ``cfg.stream`` the limit is on
+  the wait for each piece of the reply instead, so a slow server still writing is never cut off.
+* ``cfg.concurrency`` null: the servers' parallel slots where they report them (llama.cpp).
 * Sync callers: the async batch runs on a private event loop in a daemon thread owned by the
   teacher, so ``write_*`` work from plain code, from any thread, and from inside a running event
   loop (e.g. a notebook) alike, and the clients' connection pools survive between batches.
@@ -31,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from fdd.modeling import ModelUnavailableError
 from fdd.seeding import rng
@@ -45,6 +47,7 @@ for _name in ("httpx", "httpx2"):
         logging.getLogger(_name).setLevel(logging.WARNING)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_CONCURRENCY = 16  # per endpoint, when teacher.concurrency is null and a server does not tell
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 120.0  # a server asking for longer is treated as asking for this long
 
@@ -83,6 +86,48 @@ class _Failure(Exception):
         self.retry_after = retry_after
 
 
+class _ProgressLog:
+    """Log lines of a long batch for logs and non-terminals (where tqdm's bar is off): done,
+    failed, elapsed and an ETA, at most every ``every_s`` seconds and at the end."""
+
+    def __init__(self, what: str, total: int, every_s: float = 30.0) -> None:
+        self.what, self.total, self.every_s = what, total, every_s
+        self.n = self.failed = 0
+        self.start = self.last = time.monotonic()
+
+    def done(self, failed: bool = False) -> None:
+        self.n += 1
+        self.failed += failed
+        now = time.monotonic()
+        if now - self.last < self.every_s and self.n < self.total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / self.n * (self.total - self.n)
+        log.info(
+            "%s: %d/%d done%s, %s elapsed%s",
+            self.what,
+            self.n,
+            self.total,
+            f" ({self.failed} failed)" if self.failed else "",
+            _duration(elapsed),
+            f", ETA {_duration(eta)}" if self.n < self.total else "",
+        )
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+async def _within(awaitable, seconds: float):
+    """``awaitable``, or asyncio.TimeoutError after ``seconds``."""
+    if hasattr(asyncio, "timeout"):  # 3.11+: no extra task, unlike wait_for
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
 class OpenAITeacher(LLMTeacher):
     """An OpenAI-compatible server as the FDD teacher."""
 
@@ -98,7 +143,9 @@ class OpenAITeacher(LLMTeacher):
         self.endpoints = [_Endpoint(u.rstrip("/")) for u in urls]
         self.api_key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._model: Optional[str] = cfg.model or os.environ.get("OPENAI_MODEL")
-        self.concurrency = max(1, int(cfg.concurrency))
+        # None until known: the servers' own slots are asked for on first use (_setup)
+        self.concurrency: Optional[int] = max(1, int(cfg.concurrency)) if cfg.concurrency is not None else None
+        self.stream = bool(getattr(cfg, "stream", False))
         self.timeout_s = float(cfg.timeout_s)
         self.max_retries = max(0, int(cfg.max_retries))
         self._rng = rng(self.seed, "retry-jitter")  # jitter only; never affects what is generated
@@ -167,11 +214,44 @@ class OpenAITeacher(LLMTeacher):
         return AsyncOpenAI(base_url=url, api_key=self.api_key, max_retries=0, timeout=timeout, http_client=http_client)
 
     async def _setup(self) -> None:
+        if self.concurrency is None:
+            self.concurrency = await self._server_slots()
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
         for ep in self.endpoints:
             if ep.client is None:
                 ep.client = self._make_client(ep.url)
+
+    async def _server_slots(self) -> int:
+        """Requests the servers can work on at once: the sum of their parallel slots where they
+        say (llama.cpp's ``GET /props`` -> ``total_slots``), DEFAULT_CONCURRENCY per server that does
+        not. More in flight than slots only queues on the server, where a request's time limit
+        runs while it waits (measured: 16 against 4 slots timed out 47 of 40 requests, issue 22)."""
+        import aiohttp
+
+        total = 0
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=min(10.0, self.timeout_s))) as s:
+            for ep in self.endpoints:
+                root = ep.url[: -len("/v1")] if ep.url.endswith("/v1") else ep.url
+                slots = None
+                try:
+                    async with s.get(root + "/props", headers={"Authorization": f"Bearer {self.api_key}"}) as r:
+                        if r.status == 200:
+                            slots = (await r.json(content_type=None)).get("total_slots")
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, AttributeError):
+                    slots = None
+                if isinstance(slots, int) and slots > 0:
+                    log.info("teacher endpoint %s: %d parallel slots", ep.url, slots)
+                    total += slots
+                else:
+                    log.info(
+                        "teacher endpoint %s does not report its slots; %d requests in flight for it "
+                        "(set teacher.concurrency to change)",
+                        ep.url,
+                        DEFAULT_CONCURRENCY,
+                    )
+                    total += DEFAULT_CONCURRENCY
+        return max(1, total)
 
     # ---- model -----------------------------------------------------------------------------
     @property
@@ -218,6 +298,7 @@ class OpenAITeacher(LLMTeacher):
             disable=(not self.show_progress) if self.show_progress is not None else None,
         )
         out: List[Optional[Completion]] = [None] * len(requests)
+        progress = _ProgressLog(f"teacher {job}", len(requests))
 
         async def one(i: int, req: Request) -> None:
             comp = await self._request(req, model)
@@ -228,6 +309,7 @@ class OpenAITeacher(LLMTeacher):
                 except Exception:  # noqa: BLE001 - a cache hiccup must not lose the reply
                     log.exception("on_complete failed for request %d", i)
             bar.update(1)
+            progress.done(comp.error is not None)
 
         try:
             await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
@@ -256,7 +338,9 @@ class OpenAITeacher(LLMTeacher):
                 ep.inflight += 1
                 ep.sent += 1
                 try:
-                    if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request, unlike wait_for
+                    if self.stream:  # the limit is per piece of the reply (_stream)
+                        comp = await self._send(ep, req, model)
+                    elif hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request, unlike wait_for
                         async with asyncio.timeout(self.timeout_s):
                             comp = await self._send(ep, req, model)
                     else:  # pragma: no cover - Python 3.10
@@ -306,6 +390,8 @@ class OpenAITeacher(LLMTeacher):
             body["top_p"] = req.top_p
         if req.seed is not None:
             body["seed"] = req.seed
+        if self.stream:
+            return self._completion(*await self._stream(ep, body))
         # The client's generic ``post`` (its documented way to call any endpoint) with a raw
         # response: same auth, base URL, timeouts and status-error mapping as
         # ``chat.completions.create``, but without its per-call TypedDict transform and pydantic
@@ -330,14 +416,52 @@ class OpenAITeacher(LLMTeacher):
         text = (message or {}).get("content") or ""
         if not isinstance(text, str):
             raise _Failure("malformed response", True)
+        return self._completion(text, first.get("finish_reason"), data.get("usage") or {})
+
+    @staticmethod
+    def _completion(text: str, finish_reason: Optional[str], usage: Dict[str, Any]) -> Completion:
         if not text.strip():
             # Transient like a 5xx: never cached, retried, and a failure if it persists, so a
             # rerun asks again instead of freezing a lost item into a finished stage.
-            raise _Failure(f"empty reply (finish_reason={first.get('finish_reason')})", True)
-        usage = data.get("usage") or {}
+            raise _Failure(f"empty reply (finish_reason={finish_reason})", True)
         pt = int(usage.get("prompt_tokens") or 0)
         ct = int(usage.get("completion_tokens") or 0)
-        return Completion(text, None, pt, ct, {"finish_reason": first.get("finish_reason")})
+        return Completion(text, None, pt, ct, {"finish_reason": finish_reason})
+
+    async def _stream(self, ep: _Endpoint, body: Dict[str, Any]) -> Tuple[str, Optional[str], Dict[str, Any]]:
+        """``(text, finish_reason, usage)`` of a streamed reply. ``timeout_s`` bounds the wait for
+        the server's answer and then for each next piece, never the whole reply: a slow server that
+        is still writing keeps its request (a total limit threw such replies away, issue 22)."""
+        from openai import AsyncStream
+
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        stream = await _within(
+            ep.client.post("/chat/completions", body=body, cast_to=object, stream=True, stream_cls=AsyncStream[object]),
+            self.timeout_s,
+        )
+        parts: List[str] = []
+        finish: Optional[str] = None
+        usage: Dict[str, Any] = {}
+        chunks = stream.__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await _within(chunks.__anext__(), self.timeout_s)
+                except StopAsyncIteration:
+                    break
+                if not isinstance(chunk, dict):
+                    raise _Failure("malformed response", True)
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    if not isinstance(choice, dict):
+                        raise _Failure("malformed response", True)
+                    piece = (choice.get("delta") or {}).get("content")
+                    if isinstance(piece, str):
+                        parts.append(piece)
+                    finish = choice.get("finish_reason") or finish
+        finally:
+            await stream.close()
+        return "".join(parts), finish, usage
 
     @staticmethod
     def _classify(exc: Exception) -> _Failure:
