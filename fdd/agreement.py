@@ -24,11 +24,18 @@ Extract = Callable[[List[List]], List[List]]
 
 
 def collect_rationales(
-    write, problems: Sequence[Problem], samples: int, min_agree: int, fmt: str, extract: Extract, adaptive: bool = True
+    write,
+    problems: Sequence[Problem],
+    samples: int,
+    min_agree: int,
+    fmt: str,
+    extract: Extract,
+    adaptive: bool = True,
+    distinct: bool = False,
 ) -> Tuple[List[List], List[List]]:
     """``(replies, answers)`` per problem, as ``write`` (a teacher's ``write_rationales`` or
     ``write_new_rationales``) and ``extract`` give them. With ``adaptive`` off every problem gets
-    ``samples`` rationales in one batch."""
+    ``samples`` rationales in one batch. ``distinct``: votes as ``fdd.verify.vote`` counts them."""
     if not problems:
         return [], []
     if not adaptive or min_agree >= samples:
@@ -49,8 +56,33 @@ def collect_rationales(
                 answers[i].extend(ans)
         asked, need = need, {}
         for i in asked:
-            lead = max((len(texts) for _, texts in vote(replies[i], answers[i])[0]), default=0)
+            lead = max((len(texts) for _, texts in vote(replies[i], answers[i], distinct)[0]), default=0)
             left = samples - len(replies[i])
             if lead < min_agree and lead + left >= min_agree:
                 need[i] = min(min_agree - lead, left)
+    return replies, answers
+
+
+def collect_seed_rationales(
+    write, problems: Sequence[Problem], samples: int, retries: int, fmt: str, extract: Extract
+) -> Tuple[List[List], List[List]]:
+    """``(replies, answers)`` per seed problem: ``samples`` rationales each, then one more at a time
+    (at most ``retries``) for the problems none of whose rationales gives the gold answer yet. Sample
+    ``j`` is the same request whatever the retries, so a rerun with more retries reuses the cache."""
+    from fdd.reasoning.answer import answers_match
+
+    def solved(i: int) -> bool:
+        return any(res is not None and res.ok and answers_match(res.value, problems[i].answer) for res in answers[i])
+
+    replies = write(list(problems), samples, fmt) if problems else []
+    answers = extract(replies) if problems else []
+    replies, answers = [list(r) for r in replies], [list(a) for a in answers]
+    for _ in range(retries):
+        idx = [i for i in range(len(problems)) if problems[i].answer is not None and not solved(i)]
+        if not idx:
+            break
+        new = write([problems[i] for i in idx], 1, fmt, first=len(replies[idx[0]]))
+        for i, reps, ans in zip(idx, new, extract(new)):
+            replies[i].extend(reps)
+            answers[i].extend(ans)
     return replies, answers

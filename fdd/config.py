@@ -216,7 +216,12 @@ class OpenAITeacherConfig(TeacherConfig):
     backend: str = "openai"
     base_urls: List[str] = field(default_factory=list)  # several are shared out
     api_key: Optional[str] = None  # default: $OPENAI_API_KEY
-    concurrency: int = 16
+    # requests in flight over all endpoints; null: the sum of the servers' parallel slots where
+    # they tell (llama.cpp's /props), else DEFAULT_CONCURRENCY
+    concurrency: Optional[int] = 16
+    # With stream, timeout_s bounds the wait for each piece of a reply (the first one included),
+    # not the whole reply: a server still writing is never cut off. Without, the whole reply.
+    stream: bool = False
     timeout_s: float = 60.0
     max_retries: int = 6
 
@@ -350,7 +355,18 @@ class AugmentationConfig:
     samples: int = 3  # k teacher rationales per new problem
     min_agree: int = 2  # of which at least this many must agree on the answer
     adaptive: bool = True  # ask min_agree rationales first, more only while agreement is open (fdd.agreement)
+    # Votes count distinct rationales only (the same program twice is one vote; fdd.verify.vote).
+    # null: on for LLM teachers, off for the simulator, which writes one rationale per problem by design.
+    distinct_votes: Optional[bool] = None
+    # Refuse new problems with nothing to solve or that restate their parent before buying their
+    # rationales (fdd.verify.problem_defect); overlap = content-word Jaccard with the parent.
+    # null: on for LLM teachers, off for the simulator, whose problems are well-formed by construction.
+    screen_problems: Optional[bool] = None
+    max_parent_overlap: Optional[float] = 0.5
     seed_samples: int = 1  # teacher rationales per seed problem at initialization
+    # then up to this many more, one at a time, for a seed problem none of whose rationales matched
+    # its gold answer (a sampled teacher often solves on a second try what it missed on the first)
+    seed_retries: int = 0
     dedup_threshold: float = 0.9  # jaccard similarity of word 3-grams above which a problem is a duplicate
     decontam_ngram: int = 13  # reject new problems sharing a word n-gram this long with a test set (GPT-3 rule)
 
@@ -622,9 +638,10 @@ def _check_ranges(obj: FDDConfig) -> None:
         ("augmentation.per_hard", a.per_hard, 0, None, False, False),
         ("augmentation.samples", a.samples, 1, None, False, False),
         ("augmentation.seed_samples", a.seed_samples, 1, None, False, False),
+        ("augmentation.seed_retries", a.seed_retries, 0, None, False, False),
     ]
     backend_checks = [  # (key, lo, hi, lo_open, nullable) of the keys only some backends have
-        ("concurrency", 1, None, False, False),
+        ("concurrency", 1, None, False, True),
         ("timeout_s", 0, None, True, False),
         ("max_retries", 0, None, False, False),
         ("batch_size", 1, None, False, False),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from fdd import gpu_plan
-from fdd.agreement import collect_rationales
+from fdd.agreement import collect_rationales, collect_seed_rationales
 from fdd.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
 from fdd.feedback import probe_ids
 from fdd.feedback import split as feedback_split
@@ -33,7 +33,7 @@ from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exp
 from fdd.seeding import rng
 from fdd.stages import StageRunner
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection, RoundMetrics
-from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen, verify_seed
+from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, conventions, screen, verify_seed
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class CallPlan:
     each round against it; ``dry_run`` and the cost estimate print it."""
 
     seed_problems: int
-    seed_samples: int  # rationales per seed problem
+    seed_samples: int  # the most rationales per seed problem (retries included)
     targets: Tuple[int, ...]  # per augmenting round 1..: the most problems it expands
     per_target: int  # new problems asked per expanded problem: max(per_easy, per_hard)
     samples: int  # the most rationales asked per new problem (adaptive agreement may stop earlier)
@@ -102,7 +102,7 @@ def plan_calls(cfg, n_train: int) -> CallPlan:
         t = 0 if a.mode == "none" else (answered if a.budget is None else min(answered, a.budget))
         targets.append(t)
         pool += t * per_target  # the most problems this round can add to the next round's pool
-    return CallPlan(n_train, a.seed_samples, tuple(targets), per_target, a.samples)
+    return CallPlan(n_train, a.seed_samples + a.seed_retries, tuple(targets), per_target, a.samples)
 
 
 class FDDLoop:
@@ -150,16 +150,31 @@ class FDDLoop:
         """D0: teacher rationales for the seed problems, kept where the answer matches gold."""
         self.teacher.usage.reset()
         problems = self.train_problems
-        replies = self.teacher.write_rationales(problems, self.aug.seed_samples, self.cfg.rationale)
+        replies, answers = collect_seed_rationales(
+            self.teacher.write_rationales,
+            problems,
+            self.aug.seed_samples,
+            self.aug.seed_retries,
+            self.cfg.rationale,
+            self._extract,
+        )
         failures = self._failures(out, "init")
         failures.check("init", "rationale", [p.id for p in problems], replies)
-        answers = self._extract(replies)
         items, rejected = verify_seed(problems, replies, answers, max_keep=self.aug.seed_samples)
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", items)
         reasons = dict(Counter(r.reason for r in rejected))
-        log.info("init: %d of %d seed problems kept (%s)", len({i.question for i in items}), len(problems), reasons)
+        read_as = conventions(answers)
+        log.info(
+            "init: %d of %d seed problems kept (%s); answers read as %s",
+            len({i.question for i in items}),
+            len(problems),
+            reasons,
+            read_as,
+        )
         return {
+            "answer_conventions": read_as,
+            "rationale_requests": sum(len(r) for r in replies),
             "seed_problems": len(problems),
             "distill_size": len(items),
             "rejected": len(rejected),
@@ -280,7 +295,11 @@ class FDDLoop:
             for parent, replies in zip(targets, written):
                 for rep in replies:
                     if rep.ok:
-                        candidates.append(Candidate(rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta)))
+                        candidates.append(
+                            Candidate(
+                                rep.text.strip(), parent.id, branch, parent.source, dict(rep.meta), parent.question
+                            )
+                        )
                     else:
                         rejected.append(
                             Rejection(
@@ -301,7 +320,10 @@ class FDDLoop:
         for q in {p.question for p in self.train_problems} | {i.question for i in items}:
             dedup.add(q)
         contamination = NgramIndex((p.question for ps in self.eval_sets.values() for p in ps), self.aug.decontam_ngram)
-        survivors, screened_out = screen(candidates, dedup, contamination)
+        survivors, screened_out = screen(
+            candidates, dedup, contamination, self.aug.max_parent_overlap, self.screen_problems
+        )
+        distinct = self.distinct_votes
         replies, answers = collect_rationales(
             self.teacher.write_new_rationales,
             [c.problem() for c in survivors],
@@ -310,9 +332,10 @@ class FDDLoop:
             self.cfg.rationale,
             self._extract,
             self.aug.adaptive,
+            distinct,
         )
         failures.check(f"round {r} augment (rationales)", "rationale", [c.id for c in survivors], replies)
-        accepted, disagreed = accept_by_agreement(survivors, replies, answers, self.aug.min_agree, r)
+        accepted, disagreed = accept_by_agreement(survivors, replies, answers, self.aug.min_agree, r, distinct)
         rejected += screened_out + disagreed
         write_jsonl(out / "rejected.jsonl", rejected)
         write_jsonl(out / "distill.jsonl", list(items) + accepted)
@@ -341,10 +364,28 @@ class FDDLoop:
             "teacher": self.teacher.usage.snapshot(),
             "rationale_requests": asked,
             "rationale_requests_per_accepted": asked / max(1, len(accepted)),
+            "answer_conventions": conventions(answers),
+            "distinct_votes": distinct,
             "failed_requests": failures.finish(f"round {r} augment"),
         }
 
     # ------------------------------------------------------------------ choices of the method
+    @property
+    def distinct_votes(self) -> bool:
+        """augmentation.distinct_votes, where null: on unless the new problems' rationales are
+        written by rule (fdd.verify.vote)."""
+        if self.aug.distinct_votes is not None:
+            return bool(self.aug.distinct_votes)
+        return not self.teacher.by_rule("new_rationale")
+
+    @property
+    def screen_problems(self) -> bool:
+        """augmentation.screen_problems, where null: on unless the problems are written by rule
+        (fdd.verify.problem_defect)."""
+        if self.aug.screen_problems is not None:
+            return bool(self.aug.screen_problems)
+        return not (self.teacher.by_rule("harder") and self.teacher.by_rule("similar"))
+
     def choose_targets(self, r: int, easy: List[Problem], hard: List[Problem]) -> Tuple[List[Problem], List[Problem]]:
         """Which problems to expand, by ablation mode. A problem is expanded at most once per
         branch over a run (its children carry the chain on); ``random`` spends the same budget
@@ -432,6 +473,7 @@ class FDDLoop:
                 distill_size=init["distill_size"],
                 seed_problems=init["seed_problems"],
                 seed_rejected=init["rejected"],
+                answer_conventions=init.get("answer_conventions"),
                 teacher=init.get("teacher", {}),
                 teacher_roles=init.get("teacher_roles"),
                 failed_requests=init.get("failed_requests"),
@@ -460,5 +502,6 @@ class FDDLoop:
             m.rejected_by_reason, m.accepted_by_branch = a["rejected_by_reason"], a["accepted_by_branch"]
             m.teacher = a.get("teacher", {})
             m.rationale_requests_per_accepted = a.get("rationale_requests_per_accepted")
+            m.answer_conventions = a.get("answer_conventions")
             m.failed_requests = a.get("failed_requests")
         return m.to_row()

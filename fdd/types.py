@@ -145,6 +145,9 @@ class RoundMetrics:
     rejected_by_reason: Counts = None
     accepted_by_branch: Counts = None
     rationale_requests_per_accepted: Number = None
+    # how the teacher's usable rationales stated their answers (solution, answer, print,
+    # module_return for programs; answer_is, boxed, last_number for text): round 0 at init
+    answer_conventions: Counts = None
     # the distillation set after the round, and what the teacher was asked for it
     distill_size: Count = None
     teacher: Optional[Dict[str, Dict[str, Any]]] = None  # job -> usage counters (requests, cached, ...)

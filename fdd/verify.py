@@ -123,6 +123,7 @@ class Candidate:
     branch: str
     source: str
     meta: dict = field(default_factory=dict)
+    parent_question: Optional[str] = None  # what the teacher was asked to vary (for the copy check)
 
     @property
     def id(self) -> str:
@@ -134,16 +135,23 @@ class Candidate:
         return Problem(self.id, self.question, None, self.source, dict(self.meta))
 
 
+def _target(rep, res) -> str:
+    """The rationale the student learns: the reply as its format read it (a normalized program)."""
+    return res.text if res.text is not None else rep.text
+
+
 def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1) -> Tuple[List[Item], List[Rejection]]:
     """Keep up to ``max_keep`` distinct teacher rationales per seed problem whose answer equals gold.
 
     ``replies[i][j]`` is the j-th teacher reply for problem i; ``answers[i][j]`` its extracted
-    ``ExecResult`` (or None where the reply failed)."""
+    ``ExecResult`` (or None where the reply failed). A kept item's ``meta["answer_convention"]``
+    says how its answer was read."""
     from fdd.reasoning.answer import answers_match
 
     items, rejected = [], []
     for p, reps, ans in zip(problems, replies, answers):
-        kept, reasons = [], Counter()
+        kept: Dict[str, Optional[str]] = {}  # target -> convention, in order
+        reasons = Counter()
         for rep, res in zip(reps, ans):
             if not rep.ok:
                 reasons[rep.error or "empty_reply"] += 1
@@ -151,12 +159,12 @@ def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1
                 reasons[f"rationale_{res.error}"] += 1
             elif p.answer is None or not answers_match(res.value, p.answer):
                 reasons["wrong_answer"] += 1
-            elif rep.text not in kept and len(kept) < max_keep:
-                kept.append(rep.text)
-        for text in kept:
+            elif _target(rep, res) not in kept and len(kept) < max_keep:
+                kept[_target(rep, res)] = res.convention
+        for j, (text, convention) in enumerate(kept.items()):
             items.append(
                 Item(
-                    id=p.id if len(kept) == 1 else f"{p.id}#{kept.index(text)}",
+                    id=p.id if len(kept) == 1 else f"{p.id}#{j}",
                     question=p.question,
                     answer=float(p.answer),
                     source=p.source,
@@ -164,7 +172,7 @@ def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1
                     parent_id=None,
                     round=0,
                     branch="seed",
-                    meta=dict(p.meta),
+                    meta={**p.meta, **({"answer_convention": convention} if convention else {})},
                 )
             )
         if not kept:
@@ -181,21 +189,86 @@ def verify_seed(problems: Sequence[Problem], replies, answers, max_keep: int = 1
     return items, rejected
 
 
+def conventions(answers) -> Dict[str, int]:
+    """How many usable answers each convention read (``answers[i][j]``: ExecResult or None)."""
+    return dict(Counter(res.convention for ans in answers for res in ans if res is not None and res.ok))
+
+
+# Words a problem's overlap with its parent ignores: they say nothing about the scenario.
+_STOP = frozenset(
+    "a an and are as at be by did do does each for from had has have he her his how if in is it its many "
+    "much of on or she so than that the their them then there they this to was were what will with".split()
+)
+_QUESTION = re.compile(r"\?|\b(?:how\s+(?:many|much|long|far|old|fast)|what|find|calculate|compute|determine)\b", re.I)
+
+
+def _content_words(text: str) -> set:
+    return {w for w in _WORD.findall(text.lower()) if w.isalpha() and w not in _STOP and len(w) > 1}
+
+
+def parent_overlap(question: str, parent: str) -> float:
+    """Jaccard similarity of the two problems' content words (0: nothing shared, 1: same words)."""
+    a, b = _content_words(question), _content_words(parent)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def problem_defect(c: Candidate, max_parent_overlap: Optional[float] = 0.5) -> Optional[Tuple[str, str]]:
+    """``(reason, detail)`` when a new problem is not worth a rationale, else None.
+
+    * ``ill_posed``: no number in it, no question in it, or under eight words: nothing to solve.
+    * ``reworded_copy``: the teacher restated its parent instead of writing a new problem. A
+      similar problem that keeps all of its parent's numbers, or keeps half of them with content-word
+      overlap >= ``max_parent_overlap``; a harder one with no number of its own and either exactly
+      the parent's numbers or that overlap.
+      (Measured on Qwen2.5-Coder-1.5B, issue 22: restatements had overlap 0.45-0.88 and the
+      parent's numbers; the simulator's similar problems share wording but never numbers.)"""
+    q = c.question
+    nums = _NUM.findall(q)
+    if not nums:
+        return "ill_posed", "no number in the problem"
+    if not _QUESTION.search(q):
+        return "ill_posed", "no question in the problem"
+    if len(words(q)) < 8:
+        return "ill_posed", f"only {len(words(q))} words"
+    if not c.parent_question or max_parent_overlap is None:
+        return None
+    parent_nums = Counter(_NUM.findall(c.parent_question))
+    own = Counter(nums)
+    shared = sum((own & parent_nums).values()) / len(nums)
+    overlap = parent_overlap(q, c.parent_question)
+    detail = f"overlap {overlap:.2f}, {shared:.0%} of its numbers from the parent"
+    if c.branch == "hard-similar":
+        if own == parent_nums or (shared >= 0.5 and overlap >= max_parent_overlap):
+            return "reworded_copy", detail
+    elif shared == 1.0 and (own == parent_nums or overlap >= max_parent_overlap):
+        return "reworded_copy", detail
+    return None
+
+
 def screen(
-    candidates: Sequence[Candidate], dedup: DedupIndex, contamination: Optional[NgramIndex]
+    candidates: Sequence[Candidate],
+    dedup: DedupIndex,
+    contamination: Optional[NgramIndex],
+    max_parent_overlap: Optional[float] = None,
+    check_problems: bool = False,
 ) -> Tuple[List[Candidate], List[Rejection]]:
-    """Drop duplicates and test-set overlaps before any rationale is bought. Survivors are
-    added to ``dedup`` so two candidates of one round cannot duplicate each other."""
+    """Drop test-set overlaps, duplicates and (``check_problems``) defective problems
+    (:func:`problem_defect`) before any rationale is bought. Survivors are added to ``dedup`` so
+    two candidates of one round cannot duplicate each other."""
     kept, rejected = [], []
     for c in candidates:
-        reason = None
+        reason, detail = None, None
         if contamination is not None and contamination.overlaps(c.question):
             reason = "contaminated"
         elif dedup.is_duplicate(c.question):
             reason = "duplicate"
+        elif check_problems:
+            reason, detail = problem_defect(c, max_parent_overlap) or (None, None)
         if reason:
             rejected.append(
-                Rejection(id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question)
+                Rejection(
+                    id=c.id, reason=reason, parent_id=c.parent_id, branch=c.branch, question=c.question, detail=detail
+                )
             )
         else:
             dedup.add(c.question)
@@ -203,11 +276,18 @@ def screen(
     return kept, rejected
 
 
-def vote(replies, answers) -> Tuple[List[Tuple[float, List[str]]], Counter]:
-    """Group usable rationales by answer: ``([(answer, [texts in order]), ...], failure counts)``."""
+def vote(replies, answers, distinct: bool = False) -> Tuple[List[Tuple[float, List[str]]], Counter]:
+    """Group usable rationales by answer: ``([(answer, [texts in order]), ...], failure counts)``.
+
+    With ``distinct`` a rationale that is the same program (or text) as one already in its group
+    (``fdd.reasoning.programs.program_fingerprint``: names, comments and layout aside) adds no
+    vote: two copies of one wrong program must not outvote the truth. Each copy is counted in
+    the failures as ``duplicate_vote``."""
     from fdd.reasoning.answer import answers_match
+    from fdd.reasoning.programs import program_fingerprint
 
     groups: List[Tuple[float, List[str]]] = []
+    seen: List[set] = []
     failures = Counter()
     for rep, res in zip(replies, answers):
         if not rep.ok:
@@ -216,25 +296,41 @@ def vote(replies, answers) -> Tuple[List[Tuple[float, List[str]]], Counter]:
         if res.error is not None:
             failures[f"rationale_{res.error}"] += 1
             continue
-        for value, texts in groups:
+        text = _target(rep, res)
+        for (value, texts), prints in zip(groups, seen):
             if answers_match(res.value, value):
-                texts.append(rep.text)
+                key = program_fingerprint(text)
+                if distinct and key in prints:
+                    failures["duplicate_vote"] += 1
+                else:
+                    texts.append(text)
+                    prints.add(key)
                 break
         else:
-            groups.append((res.value, [rep.text]))
+            groups.append((res.value, [text]))
+            seen.append({program_fingerprint(text)})
     return groups, failures
 
 
 def accept_by_agreement(
-    candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int
+    candidates: Sequence[Candidate], replies, answers, min_agree: int, round_idx: int, distinct: bool = False
 ) -> Tuple[List[Item], List[Rejection]]:
-    """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer; its
-    answer is that value and its rationale the first agreeing one."""
+    """A candidate is accepted when >= ``min_agree`` of its rationales agree on one answer (with
+    ``distinct``: distinct rationales, see :func:`vote`); its answer is that value and its rationale
+    the first agreeing one."""
     items, rejected = [], []
     for c, reps, ans in zip(candidates, replies, answers):
-        groups, failures = vote(reps, ans)
+        groups, failures = vote(reps, ans, distinct)
         best = max(groups, key=lambda g: len(g[1]), default=None)
         if best is not None and len(best[1]) >= min_agree:
+            convention = next(
+                (
+                    res.convention
+                    for rep, res in zip(reps, ans)
+                    if rep.ok and res.ok and _target(rep, res) == best[1][0]
+                ),
+                None,
+            )
             items.append(
                 Item(
                     id=c.id,
@@ -245,7 +341,7 @@ def accept_by_agreement(
                     parent_id=c.parent_id,
                     round=round_idx,
                     branch=c.branch,
-                    meta=dict(c.meta),
+                    meta={**c.meta, **({"answer_convention": convention} if convention else {})},
                 )
             )
         else:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fdd.agreement import collect_rationales
+from fdd.reasoning.sandbox import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
 from fdd.verify import Candidate, accept_by_agreement
@@ -37,7 +38,7 @@ class ScriptedTeacher:
 
 def extract(replies):
     return [
-        [SimpleNamespace(value=float(r.text.split("=")[1].split("#")[0]), error=None) if r.ok else None for r in reps]
+        [ExecResult(float(r.text.split("=")[1].split("#")[0]), None) if r.ok else None for r in reps]
         for reps in replies
     ]
 
@@ -140,3 +141,63 @@ def test_oracle_world_saves_requests(error_rate, saving):
     (fixed_req, fixed_items), (adapt_req, adapt_items) = out[False], out[True]
     assert adapt_items == fixed_items and len(fixed_items) >= 0.9 * len(ps) * (1 - error_rate) ** 2
     assert adapt_req / len(adapt_items) <= (1 - saving) * fixed_req / len(fixed_items)
+
+
+# ---- seed retries and distinct votes (issue 22) ---------------------------------------------------
+
+
+def test_seed_retries_ask_again_only_for_problems_not_yet_solved():
+    from fdd.agreement import collect_seed_rationales
+
+    ps = [Problem(f"p{i}", f"question {i}", 5.0, "test") for i in range(3)]
+    # p0 right at once, p1 on its third sample, p2 never (and one request of it fails)
+    t = ScriptedTeacher({"p0": [5, 9, 9, 9], "p1": [4, None, 5, 9], "p2": [1, 2, None, 3]})
+    replies, answers = collect_seed_rationales(t.write_rationales, ps, 1, 3, "pot", extract)
+    assert t.asked == [("p0", 0), ("p1", 0), ("p2", 0), ("p1", 1), ("p2", 1), ("p1", 2), ("p2", 2), ("p2", 3)]
+    assert [len(r) for r in replies] == [1, 3, 4] and [len(a) for a in answers] == [1, 3, 4]
+    t0 = ScriptedTeacher({"p0": [5], "p1": [4], "p2": [1]})
+    assert [len(r) for r in collect_seed_rationales(t0.write_rationales, ps, 1, 0, "pot", extract)[0]] == [1, 1, 1]
+
+
+def test_two_copies_of_one_wrong_program_do_not_outvote_the_truth():
+    wrong = "def solution():\n    apples = 3\n    return apples * 2\n"
+    copy = "def solution():\n    # the same program, renamed and commented\n    n = 3\n    return n * 2\n"
+    right = "def solution():\n    apples = 3\n    return apples * 3\n"
+    reps = [Reply(wrong), Reply(copy), Reply(right)]
+    ans = [ExecResult(6.0, None), ExecResult(6.0, None), ExecResult(9.0, None)]
+    cand = [Candidate("q", "parent", "hard-similar", "test")]
+    accepted, _ = accept_by_agreement(cand, [reps], [ans], 2, 1, distinct=False)
+    assert [i.answer for i in accepted] == [6.0]  # answers alone: the copies win
+    accepted, rejected = accept_by_agreement(cand, [reps], [ans], 2, 1, distinct=True)
+    assert accepted == [] and rejected[0].reason == "no_agreement" and "duplicate_vote=1" in rejected[0].detail
+    other = "def solution():\n    apples = 3\n    total = apples + apples\n    return total\n"  # 6, another way
+    accepted, _ = accept_by_agreement(cand, [reps + [Reply(other)]], [ans + [ExecResult(6.0, None)]], 2, 1, True)
+    assert [i.answer for i in accepted] == [6.0] and accepted[0].rationale == wrong
+
+
+class _LLM(ScriptedTeacher):
+    def by_rule(self, role):
+        return False
+
+
+def test_distinct_votes_and_problem_screening_follow_the_teacher_unless_set():
+    from fdd.config import AugmentationConfig
+    from fdd.loop import FDDLoop
+    from fdd.sim.oracle import OracleTeacher
+    from fdd.teachers.roles import RoleTeacher
+
+    oracle, llm = OracleTeacher(SimpleNamespace(error_rate=0.0)), _LLM({})
+    for rule in (FDDLoop.distinct_votes.fget, FDDLoop.screen_problems.fget):
+        assert rule(SimpleNamespace(aug=AugmentationConfig(), teacher=oracle)) is False  # written by rule
+        assert rule(SimpleNamespace(aug=AugmentationConfig(), teacher=llm)) is True  # free text
+    on, off = (
+        AugmentationConfig(distinct_votes=True, screen_problems=True),
+        AugmentationConfig(distinct_votes=False, screen_problems=False),
+    )
+    for rule in (FDDLoop.distinct_votes.fget, FDDLoop.screen_problems.fget):
+        assert rule(SimpleNamespace(aug=on, teacher=oracle)) is True
+        assert rule(SimpleNamespace(aug=off, teacher=llm)) is False
+    # roles: the new problems' rationale writer casts the votes; the problem writers' problems are screened
+    mixed = RoleTeacher({"rationale": oracle, "new_rationale": llm, "harder": oracle, "similar": oracle}, {})
+    assert FDDLoop.distinct_votes.fget(SimpleNamespace(aug=AugmentationConfig(), teacher=mixed)) is True
+    assert FDDLoop.screen_problems.fget(SimpleNamespace(aug=AugmentationConfig(), teacher=mixed)) is False

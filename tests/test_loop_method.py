@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from fdd.config import AugmentationConfig
 from fdd.io import read_json, read_jsonl, write_jsonl
 from fdd.loop import FDDLoop
 from fdd.reasoning.formats import RationaleFormat
@@ -25,13 +26,17 @@ class FakeTeacher(Teacher):
         self.asked = {"harder": [], "similar": []}
 
     def write_rationales(self, problems, k, fmt, first=0):  # first: the index of the first sample asked
-        return [[Reply("5") for _ in range(k)] for _ in problems]
+        # distinct texts: votes count distinct rationales (fdd.verify.vote)
+        return [[Reply(f"5 sample{j}") for j in range(first, first + k)] for _ in problems]
 
     def _new(self, job, problems, n):
         self.asked[job] += [p.id for p in problems]
         return [
             [
-                Reply(f"{job} variant {j} of {p.id} with {100 + 10 * i + j} marbles and {len(job)} friends")
+                Reply(
+                    f"{job} variant {j} of {p.id} with {100 + 10 * i + j} marbles and {len(job)} friends: "
+                    "how many marbles does each friend get?"
+                )
                 for j in range(n)
             ]
             for i, p in enumerate(problems)
@@ -46,7 +51,7 @@ class FakeTeacher(Teacher):
 
 class FakeFormat(RationaleFormat):
     def extract(self, texts, sandbox=None, progress=False):
-        return [ExecResult(float(t), None) for t in texts]
+        return [ExecResult(float(t.split()[0]), None) for t in texts]
 
 
 class FakeStudent:
@@ -61,7 +66,7 @@ class FakeStudent:
 
 
 def _cfg(mode="fdd", budget=None, per_easy=1, per_hard=1):
-    aug = SimpleNamespace(
+    aug = AugmentationConfig(  # the schema's defaults for every key the test does not set
         mode=mode,
         budget=budget,
         per_easy=per_easy,

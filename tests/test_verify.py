@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fdd.reasoning.sandbox import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
@@ -138,3 +140,61 @@ def test_screen_adds_survivors_to_the_dedup_index():
     kept, rejected = screen([_cand(q, "p1"), _cand(q, "p2")], dedup, None)
     assert [c.parent_id for c in kept] == ["p1"] and [r.reason for r in rejected] == ["duplicate"]
     assert dedup.is_duplicate(q)
+
+
+# ------------------------------------------------------------------ new problems worth a rationale (issue 22)
+PARENT = (
+    "Megan bought a shirt that originally cost $22. She paid $16 after a discount. "
+    "How much was the discount, in dollars?"
+)
+
+
+def _new(q: str, branch: str) -> Candidate:
+    return Candidate(q, "p", branch, "gsm8k", parent_question=PARENT)
+
+
+def test_a_reworded_copy_of_the_parent_is_refused():
+    from fdd.verify import problem_defect
+
+    copy = "Megan purchased a shirt whose original price was $22 and paid only $16. What was the discount?"
+    reason, detail = problem_defect(_new(copy, "hard-similar"))
+    assert reason == "reworded_copy" and "100% of its numbers from the parent" in detail
+    # one number changed, same story: still a restatement
+    near = "Megan bought a shirt that originally cost $25. She paid $16 after a discount. How much was the discount?"
+    assert problem_defect(_new(near, "hard-similar"))[0] == "reworded_copy"
+    # harder: the parent's numbers and nothing new
+    assert problem_defect(_new(copy, "easy-harder"))[0] == "reworded_copy"
+
+
+def test_new_scenarios_and_harder_versions_pass():
+    from fdd.verify import problem_defect
+
+    fresh = "A baker sells 48 muffins in the morning and 35 in the afternoon. How many muffins did he sell in all?"
+    assert problem_defect(_new(fresh, "hard-similar")) is None
+    harder = PARENT[:-1] + " She then buys 3 socks at $2 each. How much did she spend in all?"
+    assert problem_defect(_new(harder, "easy-harder")) is None  # new numbers: a new step
+    # the simulator's similar problems: the template's words, fresh numbers
+    assert problem_defect(_new(PARENT.replace("22", "41").replace("16", "30"), "hard-similar")) is None
+
+
+@pytest.mark.parametrize(
+    "q, why",
+    [
+        ("Megan buys some shirts and socks. How much does she spend on them altogether?", "no number"),
+        ("Megan buys 3 shirts at $12 each and 2 pairs of socks at $4 each.", "no question"),
+        ("What is 3 + 4?", "only 4 words"),
+    ],
+)
+def test_ill_posed_problems_are_refused(q, why):
+    from fdd.verify import problem_defect
+
+    reason, detail = problem_defect(_new(q, "hard-similar"))
+    assert reason == "ill_posed" and why in detail
+
+
+def test_screen_checks_problems_only_when_asked():
+    bad = _new("Megan buys 3 shirts at $12 each and 2 pairs of socks at $4 each.", "hard-similar")
+    kept, rejected = screen([bad], DedupIndex(0.9), None)
+    assert kept == [bad]
+    kept, rejected = screen([bad], DedupIndex(0.9), None, max_parent_overlap=0.5, check_problems=True)
+    assert kept == [] and rejected[0].reason == "ill_posed" and rejected[0].detail == "no question in the problem"

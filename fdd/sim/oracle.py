@@ -20,6 +20,8 @@ from fdd.types import Problem
 
 
 class OracleTeacher(Teacher):
+    writes_by_rule = True  # one rendered rationale per problem (or a perturbation); problems from the world
+
     def __init__(self, cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
         super().__init__()
         self.error_rate = float(getattr(cfg, "error_rate", 0.0))

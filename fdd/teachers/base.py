@@ -108,6 +108,14 @@ class Teacher(ABC):
 
     writes_problems = True  # can do write_harder / write_similar (the gold teacher cannot)
     writes_new_rationales = True  # can write rationales for generated problems (which have no gold)
+    # A teacher that writes by rule (the simulator): its k samples of a rationale are one text by
+    # design (votes cannot be required to differ) and its problems are well-formed by construction
+    # (nothing to screen). LLM teachers write free text: both checks apply (fdd/loop.py).
+    writes_by_rule = False
+
+    def by_rule(self, role: str) -> bool:
+        """Whether the backend doing ``role`` (rationale, new_rationale, harder, similar) writes by rule."""
+        return self.writes_by_rule
 
     def __init__(self) -> None:
         self.usage = Usage()

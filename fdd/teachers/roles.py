@@ -187,6 +187,9 @@ class RoleTeacher(Teacher):
             self.usage.add(role, **{k: v for k, v in delta.items() if v})
         return out
 
+    def by_rule(self, role: str) -> bool:
+        return self.roles[role].by_rule(role)
+
     def write_rationales(self, problems: Sequence[Problem], k: int, fmt: str, first: int = 0) -> List[List[Reply]]:
         return self._call("rationale", lambda t, *a: t.write_rationales(*a, first=first), problems, k, fmt)
 
