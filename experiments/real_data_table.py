@@ -1,7 +1,9 @@
-"""The real-data experiment's table from a run's metrics.jsonl: accuracy per held-out set per
-round (round 0 = the base student, zero-shot), and what the served teacher's problems became.
+"""The real-data experiments' table from a run's metrics.jsonl: accuracy per held-out set per
+round (round 0 = the base student, zero-shot), the seed set, and what the served teacher's
+problems became.
 
     python experiments/real_data_table.py outputs/real_data/table/run
+    python experiments/real_data_table.py outputs/real_teacher/after/run
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ def table(run_dir: Path) -> str:
         out.append(f"| {label} | {acc} | {r.get('trained_on', '-')} |")
     for r in rows:
         if r["round"] == 0:
+            rejected = r.get("seed_rejected", 0)
             out.append(
-                f"\nD0 (gold rationales): {r['distill_size']} of {r['seed_problems']} seed problems "
-                f"({r.get('seed_rejected', 0)} without usable gold)"
+                f"\nD0: {r['distill_size']} rationales for {r['seed_problems'] - rejected} of {r['seed_problems']} "
+                f"seed problems ({rejected} rejected); answers read as {r.get('answer_conventions', {})}"
             )
         elif "generated" in r:
             gen, acc = r["generated"], r["accepted"]
@@ -35,7 +38,8 @@ def table(run_dir: Path) -> str:
             out.append(
                 f"round {r['round']} augment: {asked} new problems asked of the served teacher, {gen} written "
                 f"(parseable), {acc} accepted ({rate}); rejected by reason {r.get('rejected_by_reason')}; "
-                f"teacher usage {r.get('teacher')}"
+                f"{r.get('rationale_requests_per_accepted', float('nan')):.1f} rationale requests per accepted "
+                f"problem; answers read as {r.get('answer_conventions', {})}; teacher usage {r.get('teacher')}"
             )
     return "\n".join(out)
 

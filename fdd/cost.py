@@ -77,6 +77,17 @@ def estimate_cost(cfg, questions: Sequence[str], plan) -> Dict:
     def cost(inp: int, out: int) -> float:
         return round((inp * price.input_per_mtok + out * price.output_per_mtok) / 1e6, 4)
 
+    if not price.input_per_mtok and not price.output_per_mtok:  # 0.0 would read as "free"
+        return {
+            "stages": stages,
+            "total": total,
+            "cost": {
+                "estimate": None,
+                "max": None,
+                "note": "prices unset: set teacher.price.input_per_mtok and teacher.price.output_per_mtok "
+                "(per million tokens) for a cost estimate",
+            },
+        }
     return {
         "stages": stages,
         "total": total,

@@ -85,6 +85,20 @@ def dry_run(cfg, train, evals) -> dict:
     return out
 
 
+def setup_notice(cfg) -> Optional[str]:
+    """One line when a pretrained student is paired with the embedded default's simulator teacher
+    (``student=flan-t5-base rounds=4`` alone keeps the synthetic world): it is a demo, not the paper."""
+    if cfg.student.pretrained is None and cfg.student.gguf_file is None:
+        return None
+    if cfg.teacher.backend != "oracle":
+        return None
+    return (
+        f"student={cfg.student.name} runs with the simulator teacher (teacher=oracle), dataset="
+        f"{cfg.dataset.train.loader} and trainer.accelerator={cfg.trainer.accelerator}: for the paper's setup use "
+        f"experiment=paper_flan_t5_base (or _small, _large, paper_smollm2) with your teacher server"
+    )
+
+
 def preflight(cfg) -> None:
     """Fail before any work when the student's Hub model cannot be had (the tokenizer is the
     cheapest file to ask for)."""
@@ -102,6 +116,9 @@ def run(cfg: DictConfig) -> list:
 
     check_roles(obj)  # an augmenting run whose problem writer cannot write problems stops here
     run_dir = Path(obj.paths.output_dir)
+    notice = setup_notice(obj)
+    if notice:
+        log.warning(notice)
     train, evals = load_problems(obj)
     if obj.dry_run:
         dry_run(obj, train, evals)

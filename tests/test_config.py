@@ -112,3 +112,14 @@ def test_ablation_variants_differ_only_in_mode(tmp_path):
     for option in ("none", "easy_only", "hard_only", "random"):
         other = validate(compose_cfg([f"augmentation={option}"], tmp_path)).augmentation
         assert {**vars(other), "mode": base.mode} == vars(base), option
+
+
+def test_a_pretrained_student_with_the_simulator_says_so_in_one_line(tmp_path):
+    """`student=flan-t5-base rounds=4` alone keeps the embedded default's teacher and data (issue 24)."""
+    from fdd.main import setup_notice
+
+    notice = setup_notice(validate(compose_cfg(["student=flan-t5-base", "rounds=4"], tmp_path)))
+    assert notice.startswith("student=flan-t5-base runs with the simulator teacher (teacher=oracle), dataset=synthetic")
+    assert "experiment=paper_flan_t5_base" in notice and "\n" not in notice
+    assert setup_notice(validate(compose_cfg([], tmp_path))) is None  # the embedded default is what it says
+    assert setup_notice(validate(compose_cfg(["experiment=paper_flan_t5_base"], tmp_path))) is None

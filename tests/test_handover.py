@@ -424,3 +424,16 @@ def test_debug_fast_composes_a_tiny_run(tmp_path):
     cfg = validate(compose_cfg(["debug=fast"], tmp_path))
     assert (cfg.rounds, cfg.student.epochs, cfg.dataset.train.limit, cfg.train_subset) == (2, 1, 40, 20)
     assert not cfg.logger.wandb
+
+
+def test_dry_run_without_prices_says_how_to_set_them(tmp_path, capsys):
+    """No price is not a price of 0.0 (issue 24): the estimate is null with a note."""
+    from fdd.config import validate
+    from fdd.main import dry_run, load_problems
+
+    cfg = validate(compose_cfg(["dataset.train.n=20", "dataset.eval.synthetic.n=5", "rounds=2"], tmp_path))
+    train, evals = load_problems(cfg)
+    cost = dry_run(cfg, train, evals)["teacher_tokens"]["cost"]
+    assert cost["estimate"] is None and cost["max"] is None
+    assert "teacher.price.input_per_mtok" in cost["note"] and "teacher.price.output_per_mtok" in cost["note"]
+    assert "prices unset" in capsys.readouterr().out
