@@ -98,6 +98,41 @@ def sample_generated(round_dir: Path, r: int, limit: int = SAMPLE_ROWS) -> List[
     return rows
 
 
+PREDICTION_COLUMNS = ["round", "set", "id", "output", "predicted", "gold", "correct"]
+# Per-round augmentation counts: wandb's summary would keep the last augmenting round's as if they
+# were the run's; the summary holds their totals over rounds instead (total/<key>).
+ROUND_COUNTS = ("asked_harder", "asked_similar", "generated", "accepted", "rejected")
+
+
+def sample_predictions(round_dir: Path, r: int, per_set: int = SAMPLE_ROWS // 2) -> List[List]:
+    """Up to ``per_set`` held-out predictions of round ``r`` per set (rows of PREDICTION_COLUMNS)."""
+    rows = []
+    for path in sorted(round_dir.glob("eval_*.jsonl")):
+        name = path.stem[len("eval_") :]
+        for p in read_jsonl(path)[:per_set]:
+            rows.append([r, name, p["id"], p["output"], p.get("predicted"), p.get("gold"), bool(p.get("correct"))])
+    return rows
+
+
+def run_summary(rows: List[Dict]) -> Dict[str, float]:
+    """What a run's wandb summary says about the whole run (sweep tables, parallel coordinates):
+    the last evaluated round's accuracy per set and mean (``final/...``), the best mean
+    (``best/mean_accuracy``) and the augmentation counts summed over rounds (``total/...``)."""
+    out: Dict[str, float] = {}
+    evaluated = [RoundMetrics.from_row(x) for x in rows if x.get("round", 0) > 0 and x.get("accuracy")]
+    if evaluated:
+        last = evaluated[-1]
+        out["final/round"] = last.round
+        out.update({f"final/accuracy/{k}": v for k, v in last.accuracy.items()})
+        out["final/mean_accuracy"] = last.mean_accuracy()
+        out["best/mean_accuracy"] = max(m.mean_accuracy() for m in evaluated)
+    for key in ROUND_COUNTS:
+        values = [x[key] for x in rows if x.get(key) is not None]
+        if values:
+            out[f"total/{key}"] = sum(values)
+    return out
+
+
 # Overrides that do not make a variant: the seed (what a group averages over) and where/how it logs.
 NOT_VARIANT = ("seed", "logger", "paths", "hydra", "dry_run", "teacher.cache_dir", "hparams_search", "debug")
 
@@ -222,7 +257,18 @@ class Tracker:
             log.info("wandb: round %d was logged to run %s before, not logging it again", r, self.run.id)
             return
         self._safe(f"log round {r}", self.run.log, flatten(row))
+        self._safe(f"summarize the run after round {r}", self._summarize)
         if self.log_tables and r > 0:
+            predictions = sample_predictions(round_dir, r)
+            if predictions:
+                self._safe(
+                    f"log round {r}'s held-out predictions",
+                    self.log_table,
+                    "eval_predictions",
+                    PREDICTION_COLUMNS,
+                    predictions,
+                    {"round": r},
+                )
             samples = sample_generated(round_dir, r)
             if samples:
                 self._safe(
@@ -263,6 +309,14 @@ class Tracker:
                     [f"round-{r}"],
                 )
         self._safe(f"note round {r} as logged", self._mark_logged, r)
+
+    def _summarize(self) -> None:
+        summary = self.run.summary
+        present = set(summary.keys())  # wandb's Summary has no __contains__
+        for key in ROUND_COUNTS:  # a round's count is not the run's: only total/<key> stays
+            if key in present:
+                del summary[key]
+        summary.update(run_summary(self.rows))
 
     def _wandb_logged(self) -> set:
         """Rounds already sent to this wandb run (a resumed run re-reports finished rounds)."""

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
+
 from fdd.main import run
 from fdd.tracking import Tracker, artifact_name
 from tests.wandb_log import iter_wandb_records, wandb_history
@@ -117,3 +119,27 @@ def test_resumed_run_does_not_relog_finished_rounds(tmp_path):
     again.log_round(1, {"round": 1, "accuracy": {"x": 0.5}})
     assert [d["round"] for d in again.run.logged] == [1]
     assert [r["round"] for r in again.rows] == [0, 1]  # metrics.jsonl still has every round
+
+
+def test_offline_wandb_summary_has_final_and_mean_accuracy_totals_and_tags(tiny_cfg, tmp_path):
+    """Sweep tables and parallel coordinates read the summary (issue 24): final per-set and mean
+    accuracy, the best mean, augmentation totals instead of the last augmenting round's counts; the
+    held-out predictions as a table; tags by default."""
+    from tests.wandb_log import wandb_summary
+
+    rows = run(tiny_cfg("logger=wandb", "logger.mode=offline"))
+    path = _wandb_file(tmp_path / "run")
+    summary = wandb_summary(path)
+    last = rows[-1]
+    means = [sum(r["accuracy"].values()) / len(r["accuracy"]) for r in rows[1:]]
+    assert summary["final/round"] == last["round"] == 2
+    assert summary["final/accuracy/synthetic"] == pytest.approx(last["accuracy"]["synthetic"])
+    assert summary["final/mean_accuracy"] == pytest.approx(means[-1])
+    assert summary["best/mean_accuracy"] == pytest.approx(max(means))
+    assert summary["total/accepted"] == sum(r.get("accepted", 0) for r in rows) > 0
+    assert "accepted" not in summary and "generated" not in summary  # not round 1's counts as the run's
+    hist = wandb_history(path)
+    tables = [h for h in hist if h.get("eval_predictions/_type") == "table-file"]
+    assert [h["round"] for h in tables] == [1, 2] and all(0 < h["eval_predictions/nrows"] <= 25 for h in tables)
+    run_rec = next(r.run for r in iter_wandb_records(path) if r.WhichOneof("record_type") == "run")
+    assert list(run_rec.tags) == ["fdd", "pot", "student=tiny-word", "teacher=oracle"]

@@ -84,3 +84,17 @@ def wandb_history(path) -> List[Dict]:
                 row[key] = json.loads(item.value_json)
             rows.append(row)
     return rows
+
+
+def wandb_summary(path) -> Dict:
+    """The final summary (``{key: value}``) of an offline run's ``.wandb`` file: its summary records
+    applied in order (updates, then removals)."""
+    out: Dict = {}
+    for rec in iter_wandb_records(path):
+        if rec.WhichOneof("record_type") != "summary":
+            continue
+        for item in rec.summary.update:
+            out["/".join(item.nested_key) if item.nested_key else item.key] = json.loads(item.value_json)
+        for item in rec.summary.remove:
+            out.pop("/".join(item.nested_key) if item.nested_key else item.key, None)
+    return out
