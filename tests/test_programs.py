@@ -223,3 +223,17 @@ def test_recorded_real_replies_read_as_recorded(pot, rec):
     """Each reply with the answer and convention the hand check recorded (tests/fixtures/real_replies.jsonl)."""
     res = pot(rec["reply"]) if rec["format"] == "pot" else cot_answer(rec["reply"])
     assert (res.value, res.convention, res.error) == (rec["value"], rec["convention"], rec["error"]), res
+
+
+def test_a_5000_digit_number_is_no_answer_not_a_crash(pot):
+    """Python refuses int() of more than 4300 digits with a ValueError; a reply holding such a number
+    (cached, it would crash every rerun) is read as having no answer (issue 23's bad input)."""
+    from fdd.reasoning.answer import answers_match, last_number, parse_number
+
+    huge = "7" * 5000
+    assert parse_number(huge) is None and last_number(f"so {huge}") is None and not answers_match(huge, 7)
+    assert cot_answer(f"The answer is {huge}.").error == "no_answer"
+    assert pot(f"print({huge})").error == "error"  # the literal is refused when the program is parsed
+    assert pot("print(7 ** 6000)").error == "error"  # and printing one fails inside the program
+    assert pot(f"answer = '{huge}'").error == "non_numeric"
+    assert pot("answer = 10 ** 5000").error == "non_numeric"

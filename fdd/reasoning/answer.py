@@ -27,7 +27,9 @@ Conventions (each one is a choice; the tests in tests/test_answer.py pin them do
   ``parse_number`` and by ``last_number`` when such a token is the last number, rather than read
   as a different number.
 * **Scientific notation** (``1e3``, ``1.5E-2``, ``2.5e+20``) is read as the number it states, as a
-  whole (never as its mantissa or exponent alone); exponents beyond +-400 are refused.
+  whole (never as its mantissa or exponent alone); exponents beyond +-400 are refused, and so are
+  numbers written with more than 400 digits (a 5000-digit number in a reply or a data file is no
+  answer, not a crash).
 * **"The answer is"**: ``answer_phrase_tail`` returns the text after the *last* "the (final)
   answer is" / ``####`` of the rationale, also when several stand on one line.
 """
@@ -83,6 +85,8 @@ _TOKEN = re.compile(
 )
 _PLAIN = re.compile(r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?P<exp>[eE][-+]?\d+)?|(?P<n>\d+)/(?P<d>\d+)")
 _MAX_EXP = 400  # 10**400 is past any float; a bigger exponent is refused rather than computed
+_MAX_DIGITS = 400  # the same bound on a number's digits: "7" * 5000 is refused, never read
+_DIGIT_GROUPS = ("whole", "fn", "fd", "n", "d", "num")
 # "The answer is 42", "the final answer is: $1,200", "#### 42"
 _ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)", re.I)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -128,6 +132,8 @@ def _clean(text: str) -> str:
 
 def _exact(g: dict) -> Optional[Fraction]:
     """The exact value of a number matched by _NUM/_TOKEN/_PLAIN groups, or None when refused."""
+    if any(len(v) > _MAX_DIGITS for k, v in g.items() if v and k in _DIGIT_GROUPS):
+        return None  # past any float, and past Python's int-from-string limit (a ValueError)
     if g.get("whole") is not None:
         num, den = int(g["fn"]), int(g["fd"])
         if den == 0 or num >= den:  # "1 3/2" and "1 1/0" are not mixed numbers
