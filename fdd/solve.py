@@ -40,8 +40,9 @@ def read_questions(path: Path) -> List[Dict]:
 
     rows = read_jsonl(path)
     for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not str(row.get("question", "")).strip():
-            raise ValueError(f'{path}:{n}: each line needs a non-empty "question" field')
+        question = row.get("question") if isinstance(row, dict) else None
+        if not isinstance(question, str) or not question.strip():  # null, a number, "" or spaces
+            raise ValueError(f'{path}:{n}: each line needs a non-empty "question" field (a string), got {question!r}')
     return rows
 
 

@@ -437,3 +437,16 @@ def test_dry_run_without_prices_says_how_to_set_them(tmp_path, capsys):
     assert cost["estimate"] is None and cost["max"] is None
     assert "teacher.price.input_per_mtok" in cost["note"] and "teacher.price.output_per_mtok" in cost["note"]
     assert "prices unset" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("question", [None, 42, "", "   "])
+def test_solve_refuses_a_question_that_is_not_text_with_its_line(tmp_path, question):
+    """`{"question": null}` was an AttributeError deep in the prompt builder (issue 23)."""
+    import json
+
+    from fdd.solve import read_questions
+
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "Sam has 3 pens. How many?"}) + "\n" + json.dumps({"question": question}))
+    with pytest.raises(ValueError, match=r'q\.jsonl:2: each line needs a non-empty "question" field'):
+        read_questions(path)

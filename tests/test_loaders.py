@@ -217,3 +217,20 @@ def test_hub_unreachable_raises_data_unavailable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.stdout.startswith("OK"), out.stdout + out.stderr
     assert "openai/gsm8k" in out.stdout and "dataset.path=" in out.stdout
+
+
+def test_an_empty_held_out_set_stops_at_start_up(tmp_path):
+    """A held-out set with no problems logged accuracy 0.000 of 0 problems every round (issue 23)."""
+    from fdd.config import validate
+    from fdd.data import load_problems
+    from tests.conftest import compose_cfg
+
+    (tmp_path / "empty.jsonl").write_text("")
+    overrides = [
+        "dataset.train.n=20",
+        "dataset.eval.synthetic.loader=local",
+        f"dataset.eval.synthetic.path={tmp_path}/empty.jsonl",
+    ]
+    cfg = validate(compose_cfg(overrides, tmp_path))
+    with pytest.raises(DataUnavailableError, match=r"held-out set\(s\) synthetic yielded no problems"):
+        load_problems(cfg)

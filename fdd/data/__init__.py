@@ -62,7 +62,14 @@ def load_problems(cfg) -> Tuple[List[Problem], Dict[str, List[Problem]]]:
     if not train:
         raise DataUnavailableError(f"dataset {cfg.dataset.name!r}: the training source yielded no problems")
     evals = {name: load_source(spec, seed=cfg.seed).problems for name, spec in cfg.dataset.eval.items()}
-    return train, drop_overlap(train, evals)
+    evals = drop_overlap(train, evals)
+    empty = sorted(name for name, problems in evals.items() if not problems)
+    if empty:  # its accuracy would read 0.000 of 0 problems, every round
+        raise DataUnavailableError(
+            f"dataset {cfg.dataset.name!r}: held-out set(s) {', '.join(empty)} yielded no problems "
+            f"(see the loader's skip counts above); fix the source or remove it with ~dataset.eval.<name>"
+        )
+    return train, evals
 
 
 def drop_overlap(train: List[Problem], evals: Dict[str, List[Problem]]) -> Dict[str, List[Problem]]:
