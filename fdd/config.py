@@ -507,10 +507,15 @@ def _check_engine_args(name: str, kw: Dict[str, Any]) -> None:
         _check(v is None or int(v) >= 1, f"{name}.{key} must be >= 1, got {v}")
 
 
+# Far past any useful run; the call plan and the run directory hold one entry per round, so
+# rounds=1000000000000 (a typo) grew dry_run to 8 GB before it printed anything.
+MAX_ROUNDS = 1000
+
+
 def validate(cfg: DictConfig) -> FDDConfig:
     """Refuse values that compose but cannot run; returns the typed config."""
     obj: FDDConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    _check(obj.rounds >= 0, f"rounds must be >= 0, got {obj.rounds}")
+    _check(0 <= obj.rounds <= MAX_ROUNDS, f"rounds must be in [0, {MAX_ROUNDS}], got {obj.rounds}")
     _check(obj.rationale in RATIONALE_FORMATS, f"rationale must be one of {RATIONALE_FORMATS}, got {obj.rationale!r}")
     s = obj.student
     _check(s.arch in ARCHS, f"student.arch must be one of {ARCHS}, got {s.arch!r}")

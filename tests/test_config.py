@@ -48,7 +48,8 @@ def test_cfg_job_from_the_command_line():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("rounds=-1", "rounds must be >= 0"),
+        ("rounds=-1", r"rounds must be in \[0, 1000\]"),
+        ("rounds=1000000000000", r"rounds must be in \[0, 1000\], got 1000000000000"),  # dry_run grew to 8 GB
         ("augmentation.min_agree=5", "min_agree"),
         ("rationale=tree", "rationale must be one of"),
         ("teacher.cache=sometimes", "teacher.cache"),
@@ -87,7 +88,7 @@ def _main(*args, env=None, cwd=ROOT):
 def test_bad_config_is_one_clear_line_before_any_work(tmp_path):
     out = _main("rounds=-1", f"hydra.run.dir={tmp_path}/run")
     assert out.returncode == 2
-    assert "fdd: error: rounds must be >= 0" in out.stderr and "Traceback" not in out.stderr
+    assert "fdd: error: rounds must be in [0, 1000]" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run" / "round_0").exists()
 
 

@@ -17,7 +17,8 @@ from tests.conftest import ROOT, compose_cfg
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the script would run")
 @pytest.mark.parametrize(
-    "extra,expect", [([], "gpu_smoke: no CUDA device"), (["rounds=-1"], "gpu_smoke: bad config: rounds must be >= 0")]
+    "extra,expect",
+    [([], "gpu_smoke: no CUDA device"), (["rounds=-1"], "gpu_smoke: bad config: rounds must be in [0, 1000]")],
 )
 def test_smoke_script_without_gpu_fails_in_one_line(tmp_path, extra, expect):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -388,7 +388,7 @@ def test_a_user_error_is_printed_once(tmp_path):
         timeout=300,
     )
     assert out.returncode == 2
-    assert (out.stdout + out.stderr).count("rounds must be >= 0") == 1, out.stdout + out.stderr
+    assert (out.stdout + out.stderr).count("rounds must be in [0, 1000]") == 1, out.stdout + out.stderr
 
 
 @pytest.mark.slow
