@@ -101,7 +101,16 @@ def setup_notice(cfg) -> Optional[str]:
 
 def preflight(cfg) -> None:
     """Fail before any work when the student's Hub model cannot be had (the tokenizer is the
-    cheapest file to ask for)."""
+    cheapest file to ask for), or when the trainer asks for a GPU that is not there (the first fit
+    would fail after the teacher's seed rationales were paid for)."""
+    if str(cfg.trainer.accelerator) in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={cfg.trainer.accelerator} but torch sees no usable CUDA device "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use trainer=cpu"
+            )
     s = cfg.student
     if s.tokenizer == "auto" and s.pretrained and not s.gguf_file and not Path(s.pretrained).is_dir():
         from fdd.modeling import load_tokenizer

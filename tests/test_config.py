@@ -124,3 +124,17 @@ def test_a_pretrained_student_with_the_simulator_says_so_in_one_line(tmp_path):
     assert "experiment=paper_flan_t5_base" in notice and "\n" not in notice
     assert setup_notice(validate(compose_cfg([], tmp_path))) is None  # the embedded default is what it says
     assert setup_notice(validate(compose_cfg(["experiment=paper_flan_t5_base"], tmp_path))) is None
+
+
+def test_trainer_gpu_without_a_gpu_stops_before_any_work(tmp_path):
+    """It failed at the first fit, after the init stage's teacher calls were paid for (issue 23)."""
+    import torch
+
+    from fdd.main import preflight
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: trainer=gpu is usable here")
+    cfg = validate(compose_cfg(["trainer=gpu"], tmp_path))
+    with pytest.raises(ConfigError, match=r"trainer.accelerator=gpu but torch sees no usable CUDA device"):
+        preflight(cfg)
+    preflight(validate(compose_cfg([], tmp_path)))  # trainer=cpu: nothing to check
