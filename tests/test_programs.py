@@ -204,6 +204,26 @@ def test_cot_conventions(text, value, convention):
     assert res.ok and res.value == value and res.convention == convention
 
 
+REAL_BOXED = """Step 3: Add the additional dimes Dan finds to the number he originally had.
+Dan finds 2 more dimes, so we add these to the 50 dimes he originally had:
+\\[
+50 + 2 = 52
+\\]
+Therefore, Dan has \\(\\boxed{52}\\) dimes."""
+
+REAL_PLACEHOLDER = """Next, we need to find the relative speed of the rabbit with respect to the cat. This is the \
+difference between the rabbit's speed and the cat's speed of 20 miles per hour.
+
+The answer is N, where N is the time in hours it will take for the rabbit to catch up to the cat."""
+
+
+def test_real_cot_replies_boxed_and_a_placeholder():
+    res = cot_answer(REAL_BOXED)
+    assert (res.value, res.convention) == (52.0, "boxed")
+    res = cot_answer(REAL_PLACEHOLDER)  # was read as 20 (the last number) before
+    assert res.error == "no_answer" and "placeholder" in res.detail
+
+
 def test_the_answer_phrase_wins_over_an_earlier_box():
     res = cot_answer("First \\boxed{3} apples, then 4 more.\nThe answer is 7.")
     assert (res.value, res.convention) == (7.0, "answer_is")

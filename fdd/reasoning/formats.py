@@ -121,6 +121,9 @@ class PoTFormat(RationaleFormat):
         return results
 
 
+# "The answer is N" / "X." / "N, where N is ...": the prompt's template letter instead of a number
+_PLACEHOLDER = re.compile(r"^[A-Z](?:[.,:;]|\s|$)")
+
 # How a CoT rationale's answer was read (ExecResult.convention), strongest first.
 COT_CONVENTIONS = ("answer_is", "boxed", "last_number")
 
@@ -128,7 +131,8 @@ COT_CONVENTIONS = ("answer_is", "boxed", "last_number")
 def cot_answer(text: Optional[str]) -> ExecResult:
     """The number after the last "The answer is" (or ``####``), else in the last ``\\boxed{}`` (the
     convention math-tuned models use whatever the prompt says), else the last number in the text.
-    ``convention`` says which, so a run can count answers read by the weak last-number fallback."""
+    ``convention`` says which, so a run can count answers read by the weak last-number fallback.
+    An answer phrase that only echoes the prompt's placeholder (``The answer is N``) is no answer."""
     if not text:
         return ExecResult(None, "no_answer", "empty rationale")
     tail = answer_phrase_tail(text)  # the last phrase, also when several stand on one line
@@ -138,6 +142,10 @@ def cot_answer(text: Optional[str]) -> ExecResult:
             v = last_number(tail.split(". ")[0])
         if v is not None:
             return ExecResult(v, None, convention="answer_is")
+        if _PLACEHOLDER.match(tail):
+            # "The answer is N, where N is ..." (a real reply echoing the prompt's template): no
+            # answer was stated, and an earlier number of the text would be a guess
+            return ExecResult(None, "no_answer", f"the answer phrase holds a placeholder: {tail[:60]!r}")
     boxed = boxed_content(text)
     if boxed is not None:
         v = parse_number(boxed)
