@@ -40,7 +40,7 @@ def test_help_lists_no_schema_option():
     out = _main("--help")
     assert out.returncode == 0, out.stderr
     groups = out.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    assert "teacher: gold, hf, openai, oracle, smollm2, vllm" in groups
+    assert "teacher: embedded, gold, hf, openai, oracle, smollm2, vllm" in groups
     assert "trainer: cpu, ddp, ddp_cpu, gpu" in groups
     assert "schema" not in groups
 

@@ -20,17 +20,20 @@ FAULTS = {"429": 0.1, "500": 0.1, "hang": 0.05, "malformed": 0.1, "empty": 0.1}
 
 
 def competent_teacher(body: dict) -> str:
-    """Solves and writes "What is a plus b ...?" problems: sums, harder = one more term, similar = new numbers."""
+    """Solves and writes "What is a plus b ...?" problems: sums, harder = one more term, similar = new
+    numbers. Its samples differ as an LLM's do (a sum written two ways), so distinct votes can agree."""
     user = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
     question = user.rsplit("Question:", 1)[-1] if "Question:" in user else user.split("Given problem:", 1)[-1]
     nums = [int(n) for n in re.findall(r"\d+", question.split("\n\n")[0])]
     if "Python program" in user:
+        if (body.get("seed") or 0) % 2:
+            return "```python\ndef solution():\n    return sum([" + ", ".join(map(str, nums)) + "])\n```"
         return "```python\ndef solution():\n    return " + " + ".join(map(str, nums)) + "\n```"
     if "more complex version" in user:
         nums.append(1 + (body.get("seed") or 0) % 9)
     else:
         nums = [n + 1 + (body.get("seed") or 0) % 5 for n in nums]
-    return "Problem: What is " + " plus ".join(map(str, nums)) + "?"
+    return "Problem: Sam adds up his savings. What is " + " plus ".join(map(str, nums)) + " in dollars?"
 
 
 def test_a_round_completes_and_accounts_for_every_item(tmp_path):
