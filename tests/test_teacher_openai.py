@@ -93,6 +93,17 @@ def test_parse_question_formats():
     assert parse_question('Problem: "Ann has 3 cats."') == "Ann has 3 cats."
     assert parse_question("I cannot write a problem.") is None
     assert parse_question("Problem:   ") is None
+    # real replies (Qwen2.5-Coder-1.5B): the model goes on after the problem
+    going_on = (
+        "Problem: There are 21 contestants at a singing competition. Half of them are female, and the rest are "
+        "male. How many of them are male?\n\nTo solve this problem, we need to determine the number of male"
+    )
+    assert parse_question(going_on).endswith("How many of them are male?")
+    second = "Problem: Emma sells 5 apples a day at $0.50 each. How much does she earn in a week?\n\nQuestion: How"
+    assert parse_question(second) == "Emma sells 5 apples a day at $0.50 each. How much does she earn in a week?"
+    # a problem in two paragraphs whose question is in the second stays whole
+    two = "Problem: Ann has 3 cats.\n\nShe gets 2 more. How many cats does she have?"
+    assert parse_question(two) == "Ann has 3 cats.\n\nShe gets 2 more. How many cats does she have?"
 
 
 def test_sample_seeds_differ_and_are_stable():

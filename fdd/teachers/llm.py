@@ -109,7 +109,8 @@ def parse_program(text: str) -> str:
 
 def parse_question(text: str) -> Optional[str]:
     """A harder/similar reply -> the new question (the text after "Problem:", up to a following
-    "Answer:"/"Solution:" section), or None when the reply does not follow the format."""
+    "Answer:"/"Solution:" section, or up to the blank line after its question mark), or None when
+    the reply does not follow the format."""
     m = _PROBLEM_RE.search(text)
     if not m:
         return None
@@ -118,6 +119,11 @@ def parse_question(text: str) -> Optional[str]:
     if end:
         rest = rest[: end.start()]
     question = rest.strip().strip("*_").strip()
+    # A problem is one paragraph; what follows a blank line after its question is the model going on
+    # ("To solve this problem: 1. ...", a second "Question: ..."), which the student must not see.
+    first, sep, _more = question.partition("\n\n")
+    if sep and "?" in first:
+        question = first.strip()
     # Models sometimes quote the question; quotes are not part of it.
     if len(question) >= 2 and question[0] == question[-1] and question[0] in "\"'":
         question = question[1:-1].strip()
