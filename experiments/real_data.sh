@@ -51,20 +51,13 @@ done
 SECONDS=0
 # One thread for the student too: measured on this shared 2-core box, two spinning OpenMP threads
 # per process make decoding far slower, not faster.
-OMP_NUM_THREADS=${STUDENT_THREADS:-1} python -m fdd.main task_name=real_data "hydra.run.dir=$OUT/run" \
-  dataset=paper "dataset.path=$DATA" \
-  dataset.train.limit="$TRAIN" dataset.train.shuffle=true \
-  dataset.eval.gsm8k.limit="$EVAL" dataset.eval.svamp.limit="$EVAL" dataset.eval.asdiv.limit="$EVAL" \
-  dataset.eval.multiarith.limit="$EVAL" dataset.eval.gsm8k.shuffle=true dataset.eval.svamp.shuffle=true \
-  dataset.eval.asdiv.shuffle=true dataset.eval.multiarith.shuffle=true \
-  rationale=pot rounds="$ROUNDS" train_subset=20 \
-  student=smollm2-135m student.eval_before_training=true student.epochs=2 student.batch_size=8 student.lr=2e-4 \
-  student.max_target_len=128 student.generation.max_new_tokens=64 student.generation.batch_size=12 \
+OMP_NUM_THREADS=${STUDENT_THREADS:-1} python -m fdd.main experiment=real_cpu task_name=real_data \
+  "hydra.run.dir=$OUT/run" "dataset.path=$DATA" rounds="$ROUNDS" \
+  dataset.train.limit="$TRAIN" $(for s in gsm8k svamp asdiv multiarith; do echo "dataset.eval.$s.limit=$EVAL"; done) \
   student.generation.stop_at_answer=true \
   teacher=openai "teacher.base_urls=[http://127.0.0.1:$PORT/v1]" "teacher.model=$FOLDER" teacher.api_key=local \
   teacher.max_tokens=128 teacher.concurrency=2 teacher.timeout_s=600 teacher.max_retries=1 \
   teacher.roles.rationale=gold \
-  augmentation.budget="$BUDGET" augmentation.samples=2 augmentation.min_agree=2 \
-  logger=wandb logger.mode=offline trainer.enable_progress_bar=false "$@" 2>&1 | tee "$OUT/fdd.log"
+  augmentation.budget="$BUDGET" augmentation.samples=2 augmentation.min_agree=2 "$@" 2>&1 | tee "$OUT/fdd.log"
 echo "fdd.main: ${SECONDS}s"
 python experiments/real_data_table.py "$OUT/run"

@@ -38,17 +38,10 @@ fi
 SECONDS=0
 # One thread for the student: the server has the other core (measured: two spinning OpenMP
 # threads per process on this shared 2-core box make both slower).
-OMP_NUM_THREADS=${STUDENT_THREADS:-1} python -m fdd.main task_name=real_teacher "hydra.run.dir=$OUT/run" \
-  dataset=paper "dataset.path=$DATA" \
-  dataset.train.limit="$TRAIN" dataset.train.shuffle=true \
-  dataset.eval.gsm8k.limit="$EVAL" dataset.eval.svamp.limit="$EVAL" dataset.eval.asdiv.limit="$EVAL" \
-  dataset.eval.multiarith.limit="$EVAL" dataset.eval.gsm8k.shuffle=true dataset.eval.svamp.shuffle=true \
-  dataset.eval.asdiv.shuffle=true dataset.eval.multiarith.shuffle=true \
-  rationale="$RATIONALE" rounds="$ROUNDS" train_subset=20 \
-  student=smollm2-135m student.eval_before_training=true student.epochs=2 student.batch_size=8 student.lr=2e-4 \
-  student.max_target_len=320 student.generation.max_new_tokens=256 student.generation.batch_size=12 \
+OMP_NUM_THREADS=${STUDENT_THREADS:-1} python -m fdd.main experiment=real_cpu task_name=real_teacher \
+  "hydra.run.dir=$OUT/run" "dataset.path=$DATA" rationale="$RATIONALE" rounds="$ROUNDS" \
+  dataset.train.limit="$TRAIN" $(for s in gsm8k svamp asdiv multiarith; do echo "dataset.eval.$s.limit=$EVAL"; done) \
   teacher=embedded "teacher.base_urls=[$TEACHER_URL]" \
-  augmentation.budget="$BUDGET" augmentation.samples=3 augmentation.min_agree=2 augmentation.seed_retries=3 \
-  logger=wandb logger.mode=offline trainer.enable_progress_bar=false "$@" 2>&1 | tee "$OUT/fdd.log"
+  augmentation.budget="$BUDGET" augmentation.seed_retries=3 "$@" 2>&1 | tee "$OUT/fdd.log"
 echo "fdd.main: ${SECONDS}s"
 python experiments/real_data_table.py "$OUT/run"

@@ -258,27 +258,14 @@ class Tracker:
             return
         self._safe(f"log round {r}", self.run.log, flatten(row))
         self._safe(f"summarize the run after round {r}", self._summarize)
-        if self.log_tables and r > 0:
-            predictions = sample_predictions(round_dir, r)
-            if predictions:
-                self._safe(
-                    f"log round {r}'s held-out predictions",
-                    self.log_table,
-                    "eval_predictions",
-                    PREDICTION_COLUMNS,
-                    predictions,
-                    {"round": r},
-                )
-            samples = sample_generated(round_dir, r)
-            if samples:
-                self._safe(
-                    f"log round {r}'s generated problems",
-                    self.log_table,
-                    "generated_problems",
-                    SAMPLE_COLUMNS,
-                    samples,
-                    {"round": r},
-                )
+        tables = (  # (what, key, columns, sample)
+            ("held-out predictions", "eval_predictions", PREDICTION_COLUMNS, sample_predictions),
+            ("generated problems", "generated_problems", SAMPLE_COLUMNS, sample_generated),
+        )
+        for what, key, columns, sample in tables if self.log_tables and r > 0 else ():
+            rows = sample(round_dir, r)
+            if rows:
+                self._safe(f"log round {r}'s {what}", self.log_table, key, columns, rows, {"round": r})
         artifacts = (  # (wanted, what, name, type, path, metadata)
             (
                 self.log_artifacts,
