@@ -33,7 +33,8 @@ def table(run_dir: Path) -> str:
             )
         elif "generated" in r:
             gen, acc = r["generated"], r["accepted"]
-            asked = sum(r.get("teacher", {}).get(j, {}).get("requests", 0) for j in ("harder", "similar"))
+            usage = [r.get("teacher", {}).get(j, {}) for j in ("harder", "similar")]
+            asked = sum(u.get("requests", 0) + u.get("cached", 0) for u in usage)  # a resumed round reads the cache
             rate = f"{acc / asked:.1%} of asked" if asked else (f"{acc / gen:.1%} of written" if gen else "n/a")
             out.append(
                 f"round {r['round']} augment: {asked} new problems asked of the served teacher, {gen} written "
