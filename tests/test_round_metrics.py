@@ -102,7 +102,16 @@ def test_loop_rows_are_round_metrics():
 
 
 def _cfg(**aug):
-    a = {"seed_samples": 1, "seed_retries": 0, "per_easy": 1, "per_hard": 2, "samples": 3, "mode": "fdd", "budget": None, **aug}
+    a = {
+        "seed_samples": 1,
+        "seed_retries": 0,
+        "per_easy": 1,
+        "per_hard": 2,
+        "samples": 3,
+        "mode": "fdd",
+        "budget": None,
+        **aug,
+    }
     return types.SimpleNamespace(augmentation=types.SimpleNamespace(**a), rounds=3, train_subset=None)
 
 
