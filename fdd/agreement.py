@@ -85,4 +85,6 @@ def collect_seed_rationales(
         for i, reps, ans in zip(idx, new, extract(new)):
             replies[i].extend(reps)
             answers[i].extend(ans)
+        if all(not rep.ok for reps in new for rep in reps):  # an outage, not hard problems: the stage's check says so
+            break
     return replies, answers

@@ -297,10 +297,10 @@ def vote(replies, answers, distinct: bool = False) -> Tuple[List[Tuple[float, Li
             failures[f"rationale_{res.error}"] += 1
             continue
         text = _target(rep, res)
+        key = program_fingerprint(text) if distinct else None  # parsing costs: only when it counts
         for (value, texts), prints in zip(groups, seen):
             if answers_match(res.value, value):
-                key = program_fingerprint(text)
-                if distinct and key in prints:
+                if key is not None and key in prints:
                     failures["duplicate_vote"] += 1
                 else:
                     texts.append(text)
@@ -308,7 +308,7 @@ def vote(replies, answers, distinct: bool = False) -> Tuple[List[Tuple[float, Li
                 break
         else:
             groups.append((res.value, [text]))
-            seen.append({program_fingerprint(text)})
+            seen.append({key})
     return groups, failures
 
 

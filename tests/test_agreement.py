@@ -201,3 +201,14 @@ def test_distinct_votes_and_problem_screening_follow_the_teacher_unless_set():
     mixed = RoleTeacher({"rationale": oracle, "new_rationale": llm, "harder": oracle, "similar": oracle}, {})
     assert FDDLoop.distinct_votes.fget(SimpleNamespace(aug=AugmentationConfig(), teacher=mixed)) is True
     assert FDDLoop.screen_problems.fget(SimpleNamespace(aug=AugmentationConfig(), teacher=mixed)) is False
+
+
+def test_seed_retries_stop_when_a_whole_wave_failed():
+    """An outage is not a hard problem: retrying every seed problem against a dead server only
+    delays the stage's failure check (found in review)."""
+    from fdd.agreement import collect_seed_rationales
+
+    ps = [Problem(f"p{i}", f"question {i}", 5.0, "test") for i in range(2)]
+    t = ScriptedTeacher({"p0": [1, None, 5, 5], "p1": [2, None, 5, 5]})
+    replies, _ = collect_seed_rationales(t.write_rationales, ps, 1, 3, "pot", extract)
+    assert [len(r) for r in replies] == [2, 2] and len(t.asked) == 4  # wave 1 failed whole: no wave 2

@@ -257,3 +257,30 @@ def test_a_5000_digit_number_is_no_answer_not_a_crash(pot):
     assert pot("print(7 ** 6000)").error == "error"  # and printing one fails inside the program
     assert pot(f"answer = '{huge}'").error == "non_numeric"
     assert pot("answer = 10 ** 5000").error == "non_numeric"
+
+
+def test_usage_that_kept_code_still_needs_stays():
+    """Found in review: removing these broke programs that ran."""
+    augmented = "def solution():\n    return 3\n\nx = solution()\nx += 1\nprint(x)\n"
+    assert "x = solution()" in normalize_program(augmented).code  # x += 1 needs it
+    walrus = "def solution():\n    return 3\n\nprint(t := solution())\nanswer = t\n"
+    assert normalize_program(walrus).code == walrus  # the print binds t
+    same_line = "def solution():\n    return 3\n\nprint(solution()); answer = 7\n"
+    assert normalize_program(same_line).code == same_line  # lines go whole: the answer line stays
+
+
+def test_a_script_with_a_multiline_string_is_not_wrapped(pot):
+    code = 'x = """a\nb"""\nreturn len(x)\n'
+    assert normalize_program(code) == normalize_program(code) and not normalize_program(code).wrapped
+    assert pot(code).error == "error"  # its return stays outside a function: refused, not changed
+
+
+def test_fingerprint_keeps_builtins_apart():
+    assert program_fingerprint("answer = sum(x)") != program_fingerprint("answer = max(x)")
+    assert program_fingerprint("answer = round(7 / 2)") != program_fingerprint("answer = int(7 / 2)")
+
+
+def test_a_huge_exponent_is_refused_too():
+    from fdd.reasoning.answer import last_number, parse_number
+
+    assert parse_number("1e" + "9" * 5000) is None and last_number("x = 1e" + "9" * 5000) is None

@@ -86,7 +86,7 @@ _TOKEN = re.compile(
 _PLAIN = re.compile(r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?P<exp>[eE][-+]?\d+)?|(?P<n>\d+)/(?P<d>\d+)")
 _MAX_EXP = 400  # 10**400 is past any float; a bigger exponent is refused rather than computed
 _MAX_DIGITS = 400  # the same bound on a number's digits: "7" * 5000 is refused, never read
-_DIGIT_GROUPS = ("whole", "fn", "fd", "n", "d", "num")
+_DIGIT_GROUPS = ("whole", "fn", "fd", "n", "d", "num", "exp")
 # "The answer is 42", "the final answer is: $1,200", "#### 42"
 _ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|####)", re.I)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")

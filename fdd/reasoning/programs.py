@@ -62,6 +62,15 @@ def _has_module_return(tree: ast.Module) -> bool:
     return False
 
 
+def _has_multiline_string(tree: ast.Module) -> bool:
+    return any(
+        isinstance(n, (ast.Constant, ast.JoinedStr))
+        and (isinstance(n, ast.JoinedStr) or isinstance(n.value, str))
+        and (n.end_lineno or n.lineno) > n.lineno
+        for n in ast.walk(tree)
+    )
+
+
 def _wrap(code: str) -> str:
     """The script as the body of ``def solution():`` (every line indented by four spaces)."""
     body = "\n".join(("    " + line) if line.strip() else "" for line in code.strip("\n").split("\n"))
@@ -104,8 +113,9 @@ def _usage_statements(tree: ast.Module) -> List[ast.stmt]:
     if not defs:
         return []
     usage: List[ast.stmt] = []
-    names: Set[str] = set()
     for node in body[defs[-1] + 1 :]:
+        if any(isinstance(n, ast.NamedExpr) for n in ast.walk(node)):
+            continue  # it binds a name (print(t := solution())): later code may read it
         if _is_main_guard(node) or _is_print(node):
             usage.append(node)
         elif (
@@ -116,21 +126,18 @@ def _usage_statements(tree: ast.Module) -> List[ast.stmt]:
             and _calls_solution(node.value)
         ):
             usage.append(node)
-            names.add(node.targets[0].id)
         elif isinstance(node, ast.Expr) and _calls_solution(node.value):  # a bare solution() call
             usage.append(node)
-    # An assignment someone other than the removed prints reads is not usage after all.
-    kept_reads = {
-        n.id
-        for node in body
-        if node not in usage
-        for n in ast.walk(node)
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-    }
+    # An assignment a kept statement uses in any way (reads it, or updates it with +=) is not usage
+    # after all; and a statement sharing a line with a kept one stays (lines are removed whole).
+    kept = [node for node in body if node not in usage]
+    kept_names = {n.id for node in kept for n in ast.walk(node) if isinstance(n, ast.Name)}
+    kept_lines = {i for node in kept for i in range(node.lineno, (node.end_lineno or node.lineno) + 1)}
     return [
         n
         for n in usage
-        if not (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in kept_reads)
+        if not (isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name) and n.targets[0].id in kept_names)
+        and not kept_lines & set(range(n.lineno, (n.end_lineno or n.lineno) + 1))
     ]
 
 
@@ -153,7 +160,7 @@ def normalize_program(code: str) -> NormalizedProgram:
     if tree is None:
         return NormalizedProgram(code, False, 0)
     wrapped = False
-    if _has_module_return(tree):
+    if _has_module_return(tree) and not _has_multiline_string(tree):  # indenting would change the string
         candidate = _wrap(code)
         wrapped_tree = _parse(candidate)
         if wrapped_tree is not None:
@@ -165,13 +172,17 @@ def normalize_program(code: str) -> NormalizedProgram:
 
 
 class _Canonical(ast.NodeTransformer):
-    """Names numbered by first appearance and docstrings dropped: two programs that differ only in
-    naming, comments or layout get one fingerprint."""
+    """The program's own names numbered by first appearance and docstrings dropped: two programs
+    that differ only in naming, comments or layout get one fingerprint. Builtins and modules keep
+    their names (``sum(x)`` and ``max(x)`` are different programs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bound: Set[str]) -> None:
+        self.bound = bound
         self.names: dict = {}
 
     def _name(self, name: str) -> str:
+        if name not in self.bound:
+            return name
         return self.names.setdefault(name, f"v{len(self.names)}")
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -200,4 +211,7 @@ def program_fingerprint(code: str) -> Tuple[str, str]:
     tree = _parse(code)
     if tree is None:
         return ("text", " ".join(code.split()))
-    return ("ast", ast.dump(_Canonical().visit(tree), annotate_fields=False))
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    bound |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    bound |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return ("ast", ast.dump(_Canonical(bound).visit(tree), annotate_fields=False))
