@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fdd.reasoning.answer import answers_match, parse_number  # noqa: E402
-from fdd.reasoning.sandbox import Sandbox  # noqa: E402
+from fdd.sandbox.pool import Sandbox  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

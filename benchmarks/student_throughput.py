@@ -91,7 +91,7 @@ def _cfg(student: str, overrides: List[str], out: str):
 
     import fdd.main  # noqa: F401  registers the schemas
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "fdd" / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"student={student}", f"paths.output_dir={out}", "logger=none", *overrides])
     return OmegaConf.to_object(cfg.student), OmegaConf.to_container(cfg.trainer)
 
@@ -291,8 +291,8 @@ def hf_continuous(model, tok, enc, max_new_tokens: int) -> List[str]:
 
 
 def bench_eval(args, student, ckpt: str, rows: List):
-    from fdd.modeling import model_class
     from fdd.reasoning.formats import get_format
+    from fdd.runtime.modeling import model_class
     from fdd.students.generate import encode_prompts, generate, plan_batches
     from fdd.students.model import precision_dtype
 

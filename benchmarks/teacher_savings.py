@@ -1,6 +1,6 @@
 """Fewer teacher requests for the same data: screening speed and adaptive agreement sampling.
 
-1. Near-duplicate screening (``fdd.verify.screen``) of N candidates against GSM8K train (the
+1. Near-duplicate screening (``fdd.method.verify.screen``) of N candidates against GSM8K train (the
    original file when ../shared/data exists, else the synthetic world): the prefix-filtered
    ``DedupIndex`` against the previous index (number blocks compared pairwise), same candidates,
    same decisions checked (both on the index's hashed 3-grams). Candidates are word-level edits of training questions, so many are
@@ -27,7 +27,7 @@ from typing import Dict, List, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen  # noqa: E402
+from fdd.method.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, screen  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -84,9 +84,9 @@ def time_screen(index_cls, questions, cands) -> Tuple[float, List[str]]:
 
 
 def agreement_rows():
-    from fdd.agreement import collect_rationales
+    from fdd.method.agreement import collect_rationales
     from fdd.reasoning.formats import get_format
-    from fdd.reasoning.sandbox import Sandbox
+    from fdd.sandbox.pool import Sandbox
     from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 

@@ -2,8 +2,8 @@
 # Ablation sweeps for "did the feedback help?" -- ready-to-run Hydra multirun commands.
 # Every job is one run directory under outputs/ablation/multirun/<overrides>; rerunning a command
 # resumes (finished stages and jobs are skipped). Summarise without wandb:
-#   python -m fdd.report outputs/ablation/multirun            # table, final-round deltas, plots
-# On a SLURM cluster add:  hydra/launcher=slurm  (conf/hydra/launcher/slurm.yaml)
+#   python -m fdd.reporting.report outputs/ablation/multirun            # table, final-round deltas, plots
+# On a SLURM cluster add:  hydra/launcher=slurm  (fdd/conf/hydra/launcher/slurm.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +20,6 @@ case "$what" in
     python -m fdd.main -m hydra/launcher=slurm experiment=ablation \
       augmentation=fdd,none,easy_only,hard_only,random seed=0,1,2 ;;
   report)
-    python -m fdd.report outputs/ablation/multirun ;;
+    python -m fdd.reporting.report outputs/ablation/multirun ;;
   *) echo "usage: $0 [seed0|seeds|rounds|slurm|report]" >&2; exit 2 ;;
 esac

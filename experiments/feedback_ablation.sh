@@ -2,7 +2,7 @@
 # Does the feedback help? (issue 14) One command runs the whole matrix and prints the report:
 #   worlds {balanced, imbalanced} x feedback {trained (the paper), probe (held-out slice)}
 #   x augmentation {fdd, random, none, hard_only, easy_only} x seeds 0-4
-# at equal training steps and an equal cap on expanded problems (conf/experiment/feedback_ablation.yaml).
+# at equal training steps and an equal cap on expanded problems (fdd/conf/experiment/feedback_ablation.yaml).
 # Rerunning resumes: finished stages and jobs are skipped. JOBS=2 runs the two worlds side by side.
 #   bash experiments/feedback_ablation.sh            # run (or resume) and report
 #   bash experiments/feedback_ablation.sh report     # report only
@@ -32,5 +32,5 @@ if [ "${1:-run}" != report ]; then
 fi
 for world in balanced imbalanced; do
   echo "## world: $world"
-  python -m fdd.report "$out/$world" --out "$out/$world/report" | sed -n '/^held-out accuracy/,/^written to/p'
+  python -m fdd.reporting.report "$out/$world" --out "$out/$world/report" | sed -n '/^held-out accuracy/,/^written to/p'
 done

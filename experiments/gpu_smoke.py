@@ -56,7 +56,7 @@ def compose(out: Path, model_dir: str, n: int, extra):
         f"paths.cache_dir={out / 'cache'}",
         *extra,
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "fdd" / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 
 
@@ -124,8 +124,8 @@ def main() -> None:
     except ImportError:
         fail('vLLM is not installed: bash scripts/setup.sh vllm,dev (README "GPU machines")')
 
-    from fdd.modeling import EMBEDDED_SMOLLM2, save_gguf_as_folder
-    from fdd.stages import StageRunner
+    from fdd.runtime.modeling import EMBEDDED_SMOLLM2, save_gguf_as_folder
+    from fdd.runtime.stages import StageRunner
 
     save_gguf_as_folder(EMBEDDED_SMOLLM2, str(model_dir))
     peaks = []

@@ -28,7 +28,7 @@ FOLDER=outputs/real_data/SmolLM2-135M-Instruct
 python - "$FOLDER" <<'PY'
 import json, sys
 from pathlib import Path
-from fdd.modeling import EMBEDDED_SMOLLM2, save_gguf_as_folder
+from fdd.runtime.modeling import EMBEDDED_SMOLLM2, save_gguf_as_folder
 folder = Path(save_gguf_as_folder(EMBEDDED_SMOLLM2, sys.argv[1]))
 gc = json.loads((folder / "generation_config.json").read_text())
 gc["do_sample"] = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fdd.io import read_jsonl
+from fdd.runtime.io import read_jsonl
 
 
 def table(run_dir: Path) -> str:

@@ -24,11 +24,11 @@ from omegaconf import OmegaConf
 
 from fdd.config import register_configs, validate
 from fdd.data import load_problems
+from fdd.method.verify import verify_seed
 from fdd.reasoning.answer import answers_match
 from fdd.reasoning.formats import get_format
-from fdd.reasoning.sandbox import Sandbox
+from fdd.sandbox.pool import Sandbox
 from fdd.teachers import build_teacher
-from fdd.verify import verify_seed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     register_configs()
     overrides = [o for o in OmegaConf.load(args.run_dir / ".hydra" / "overrides.yaml") if not o.startswith("hydra.")]
     overrides.append(f"teacher.cache={'on' if args.ask else 'readonly'}")
-    with initialize_config_dir(str(REPO / "conf"), version_base=None):
+    with initialize_config_dir(str(REPO / "fdd" / "conf"), version_base=None):
         cfg = compose("config", overrides=overrides)
     OmegaConf.update(cfg, "paths.output_dir", str(args.run_dir))
     OmegaConf.update(cfg, "paths.cache_dir", str(REPO / ".cache" / "fdd"))

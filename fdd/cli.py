@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from fdd.plugins import check_plugins
+from fdd.runtime.plugins import check_plugins
 
 USAGE = """usage: fdd [group=option ...] [key=value ...] [-m]   run (or resume) FDD; Hydra overrides
        fdd solve STUDENT_DIR "question" | FILE.jsonl         answer with a trained student
@@ -31,18 +31,18 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
 
         return solve(argv[1:])
     if argv and argv[0] == "report":
-        from fdd.report import main as report
+        from fdd.reporting.report import main as report
 
         return report(argv[1:])
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE)
     check_plugins(argv)
-    import runpy
+    from fdd.main import main as run
 
-    # Hydra reads its overrides from sys.argv, and finds conf/ relative to the file of a task
-    # function run as __main__ (imported as fdd.main it would look for a `conf` package instead).
+    # Hydra reads its overrides from sys.argv; the configs ship inside the package (fdd/conf), so
+    # the same call works from a checkout and from an installed wheel.
     sys.argv = ["fdd", *argv]
-    runpy.run_module("fdd.main", run_name="__main__", alter_sys=True)
+    run()
     return 0
 
 

@@ -4,7 +4,7 @@ Every YAML file of a config group starts from the group's schema (``defaults:
 [/<group>_schema@_here_]``; a teacher file from its backend's, ``/teacher_<backend>_schema``), so
 a typo in a key or a value of the wrong type fails at composition, and ``validate`` refuses
 values that are well-typed but meaningless (``rounds=-1``) before any work starts. The names of
-teacher backends, loaders and rationale formats come from ``fdd.registries``.
+teacher backends, loaders and rationale formats come from ``fdd.runtime.registries``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from fdd import registries
+from fdd.runtime import registries
 
 # the registries are the one source of these names
 RATIONALE_FORMATS = tuple(registries.RATIONALE_FORMATS)
@@ -79,7 +79,7 @@ class GenerationConfig:
     # also stop a row once the format's stop_rule sees a whole answer (pot: a complete `answer = ...` line)
     stop_at_answer: bool = False
     # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
-    # shares the GPU with nothing (fdd/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
+    # shares the GPU with nothing (fdd/runtime/gpu_plan.py). Other engine arguments: +student.generation.vllm.KEY=...
     vllm: Dict[str, Any] = field(default_factory=lambda: {"gpu_memory_utilization": 0.85, "max_model_len": None})
 
 
@@ -142,7 +142,7 @@ class StudentConfig:
 @dataclass
 class TeacherRoles:
     """The teacher's jobs on other backends. Each role is unset (null: this teacher config does
-    it), the name of a conf/teacher/<name>.yaml, or a mapping of TeacherConfig fields
+    it), the name of a fdd/conf/teacher/<name>.yaml, or a mapping of TeacherConfig fields
     ({config: <name>, ...overrides} starts from that file). new_rationale defaults to the
     rationale role's backend when it can write rationales for generated problems, else to this
     teacher config; problems sets harder and similar."""
@@ -170,7 +170,7 @@ class TeacherConfig:
     holds exactly the keys that matter to it and a misspelled one fails at composition.
     ``TeacherConfig(backend="openai", ...)`` builds the backend's class (``teacher_config_class``)."""
 
-    backend: str = MISSING  # a name in fdd.registries.TEACHER_BACKENDS
+    backend: str = MISSING  # a name in fdd.runtime.registries.TEACHER_BACKENDS
     model: Optional[str] = None
     # sampling (also the dry run's upper bound on reply tokens)
     temperature: float = 0.7
@@ -253,7 +253,7 @@ class VLLMTeacherConfig(LocalModelTeacherConfig):
     engine_release: str = "release"
 
 
-# backend -> its config class; a test keeps these keys equal to fdd.registries.TEACHER_BACKENDS
+# backend -> its config class; a test keeps these keys equal to fdd.runtime.registries.TEACHER_BACKENDS
 TEACHER_CONFIGS: Dict[str, type] = {
     "oracle": OracleTeacherConfig,
     "gold": GoldTeacherConfig,
@@ -354,12 +354,12 @@ class AugmentationConfig:
     budget: Optional[int] = None  # max new problems asked for per round (None = no cap)
     samples: int = 3  # k teacher rationales per new problem
     min_agree: int = 2  # of which at least this many must agree on the answer
-    adaptive: bool = True  # ask min_agree rationales first, more only while agreement is open (fdd.agreement)
-    # Votes count distinct rationales only (the same program twice is one vote; fdd.verify.vote).
+    adaptive: bool = True  # ask min_agree rationales first, more only while agreement is open (fdd.method.agreement)
+    # Votes count distinct rationales only (the same program twice is one vote; fdd.method.verify.vote).
     # null: on for LLM teachers, off for the simulator, which writes one rationale per problem by design.
     distinct_votes: Optional[bool] = None
     # Refuse new problems with nothing to solve or that restate their parent before buying their
-    # rationales (fdd.verify.problem_defect); overlap = content-word Jaccard with the parent.
+    # rationales (fdd.method.verify.problem_defect); overlap = content-word Jaccard with the parent.
     # null: on for LLM teachers, off for the simulator, whose problems are well-formed by construction.
     screen_problems: Optional[bool] = None
     max_parent_overlap: Optional[float] = 0.5
@@ -401,7 +401,7 @@ class SandboxConfig:
     timeout_s: float = 2.0
     memory_mb: int = 512
     cpu_s: int = 2  # CPU seconds per program (RLIMIT_CPU; reported as cpu_limit)
-    os_layer: str = "auto"  # auto | require | off: Landlock + network namespace (see fdd/reasoning/sandbox.py)
+    os_layer: str = "auto"  # auto | require | off: Landlock + network namespace (see fdd/sandbox/pool.py)
 
 
 def check_sandbox(s: SandboxConfig) -> None:
@@ -435,7 +435,7 @@ class FinalConfig:
 
 @dataclass
 class FeedbackConfig:
-    """How the student's answers split the pool into easy and hard (fdd/feedback.py)."""
+    """How the student's answers split the pool into easy and hard (fdd/method/feedback.py)."""
 
     signal: str = "trained"  # trained (the paper: answers on problems it was trained on) | probe
     probe_fraction: float = 0.2  # probe: share of the pool held out of each round's training and answered
@@ -462,7 +462,7 @@ class FDDConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     extras: Dict[str, Any] = field(default_factory=dict)
-    # Resuming a run directory (fdd/run_identity.py, fdd/stages.py): auto resumes a run whose
+    # Resuming a run directory (fdd/runtime/identity.py, fdd/runtime/stages.py): auto resumes a run whose
     # config fingerprint matches and refuses another; force resumes anyway; never refuses any
     # existing run. recompute_from=round_<r>/<stage> reruns that stage and every later one.
     resume: str = "auto"
@@ -548,7 +548,7 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(
         isinstance(t, teacher_config_class(t.backend)),
         f"teacher.backend={t.backend} does not match the teacher config ({type(t).__name__}); "
-        f"choose the backend with teacher={t.backend} (or a conf/teacher file of that backend)",
+        f"choose the backend with teacher={t.backend} (or a fdd/conf/teacher file of that backend)",
     )
     if isinstance(t, VLLMTeacherConfig):
         _check_engine_args("teacher.vllm", t.vllm)
@@ -670,7 +670,7 @@ def _check_ranges(obj: FDDConfig) -> None:
         )
     _check(obj.resume in RESUME_MODES, f"resume must be one of {RESUME_MODES}, got {obj.resume!r}")
     if obj.recompute_from is not None:
-        from fdd.stages import parse_stage
+        from fdd.runtime.stages import parse_stage
 
         try:
             parse_stage(obj.recompute_from)

@@ -18,14 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from fdd.config import ConfigError, register_configs, validate
 from fdd.data import load_problems  # noqa: F401 - where callers of fdd.main found it
-from fdd.run_identity import check_fingerprint, remove_if_empty, run_name
+from fdd.runtime.identity import check_fingerprint, remove_if_empty, run_name
 from fdd.types import RoundMetrics
 
 log = logging.getLogger("fdd")
 
 register_configs()
 # The run directory is named by the command's overrides, so rerunning a command resumes its run;
-# the name is one sanitised, bounded folder without secrets (fdd/run_identity.py).
+# the name is one sanitised, bounded folder without secrets (fdd/runtime/identity.py).
 OmegaConf.register_new_resolver("fdd.run_name", run_name, replace=True)
 
 
@@ -36,11 +36,11 @@ class UserError(RuntimeError):
 def _user_errors():
     import sqlite3
 
-    from fdd.io import MalformedFileError
-    from fdd.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
-    from fdd.modeling import ModelUnavailableError
-    from fdd.run_identity import FingerprintMismatch
-    from fdd.stages import StageOutputError
+    from fdd.method.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
+    from fdd.runtime.identity import FingerprintMismatch
+    from fdd.runtime.io import MalformedFileError
+    from fdd.runtime.modeling import ModelUnavailableError
+    from fdd.runtime.stages import StageOutputError
 
     errors = [
         ConfigError,
@@ -67,9 +67,9 @@ def _user_errors():
 
 
 def dry_run(cfg, train, evals) -> dict:
-    """How many teacher calls this config makes at most: the loop's own plan (fdd.loop.plan_calls)."""
-    from fdd.cost import estimate_cost
-    from fdd.loop import plan_calls
+    """How many teacher calls this config makes at most: the loop's own plan (fdd.method.loop.plan_calls)."""
+    from fdd.method.cost import estimate_cost
+    from fdd.method.loop import plan_calls
 
     plan = plan_calls(cfg, len(train))
     out = {
@@ -113,7 +113,7 @@ def preflight(cfg) -> None:
             )
     s = cfg.student
     if s.tokenizer == "auto" and s.pretrained and not s.gguf_file and not Path(s.pretrained).is_dir():
-        from fdd.modeling import load_tokenizer
+        from fdd.runtime.modeling import load_tokenizer
 
         load_tokenizer(s.pretrained)
 
@@ -137,16 +137,16 @@ def run(cfg: DictConfig) -> list:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     check_fingerprint(run_dir, resolved, obj.resume)  # a run is its config: refuses a changed one
     if obj.recompute_from:
-        from fdd.stages import recompute_from
+        from fdd.runtime.stages import recompute_from
 
         recompute_from(run_dir, obj.recompute_from)
 
-    from fdd.loop import FDDLoop
+    from fdd.method.loop import FDDLoop
     from fdd.reasoning.formats import get_format
-    from fdd.reasoning.sandbox import Sandbox
+    from fdd.reporting.tracking import Tracker
+    from fdd.sandbox.pool import Sandbox
     from fdd.students.student import Student
     from fdd.teachers import build_teacher
-    from fdd.tracking import Tracker
 
     fmt = get_format(obj.rationale)
     _group_by_variant(obj)
@@ -169,7 +169,7 @@ def run(cfg: DictConfig) -> list:
             loop = FDDLoop(obj, run_dir, teacher, student, fmt, sandbox, tracker, train, evals)
             rows = loop.run()
         if obj.final.enabled:
-            from fdd.final import run_final
+            from fdd.reporting.final import run_final
 
             run_final(run_dir, OmegaConf.to_container(cfg, resolve=True), rows)
         status = 0
@@ -189,7 +189,7 @@ def _group_by_variant(obj) -> None:
         overrides = list(HydraConfig.get().overrides.task)
     except Exception:  # noqa: BLE001 -- not under @hydra.main (tests, notebooks): keep the group
         return
-    from fdd.tracking import variant_group
+    from fdd.reporting.tracking import variant_group
 
     obj.logger.group = variant_group(obj.logger.group, overrides)
 
@@ -236,7 +236,7 @@ def _finish_logging(status: int) -> None:
         handler.flush()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @task_wrapper
 def main(cfg: DictConfig) -> Optional[float]:
     """Returns the final mean held-out accuracy, so Optuna/Ax sweepers can optimise it."""
@@ -269,7 +269,7 @@ def _drop_empty_run_dir(cfg) -> None:
 
 
 if __name__ == "__main__":
-    from fdd.plugins import check_plugins
+    from fdd.runtime.plugins import check_plugins
 
     check_plugins(sys.argv[1:])
     main()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from fdd.final import STUDENT_INFO
+from fdd.reporting.final import STUDENT_INFO
 
 
 def student_info(student_dir: Path, rationale: Optional[str] = None) -> Dict:
@@ -36,7 +36,7 @@ def student_info(student_dir: Path, rationale: Optional[str] = None) -> Dict:
 
 def read_questions(path: Path) -> List[Dict]:
     """Rows of a JSONL file: ``question`` required; ``id`` and ``answer`` (gold) optional."""
-    from fdd.io import read_jsonl
+    from fdd.runtime.io import read_jsonl
 
     rows = read_jsonl(path)
     for n, row in enumerate(rows, 1):
@@ -55,9 +55,9 @@ def solve(
     sandbox=None,
 ) -> List[Dict]:
     """For each question: the student's rationale, its answer (or the reason there is none)."""
-    from fdd.modeling import ModelUnavailableError, model_class
     from fdd.reasoning.formats import get_format
-    from fdd.reasoning.sandbox import Sandbox
+    from fdd.runtime.modeling import ModelUnavailableError, model_class
+    from fdd.sandbox.pool import Sandbox
     from fdd.students.generate import generate
 
     student_dir = Path(student_dir)
@@ -105,7 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=None)
     args = p.parse_args(argv)
-    from fdd.modeling import ModelUnavailableError
+    from fdd.runtime.modeling import ModelUnavailableError
 
     as_file = args.question.endswith(".jsonl") and Path(args.question).is_file()
     try:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ("fdd", "tests", "conf", "setup.cfg", "pyproject.toml")
+COPY = ("fdd", "tests", "setup.cfg", "pyproject.toml")
 
 # module group -> the fast test files that pin it
 TESTS: Dict[str, Tuple[str, ...]] = {
@@ -60,9 +60,9 @@ class Mutant:
         return self.id.split(".", 1)[0]
 
 
-V, S, L = "fdd/verify.py", "fdd/stages.py", "fdd/loop.py"
-FB, AG = "fdd/feedback.py", "fdd/agreement.py"
-D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/reasoning/sandbox.py"
+V, S, L = "fdd/method/verify.py", "fdd/runtime/stages.py", "fdd/method/loop.py"
+FB, AG = "fdd/method/feedback.py", "fdd/method/agreement.py"
+D, A, X = "fdd/students/data.py", "fdd/reasoning/answer.py", "fdd/sandbox/pool.py"
 LLM, CACHE = "fdd/teachers/llm.py", "fdd/teachers/cache.py"
 DEC, FDROP = "fdd/students/decode.py", "fdd/students/fastdrop.py"
 

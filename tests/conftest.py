@@ -9,7 +9,7 @@ from typing import List
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "fdd" / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_SILENT", "true")

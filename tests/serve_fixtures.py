@@ -47,7 +47,7 @@ def _transformers_cli() -> list:
 @pytest.fixture(scope="session")
 def smollm2_folder(tmp_path_factory) -> str:
     """The embedded SmolLM2-135M-Instruct GGUF written as a normal HF folder (~30 s, once)."""
-    from fdd.modeling import EMBEDDED_SMOLLM2, ModelUnavailableError, save_gguf_as_folder
+    from fdd.runtime.modeling import EMBEDDED_SMOLLM2, ModelUnavailableError, save_gguf_as_folder
 
     out = tmp_path_factory.mktemp("smollm2") / "SmolLM2-135M-Instruct"
     try:

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fdd.agreement import collect_rationales
-from fdd.reasoning.sandbox import ExecResult
+from fdd.method.agreement import collect_rationales
+from fdd.method.verify import Candidate, accept_by_agreement
+from fdd.sandbox.pool import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
-from fdd.verify import Candidate, accept_by_agreement
 
 
 class ScriptedTeacher:
@@ -118,7 +118,7 @@ def test_oracle_world_saves_requests(error_rate, saving):
     fixed samples=3 (>= 25% at the simulator's 10% error rate; the saving shrinks as more first
     pairs disagree) and accepts the same items."""
     from fdd.reasoning.formats import get_format
-    from fdd.reasoning.sandbox import Sandbox
+    from fdd.sandbox.pool import Sandbox
     from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 
@@ -147,7 +147,7 @@ def test_oracle_world_saves_requests(error_rate, saving):
 
 
 def test_seed_retries_ask_again_only_for_problems_not_yet_solved():
-    from fdd.agreement import collect_seed_rationales
+    from fdd.method.agreement import collect_seed_rationales
 
     ps = [Problem(f"p{i}", f"question {i}", 5.0, "test") for i in range(3)]
     # p0 right at once, p1 on its third sample, p2 never (and one request of it fails)
@@ -182,7 +182,7 @@ class _LLM(ScriptedTeacher):
 
 def test_distinct_votes_and_problem_screening_follow_the_teacher_unless_set():
     from fdd.config import AugmentationConfig
-    from fdd.loop import FDDLoop
+    from fdd.method.loop import FDDLoop
     from fdd.sim.oracle import OracleTeacher
     from fdd.teachers.roles import RoleTeacher
 
@@ -206,7 +206,7 @@ def test_distinct_votes_and_problem_screening_follow_the_teacher_unless_set():
 def test_seed_retries_stop_when_a_whole_wave_failed():
     """An outage is not a hard problem: retrying every seed problem against a dead server only
     delays the stage's failure check (found in review)."""
-    from fdd.agreement import collect_seed_rationales
+    from fdd.method.agreement import collect_seed_rationales
 
     ps = [Problem(f"p{i}", f"question {i}", 5.0, "test") for i in range(2)]
     t = ScriptedTeacher({"p0": [1, None, 5, 5], "p1": [2, None, 5, 5]})

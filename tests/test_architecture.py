@@ -33,7 +33,7 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     shutil.copytree(ROOT / "fdd", tmp_path / "fdd", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     types_py = tmp_path / "fdd" / "types.py"
-    types_py.write_text(types_py.read_text() + "\n\ndef _planted():\n    import fdd.loop  # noqa: F401\n")
+    types_py.write_text(types_py.read_text() + "\n\ndef _planted():\n    import fdd.method.loop  # noqa: F401\n")
     teacher = tmp_path / "fdd" / "teachers" / "base.py"
     teacher.write_text(teacher.read_text() + "\n\ndef _planted():\n    import fdd.sim.world  # noqa: F401\n")
     out = _lint(tmp_path)

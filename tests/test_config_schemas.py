@@ -12,7 +12,6 @@ import sys
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from fdd import registries
 from fdd.config import (
     TEACHER_CONFIGS,
     ConfigError,
@@ -23,6 +22,7 @@ from fdd.config import (
     VLLMTeacherConfig,
     validate,
 )
+from fdd.runtime import registries
 from tests.conftest import CONF, ROOT, compose_cfg
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fdd.verify import DedupIndex, ngrams, words
+from fdd.method.verify import DedupIndex, ngrams, words
 
 VOCAB = "tom has apples and buys more pears than ann who sells each box for dollars at the shop".split()
 

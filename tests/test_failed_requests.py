@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from fdd.failures import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
-from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.main import run
-from fdd.stages import StageRunner
+from fdd.runtime.failures import FAILED_REQUESTS, TeacherUnavailableError, reopen_failed
+from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.runtime.stages import StageRunner
 from tests.conftest import TINY, compose_cfg
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.test_fdd_faults import competent_teacher, sums_run_overrides

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fdd.io import read_jsonl
 from fdd.main import run
+from fdd.runtime.io import read_jsonl
 from tests.conftest import ROOT, TINY, compose_cfg
 from tests.serve_fixtures import serve_smollm2, smollm2_folder  # noqa: F401  (pytest fixtures)
 

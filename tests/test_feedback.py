@@ -7,11 +7,11 @@ from collections import Counter
 import pytest
 
 from fdd.config import ConfigError, validate
-from fdd.feedback import probe_ids, split
-from fdd.io import read_json, read_jsonl
-from fdd.loop import FDDLoop
+from fdd.method.feedback import probe_ids, split
+from fdd.method.loop import FDDLoop
 from fdd.reasoning.formats import get_format
-from fdd.reasoning.sandbox import Sandbox
+from fdd.runtime.io import read_json, read_jsonl
+from fdd.sandbox.pool import Sandbox
 from fdd.sim import world as synthetic
 from fdd.teachers import build_teacher
 from fdd.types import Prediction, Problem

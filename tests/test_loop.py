@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fdd.io import read_json, read_jsonl
 from fdd.main import run
+from fdd.runtime.io import read_json, read_jsonl
 from fdd.types import BRANCHES, Item
 
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from fdd.config import AugmentationConfig
-from fdd.io import read_json, read_jsonl, write_jsonl
-from fdd.loop import FDDLoop
+from fdd.method.loop import FDDLoop
 from fdd.reasoning.formats import RationaleFormat
-from fdd.reasoning.sandbox import ExecResult
+from fdd.runtime.io import read_json, read_jsonl, write_jsonl
+from fdd.sandbox.pool import ExecResult
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem
 
@@ -26,7 +26,7 @@ class FakeTeacher(Teacher):
         self.asked = {"harder": [], "similar": []}
 
     def write_rationales(self, problems, k, fmt, first=0):  # first: the index of the first sample asked
-        # distinct texts: votes count distinct rationales (fdd.verify.vote)
+        # distinct texts: votes count distinct rationales (fdd.method.verify.vote)
         return [[Reply(f"5 sample{j}") for j in range(first, first + k)] for _ in problems]
 
     def _new(self, job, problems, n):

@@ -52,7 +52,7 @@ def test_smollm2_two_rounds_chain_and_save_plain_checkpoints(tmp_path, one_threa
 def test_plain_config_drops_quantization_bookkeeping():
     from transformers import LlamaConfig
 
-    from fdd.modeling import plain_config
+    from fdd.runtime.modeling import plain_config
 
     conf = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     conf.quantization_config = {"quant_method": "gguf"}

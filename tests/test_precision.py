@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fdd.modeling import model_class
 from fdd.reasoning.formats import get_format
+from fdd.runtime.modeling import model_class
 from fdd.sim.world import generate, render
 from fdd.students.model import build_model
 from fdd.students.module import StudentModule

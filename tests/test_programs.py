@@ -14,7 +14,7 @@ import pytest
 
 from fdd.reasoning.formats import cot_answer, get_format
 from fdd.reasoning.programs import normalize_program, program_fingerprint
-from fdd.reasoning.sandbox import Sandbox
+from fdd.sandbox.pool import Sandbox
 from fdd.teachers.llm import parse_program
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_replies.jsonl"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from fdd.io import write_jsonl
+from fdd.runtime.io import write_jsonl
 from tests.conftest import ROOT
 
 

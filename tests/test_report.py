@@ -1,4 +1,4 @@
-"""fdd.report on a real (tiny) Hydra multirun: table, comparison, plots, and a partial sweep."""
+"""fdd.reporting.report on a real (tiny) Hydra multirun: table, comparison, plots, and a partial sweep."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fdd import report
+from fdd.reporting import report
 from tests.conftest import ROOT, TINY
 
 MODES = ("fdd", "none", "random")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fdd.io import read_jsonl
+from fdd.runtime.io import read_jsonl
 from tests.conftest import ROOT, TINY
 
 ARGS = [a for a in TINY if not a.startswith(("student.epochs", "dataset.train.n", "rounds"))] + [

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from fdd.loop import FDDLoop, plan_calls
+from fdd.method.loop import FDDLoop, plan_calls
 from fdd.types import RoundMetrics
 
 ROUND_1 = {
@@ -54,7 +54,7 @@ def test_renaming_a_key_is_one_entry_and_old_files_still_read(monkeypatch):
     row = old.to_row()
     assert row["easy_share"] == 0.25 and "easy_ratio" not in row
     assert RoundMetrics.from_row(row).easy_ratio == 0.25
-    from fdd.report import flow_numbers
+    from fdd.reporting.report import flow_numbers
 
     assert flow_numbers(RoundMetrics.from_row(row))["easy_ratio"] == 0.25  # readers go through the fields
 
@@ -155,8 +155,8 @@ def test_load_problems_drops_held_out_questions_seen_in_training(caplog):
 
 
 def test_plots_draw_rounds_png_and_the_notebook_figure(tmp_path):
-    from fdd.plots import plot_rounds
-    from fdd.report import plot_run
+    from fdd.reporting.plots import plot_rounds
+    from fdd.reporting.report import plot_run
 
     rows = [RoundMetrics(round=0, accuracy={"x": 0.1}, distill_size=5), RoundMetrics.from_row(ROUND_1)]
     assert plot_rounds(rows, tmp_path / "rounds.png").stat().st_size > 1000

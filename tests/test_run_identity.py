@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from fdd.config import ConfigError, validate
-from fdd.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.main import run
-from fdd.run_identity import MASK, FingerprintMismatch, is_secret, mask_secrets, run_name, safe_name
-from fdd.stages import StageOutputError, StageRunner
+from fdd.runtime.identity import MASK, FingerprintMismatch, is_secret, mask_secrets, run_name, safe_name
+from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.runtime.stages import StageOutputError, StageRunner
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
 
 SMALL = ["rounds=0", "dataset.train.n=12", "dataset.eval.synthetic.n=4"]
@@ -211,7 +211,7 @@ def test_edited_yaml_refuses_and_an_api_key_is_written_nowhere(tmp_path):
 
 
 def test_only_a_run_dir_without_work_is_removed(tmp_path):
-    from fdd.run_identity import remove_if_empty
+    from fdd.runtime.identity import remove_if_empty
 
     made = tmp_path / "outputs" / "fdd" / "seed=1"
     (made / ".hydra").mkdir(parents=True)

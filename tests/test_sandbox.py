@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fdd.reasoning.sandbox import ERRORS, ExecResult, Sandbox, strip_fences
+from fdd.sandbox.pool import ERRORS, ExecResult, Sandbox, strip_fences
 
 OK = "answer = 6 * 7"
 
@@ -303,7 +303,7 @@ def test_without_the_os_layer_the_escapes_succeed(world_writable, listener):
 def test_os_layer_stops_escapes_with_the_ast_check_off(world_writable, listener):
     import socket
 
-    from fdd.reasoning.sandbox import landlock_abi
+    from fdd.sandbox.pool import landlock_abi
 
     with Sandbox(workers=1, timeout_s=5, ast_check=False) as s:
         layers = s.os_layers()
@@ -342,7 +342,7 @@ def _in_child(code: str) -> str:
 
 
 def test_landlock_on_its_own(world_writable, listener):
-    from fdd.reasoning.sandbox import landlock_abi
+    from fdd.sandbox.pool import landlock_abi
 
     if landlock_abi() < 1:
         pytest.skip("Landlock not available on this kernel")
@@ -350,7 +350,7 @@ def test_landlock_on_its_own(world_writable, listener):
     own.mkdir()
     res = _in_child(f"""
 import socket
-from fdd.reasoning.sandbox import _apply_landlock
+from fdd.sandbox.pool import _apply_landlock
 print(_apply_landlock({str(own)!r}))
 open({str(own / "a.txt")!r}, 'w').write('ok')
 for what, fn in [('write', lambda: open({str(world_writable / "b.txt")!r}, 'w')),
@@ -370,7 +370,7 @@ def _netns_probe(port: int = 9) -> str:
     """'refused ...' where this process may create a network namespace and it has no network."""
     return _in_child(f"""
 import socket
-from fdd.reasoning.sandbox import _unshare_network
+from fdd.sandbox.pool import _unshare_network
 try:
     _unshare_network()
 except OSError as e:
@@ -412,7 +412,7 @@ def test_workers_that_cannot_start_are_an_outage(monkeypatch):
 def test_a_sandbox_that_fails_every_program_is_an_outage():
     import shutil
 
-    from fdd.reasoning.sandbox import SandboxUnavailableError
+    from fdd.sandbox.pool import SandboxUnavailableError
 
     with Sandbox(workers=1) as s:
         shutil.rmtree(s._tmp_root)  # no program can get a working directory any more
@@ -424,7 +424,7 @@ def test_a_sandbox_that_fails_every_program_is_an_outage():
 def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_values(tmp_path):
     from fdd.config import ConfigError, validate
     from fdd.main import _user_errors
-    from fdd.reasoning.sandbox import SandboxUnavailableError
+    from fdd.sandbox.pool import SandboxUnavailableError
     from tests.conftest import compose_cfg
 
     assert SandboxUnavailableError in _user_errors()
@@ -440,7 +440,7 @@ def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_val
 
 
 def test_require_mode_runs_only_with_landlock():
-    from fdd.reasoning.sandbox import SandboxUnavailableError, landlock_abi
+    from fdd.sandbox.pool import SandboxUnavailableError, landlock_abi
 
     if landlock_abi() < 1:
         with pytest.raises(SandboxUnavailableError, match="Landlock is not available"):

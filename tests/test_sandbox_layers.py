@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from fdd.reasoning.sandbox import Sandbox
+from fdd.sandbox.pool import Sandbox
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +38,7 @@ def test_the_cpu_limit_stops_a_loop_long_before_the_wall_clock():
 
 _LIMITS_PROBE = """
 import os, resource
-from fdd.reasoning.sandbox import _drop_privileges, _set_limits
+from fdd.sandbox.pool import _drop_privileges, _set_limits
 _drop_privileges()
 _set_limits(256)
 print(resource.getrlimit(resource.RLIMIT_NPROC)[0], flush=True)
@@ -82,7 +82,7 @@ def test_workers_import_nothing_after_dropping_privileges():
     import ast
     from pathlib import Path
 
-    import fdd.reasoning.sandbox as sb
+    import fdd.sandbox.pool as sb
 
     tree = ast.parse(Path(sb.__file__).read_text(encoding="utf-8"))
     lazy = [

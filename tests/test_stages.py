@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fdd.io import read_json
-from fdd.stages import StageRunner
+from fdd.runtime.io import read_json
+from fdd.runtime.stages import StageRunner
 
 
 def test_a_done_stage_is_skipped_and_its_summary_read_back(tmp_path):

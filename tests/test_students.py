@@ -8,8 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fdd.modeling import model_class
 from fdd.reasoning.formats import answer_line_end, get_format
+from fdd.runtime.modeling import model_class
 from fdd.sim.world import generate, render
 from fdd.students.data import Collator
 from fdd.students.generate import cut_at_stop

@@ -25,11 +25,11 @@ PROBLEMS = [
 
 
 def smollm2_cfg(**over) -> TeacherConfig:
-    """conf/teacher/smollm2.yaml (+ its prompts), merged onto the schema like Hydra would."""
+    """fdd/conf/teacher/smollm2.yaml (+ its prompts), merged onto the schema like Hydra would."""
     base = OmegaConf.structured(HFTeacherConfig)  # the hf backend's schema (gguf_file, dtype, batch_size)
-    yaml = OmegaConf.load(REPO / "conf/teacher/smollm2.yaml")
+    yaml = OmegaConf.load(REPO / "fdd/conf/teacher/smollm2.yaml")
     yaml.pop("defaults", None)
-    prompts = OmegaConf.load(REPO / "conf/teacher/prompts/default.yaml")
+    prompts = OmegaConf.load(REPO / "fdd/conf/teacher/prompts/default.yaml")
     cfg = OmegaConf.merge(base, yaml, {"prompts": prompts}, over)
     return OmegaConf.to_object(cfg)
 

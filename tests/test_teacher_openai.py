@@ -526,7 +526,7 @@ def test_hydra_teacher_configs_compose(tmp_path):
 
     register_configs()
     (tmp_path / "probe.yaml").write_text(
-        f"defaults:\n  - teacher: openai\n  - _self_\nhydra:\n  searchpath:\n    - file://{REPO / 'conf'}\n"
+        f"defaults:\n  - teacher: openai\n  - _self_\nhydra:\n  searchpath:\n    - file://{REPO / 'fdd' / 'conf'}\n"
     )
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
         for name, backend in [("openai", "openai"), ("vllm", "vllm"), ("hf", "hf"), ("smollm2", "hf")]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fdd.main import run
-from fdd.tracking import Tracker, artifact_name
+from fdd.reporting.tracking import Tracker, artifact_name
 from tests.wandb_log import iter_wandb_records, wandb_history
 
 

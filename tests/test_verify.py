@@ -1,13 +1,13 @@
-"""The acceptance rules of ``fdd.verify``, one rule at a time (fast; no teacher, no sandbox)."""
+"""The acceptance rules of ``fdd.method.verify``, one rule at a time (fast; no teacher, no sandbox)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fdd.reasoning.sandbox import ExecResult
+from fdd.method.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, ngrams, screen, verify_seed
+from fdd.sandbox.pool import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
-from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, ngrams, screen, verify_seed
 
 
 def _cand(q: str, parent: str = "p", branch: str = "easy-harder") -> Candidate:
@@ -154,7 +154,7 @@ def _new(q: str, branch: str) -> Candidate:
 
 
 def test_a_reworded_copy_of_the_parent_is_refused():
-    from fdd.verify import problem_defect
+    from fdd.method.verify import problem_defect
 
     copy = "Megan purchased a shirt whose original price was $22 and paid only $16. What was the discount?"
     reason, detail = problem_defect(_new(copy, "hard-similar"))
@@ -167,7 +167,7 @@ def test_a_reworded_copy_of_the_parent_is_refused():
 
 
 def test_new_scenarios_and_harder_versions_pass():
-    from fdd.verify import problem_defect
+    from fdd.method.verify import problem_defect
 
     fresh = "A baker sells 48 muffins in the morning and 35 in the afternoon. How many muffins did he sell in all?"
     assert problem_defect(_new(fresh, "hard-similar")) is None
@@ -186,7 +186,7 @@ def test_new_scenarios_and_harder_versions_pass():
     ],
 )
 def test_ill_posed_problems_are_refused(q, why):
-    from fdd.verify import problem_defect
+    from fdd.method.verify import problem_defect
 
     reason, detail = problem_defect(_new(q, "hard-similar"))
     assert reason == "ill_posed" and why in detail

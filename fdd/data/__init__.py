@@ -11,15 +11,15 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from fdd.data.base import LoadResult
 from fdd.data.files import DataUnavailableError, spec_get
-from fdd.registries import DATA_LOADERS, resolve
-from fdd.seeding import shuffle_rng
+from fdd.runtime.registries import DATA_LOADERS, resolve
+from fdd.runtime.seeding import shuffle_rng
 from fdd.types import Problem
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LOADERS", "get_loader", "load_source", "load_problems", "drop_overlap", "LoadResult"]
 
-# loader name -> "module:function", kept in fdd.registries (the config validates against it).
+# loader name -> "module:function", kept in fdd.runtime.registries (the config validates against it).
 LOADERS: Dict[str, str] = DATA_LOADERS
 
 
@@ -33,7 +33,7 @@ def get_loader(name: str) -> Callable[..., LoadResult]:
 def load_source(spec: Any, seed: int = 0) -> LoadResult:
     """Load one source (a SourceConfig or DictConfig), then apply ``shuffle`` and ``limit``.
 
-    The shuffle is seeded with ``fdd.seeding.shuffle_rng(seed)`` so runs with the same seed see the same
+    The shuffle is seeded with ``fdd.runtime.seeding.shuffle_rng(seed)`` so runs with the same seed see the same
     problems; ``limit`` keeps the first N after the shuffle.
     """
     name = spec_get(spec, "loader")

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from fdd import io
+from fdd.runtime import io
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Callable, List, Optional
 from fdd.reasoning.answer import answer_phrase_tail, boxed_content, last_number, parse_number
 from fdd.reasoning.fences import strip_fences
 from fdd.reasoning.programs import normalize_program
-from fdd.reasoning.sandbox import ExecResult, Sandbox
-from fdd.registries import RATIONALE_FORMATS
+from fdd.runtime.registries import RATIONALE_FORMATS
+from fdd.sandbox.pool import ExecResult, Sandbox
 
 __all__ = [
     "RationaleFormat",
@@ -167,7 +167,7 @@ class CoTFormat(RationaleFormat):
         return [cot_answer(t) for t in texts]
 
 
-# the names come from fdd.registries (which the config validates against); the classes are above
+# the names come from fdd.runtime.registries (which the config validates against); the classes are above
 FORMATS = {name: globals()[target.partition(":")[2]] for name, target in RATIONALE_FORMATS.items()}
 
 

@@ -16,7 +16,7 @@ write it. The one documented convention (README "Program-of-Thought answers"):
 
 :func:`normalize_program` does the text side (1's stripping and 4's wrapping) in the parent, before
 the sandbox runs the program; the sandbox applies rules 1-3 to what it returns or prints
-(``fdd.reasoning.sandbox``). Both are pure and idempotent: a normalized program normalizes to itself.
+(``fdd.sandbox.pool``). Both are pure and idempotent: a normalized program normalizes to itself.
 """
 
 from __future__ import annotations

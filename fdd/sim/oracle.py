@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import List, Optional, Sequence
 
-from fdd.seeding import rng
+from fdd.runtime.seeding import rng
 from fdd.sim import world
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import Problem

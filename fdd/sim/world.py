@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from fdd.config import ConfigError
 from fdd.data.base import LoadResult
-from fdd.seeding import rng as seeded_rng
+from fdd.runtime.seeding import rng as seeded_rng
 from fdd.types import Problem, content_id
 
 NAMES = [

@@ -8,7 +8,7 @@ prompts into texts, in order, for one checkpoint folder.
 - :class:`LaunchedGenerator`: from a single process with a ddp trainer config, launches the
   ranks, each running the configured path on its share.
 
-:func:`build_generator` chooses once, from the config. GPU memory follows fdd/gpu_plan.py: the
+:func:`build_generator` chooses once, from the config. GPU memory follows fdd/runtime/gpu_plan.py: the
 HF model and the vLLM engine each live in an ``EngineSlot``.
 """
 
@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 import torch
 
-from fdd.ranks import local_rank, rank_world
+from fdd.runtime.ranks import local_rank, rank_world
 from fdd.students.distributed import gather_in_order, launch, requested_world_size, uses_cuda
 from fdd.students.fidelity import FaithfulTokenizer
 from fdd.students.generate import StopRule, generate_batches, plan_batches
@@ -56,13 +56,13 @@ class HFGenerator:
 
     def model(self, ckpt_dir: Optional[str]):
         if self._slot is None:
-            from fdd.gpu_plan import EngineSlot
+            from fdd.runtime.gpu_plan import EngineSlot
 
             self._slot = EngineSlot("student generation")
         return self._slot.get(ckpt_dir, lambda: self._load(ckpt_dir))
 
     def _load(self, ckpt_dir: Optional[str]):
-        from fdd.modeling import model_class
+        from fdd.runtime.modeling import model_class
         from fdd.students.model import build_model, precision_dtype
 
         if ckpt_dir is None:
@@ -159,7 +159,7 @@ class LaunchedGenerator:
 def _generate_worker(student_args, enc, ckpt_dir, out) -> None:
     """One launched rank: the student's own generator (in a process group now, so its configured
     path, sharded); rank 0 writes the gathered texts to ``out``."""
-    from fdd.ranks import is_main_process
+    from fdd.runtime.ranks import is_main_process
     from fdd.students.student import Student
 
     texts = Student(*student_args).generator.generate(enc, ckpt_dir)

@@ -11,8 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
-from fdd.ranks import rank_world
-from fdd.seeding import rng as seeded_rng
+from fdd.runtime.ranks import rank_world
+from fdd.runtime.seeding import rng as seeded_rng
 
 IGNORE = -100
 OVERLONG = ("drop", "truncate", "error")

@@ -1,6 +1,6 @@
 """Multi-process helpers for the student: how many processes a trainer config asks for, a
 launcher that starts them (gloo on CPU, nccl on GPUs), and the gather that puts sharded
-generation back in the original order. Who this process is: fdd/ranks.py."""
+generation back in the original order. Who this process is: fdd/runtime/ranks.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from fdd.ranks import rank_world
+from fdd.runtime.ranks import rank_world
 
 log = logging.getLogger(__name__)
 

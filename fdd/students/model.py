@@ -8,7 +8,7 @@ from typing import Optional
 
 import torch
 
-from fdd.modeling import model_class
+from fdd.runtime.modeling import model_class
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def build_model(cfg, tokenizer, init_from: Optional[str] = None, seed: int = 0):
     if init_from:
         model = cls.from_pretrained(init_from, dtype=torch.float32)
     elif cfg.pretrained or cfg.gguf_file:
-        from fdd.modeling import load_pretrained_model
+        from fdd.runtime.modeling import load_pretrained_model
 
         model = load_pretrained_model(cfg.pretrained, cfg.arch, gguf_file=cfg.gguf_file, dtype=torch.float32)
     else:
@@ -82,7 +82,7 @@ def save_model(model, tokenizer, out_dir: str) -> None:
     """A plain ``save_pretrained`` folder (LoRA adapters merged in) that any round can load."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    from fdd.modeling import save_plain
+    from fdd.runtime.modeling import save_plain
 
     save_plain(model, out_dir)
     tokenizer.save_pretrained(out_dir)

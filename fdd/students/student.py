@@ -1,6 +1,6 @@
 """The student: fine-tune on a distillation set (Lightning), then write rationales for problems
 (batched decoding by the configured generator, fdd/students/backends.py). It trains and
-generates; reading answers out of its texts and grading them is fdd/grading.py's."""
+generates; reading answers out of its texts and grading them is fdd/method/grading.py's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from fdd.ranks import externally_launched, is_main_process
+from fdd.runtime.ranks import externally_launched, is_main_process
 from fdd.students.backends import Generator, HFGenerator, build_generator
 from fdd.students.data import EncodedDataset, LengthGroupedBatchSampler, encode_training_set, training_collator
 from fdd.students.distributed import requested_world_size
@@ -148,11 +148,18 @@ class Student:
 
     # -- training --------------------------------------------------------------------------
     def fit(
-        self, items: Sequence[Item], out_dir: str, state_dir: str, init_from: Optional[str] = None, round_idx: int = 1
+        self,
+        items: Sequence[Item],
+        out_dir: str,
+        state_dir: str,
+        init_from: Optional[str] = None,
+        round_idx: int = 1,
+        loggers: Sequence = (),
     ) -> Dict:
         """Train on ``items`` and save the model to ``out_dir``. With
         ``student.resume_from_last_epoch`` a killed fit resumes from ``state_dir/last.ckpt``;
-        otherwise it starts over, which keeps a resumed run identical to an uninterrupted one."""
+        otherwise it starts over, which keeps a resumed run identical to an uninterrupted one.
+        ``loggers``: Lightning loggers for the per-step curves (the loop passes the run's tracker's)."""
         import pytorch_lightning as pl
         from pytorch_lightning.callbacks import ModelCheckpoint
         from pytorch_lightning.loggers import CSVLogger
@@ -208,9 +215,7 @@ class Student:
         else:
             for stale in Path(state_dir).glob("*.ckpt"):  # a killed fit's state: start the fit over
                 stale.unlink()
-        from fdd.tracking import curve_loggers
-
-        curves = curve_loggers(round_idx)  # per-step loss and lr into the run's wandb run, when there is one
+        curves = list(loggers)
         if curves:
             from pytorch_lightning.callbacks import LearningRateMonitor
 
@@ -311,7 +316,7 @@ class Student:
         sampling: Optional[Dict] = None,
     ) -> List[str]:
         """The student's rationale for each problem (``ckpt_dir=None``: the base student,
-        untrained). Reading and checking the answers is the caller's (fdd/grading.py)."""
+        untrained). Reading and checking the answers is the caller's (fdd/method/grading.py)."""
         if not problems:
             return []
         return self.generate_texts(

@@ -45,6 +45,6 @@ def build_tokenizer(cfg, corpus: Optional[Iterable[str]] = None, saved: Optional
         tok = train_wordlevel(corpus)
         log.info("trained a word-level tokenizer: %d pieces", len(tok))
         return tok
-    from fdd.modeling import load_tokenizer
+    from fdd.runtime.modeling import load_tokenizer
 
     return load_tokenizer(cfg.pretrained or "", gguf_file=cfg.gguf_file)

@@ -1,9 +1,9 @@
 """Greedy generation with vLLM for causal students on GPU (``student.generation.backend=vllm``).
 
 vllm is imported here only, so installs without it (CPU, tests) never touch it. The engine lives
-in an :class:`~fdd.gpu_plan.EngineSlot`: built at the round's first generation, kept while the
+in an :class:`~fdd.runtime.gpu_plan.EngineSlot`: built at the round's first generation, kept while the
 same checkpoint answers (held-out sets, then the feedback pool), released when another tenant
-needs the GPU (the teacher, the next fit) -- see fdd/gpu_plan.py.
+needs the GPU (the teacher, the next fit) -- see fdd/runtime/gpu_plan.py.
 
 Under DDP (torchrun, or the ranks launched for a ``ddp`` trainer) every rank builds its own
 engine on its own device and answers its share of the prompts (``backends.py`` shards and
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Optional, Sequence
 
-from fdd.gpu_plan import EngineSlot, only_this_device
+from fdd.runtime.gpu_plan import EngineSlot, only_this_device
 from fdd.students.generate import StopRule, cut_at_stop
 
 log = logging.getLogger(__name__)

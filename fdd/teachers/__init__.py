@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Dict, Optional
 
-from fdd.registries import TEACHER_BACKENDS, resolve
+from fdd.runtime.registries import TEACHER_BACKENDS, resolve
 from fdd.teachers.base import Reply, Teacher, Usage
 
 log = logging.getLogger(__name__)
 
-# backend name -> "module:Class", kept in fdd.registries (the config validates against it).
+# backend name -> "module:Class", kept in fdd.runtime.registries (the config validates against it).
 REGISTRY: Dict[str, str] = TEACHER_BACKENDS
 
 

@@ -5,7 +5,7 @@
 3. ``write_similar``: a new problem of similar complexity to each (hard) problem.
 
 Replies are raw text plus a reason when a call failed; parsing answers out of rationales and
-deciding what to accept belongs to ``fdd.verify``, so every backend is judged the same way.
+deciding what to accept belongs to ``fdd.method.verify``, so every backend is judged the same way.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Teacher(ABC):
     writes_new_rationales = True  # can write rationales for generated problems (which have no gold)
     # A teacher that writes by rule (the simulator): its k samples of a rationale are one text by
     # design (votes cannot be required to differ) and its problems are well-formed by construction
-    # (nothing to screen). LLM teachers write free text: both checks apply (fdd/loop.py).
+    # (nothing to screen). LLM teachers write free text: both checks apply (fdd/method/loop.py).
     writes_by_rule = False
 
     def by_rule(self, role: str) -> bool:

@@ -1,6 +1,6 @@
 """An optional embedded *real* teacher, offline: llama.cpp's ``llama-server`` serving
 Qwen2.5-Coder-1.5B-Instruct (GGUF), reached through the ordinary ``teacher=openai`` backend
-(``conf/teacher/embedded.yaml``).
+(``fdd/conf/teacher/embedded.yaml``).
 
 Why: the default teacher (``teacher=oracle``) is a simulator, not a language model, and a real
 API or GPU server is not always at hand. This gives tests and demos a small but real LLM teacher
@@ -71,7 +71,7 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
 )
 
-DEFAULT_PORT = 8090  # what conf/teacher/embedded.yaml expects without $FDD_EMBEDDED_TEACHER_URL
+DEFAULT_PORT = 8090  # what fdd/conf/teacher/embedded.yaml expects without $FDD_EMBEDDED_TEACHER_URL
 DEFAULT_SLOTS = 4
 DEFAULT_CTX_PER_SLOT = 2048
 HOST = "127.0.0.1"

@@ -42,7 +42,7 @@ class HFTeacher(LLMTeacher):
             return
         import torch
 
-        from fdd.modeling import load_pretrained_model, load_tokenizer
+        from fdd.runtime.modeling import load_pretrained_model, load_tokenizer
 
         dtype = None
         if self.cfg.dtype and self.cfg.dtype != "auto":

@@ -5,7 +5,7 @@ completions. Everything else lives here, so every backend behaves the same way:
 
 * chat messages are built from the prompt templates in ``cfg.prompts`` (``system``,
   ``rationale_pot``, ``rationale_cot``, ``harder``, ``similar``; ``{question}`` placeholder),
-  falling back to :data:`DEFAULT_PROMPTS`, read from conf/teacher/prompts/default.yaml
+  falling back to :data:`DEFAULT_PROMPTS`, read from fdd/conf/teacher/prompts/default.yaml
   (Program-of-Thought, as in the FDD paper);
 * ``k`` samples of one prompt are ``k`` requests with ``sample_index`` 0..k-1 and a per-request
   seed derived from ``(seed, sample_index)``, at the configured (non-zero) temperature;
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from fdd.modeling import ModelUnavailableError
 from fdd.reasoning.fences import fenced_code
+from fdd.runtime.modeling import ModelUnavailableError
 from fdd.teachers.base import Reply, Teacher
 from fdd.teachers.cache import TeacherCache, cache_key
 from fdd.types import Problem
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 PROMPT_KEYS = ("system", "rationale_pot", "rationale_cot", "harder", "similar")
 
 # The teacher configs' folder; its prompts/default.yaml is the one source of the default prompts.
-CONF_TEACHER = Path(__file__).resolve().parents[2] / "conf" / "teacher"
+CONF_TEACHER = Path(__file__).resolve().parents[1] / "conf" / "teacher"
 
 
 def _default_prompts() -> Dict[str, str]:

@@ -35,8 +35,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from fdd.modeling import ModelUnavailableError
-from fdd.seeding import rng
+from fdd.runtime.modeling import ModelUnavailableError
+from fdd.runtime.seeding import rng
 from fdd.teachers.base import failure_kind
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 

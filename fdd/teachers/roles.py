@@ -3,7 +3,7 @@ interface the loop sees.
 
 Roles: ``rationale`` (seed problems), ``new_rationale`` (problems the teacher generated; they
 have no gold), ``harder`` and ``similar`` (``problems`` sets both). Each names a backend config:
-a ``conf/teacher/<name>.yaml``, or a mapping of teacher config fields with a ``backend``
+a ``fdd/conf/teacher/<name>.yaml``, or a mapping of teacher config fields with a ``backend``
 (``config: <name>`` starts from that file; either way the backend's own config class checks the
 keys). Unset roles fall back to the top-level teacher config; ``new_rationale`` first falls back to the ``rationale`` role's backend when that one can write rationales for
 generated problems (an LLM can, the gold teacher cannot).
@@ -48,7 +48,7 @@ def _config_class(backend):
 
 
 def load_teacher_config(name: str, overrides: Optional[dict] = None, conf_dir: Path = CONF_TEACHER):
-    """``conf/teacher/<name>.yaml`` (with its prompts) as its backend's config, plus ``overrides``."""
+    """``fdd/conf/teacher/<name>.yaml`` (with its prompts) as its backend's config, plus ``overrides``."""
     from omegaconf import OmegaConf
 
     path = conf_dir / f"{name}.yaml"

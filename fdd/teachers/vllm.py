@@ -6,7 +6,7 @@ so that each finished chunk is cached before the next starts (a killed run keeps
 ``cfg.vllm`` is passed to ``LLM(...)`` as is (e.g. ``tensor_parallel_size``,
 ``gpu_memory_utilization``, ``max_model_len``).
 
-The GPU memory plan (fdd/gpu_plan.py): the engine is built at the first request of a stage that
+The GPU memory plan (fdd/runtime/gpu_plan.py): the engine is built at the first request of a stage that
 needs it and leaves the GPU before the student's fit -- shut down (``teacher.engine_release:
 release``) or put to sleep (``sleep``: weights parked in host memory, woken for the next teacher
 stage). A GGUF teacher (``teacher.gguf_file``) is converted once into a plain model folder,
@@ -27,8 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from fdd.gpu_plan import EngineSlot, only_this_device
-from fdd.ranks import local_rank
+from fdd.runtime.gpu_plan import EngineSlot, only_this_device
+from fdd.runtime.ranks import local_rank
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class VLLMTeacher(LLMTeacher):
         """What vLLM loads: ``cfg.model``, or the GGUF weights converted once into a plain folder."""
         if not self.cfg.gguf_file:
             return str(self.cfg.model)
-        from fdd.modeling import save_gguf_as_folder
+        from fdd.runtime.modeling import save_gguf_as_folder
 
         tag = hashlib.sha256(str(self.cfg.gguf_file).encode()).hexdigest()[:12]
         out = Path(self._work_dir, "gguf-folders", f"{Path(str(self.cfg.gguf_file)).stem}-{tag}")

@@ -3,7 +3,7 @@
 Input tokens are counted from the real prompts (the teacher's templates filled with the seed
 questions) at ~4 characters per token, the usual rule for English with BPE tokenizers; output
 tokens from a typical reply length per job, capped by ``teacher.max_tokens`` (the upper bound is
-reported too). How many calls each stage makes is the loop's own call plan (fdd.loop.CallPlan).
+reported too). How many calls each stage makes is the loop's own call plan (fdd.method.loop.CallPlan).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _job(calls: int, prompt_tokens: float, output_per_call: int, max_tokens: int
 
 def estimate_tokens(cfg, questions: Sequence[str], plan) -> Dict[str, Dict]:
     """Per stage: calls, input tokens, output tokens (typical and max). ``plan`` is the loop's
-    CallPlan (fdd.loop.plan_calls): the call counts are the loop's, only tokens are added here."""
+    CallPlan (fdd.method.loop.plan_calls): the call counts are the loop's, only tokens are added here."""
     t = cfg.teacher
     prompts = _prompts(t)
     system = n_tokens(prompts.get("system", "")) if prompts.get("system") else 0

@@ -1,4 +1,4 @@
-"""Summarise finished FDD runs without wandb: ``python -m fdd.report DIR [--out DIR]``.
+"""Summarise finished FDD runs without wandb: ``python -m fdd.reporting.report DIR [--out DIR]``.
 
 DIR is one run directory or a Hydra multirun directory (run directories beneath it). Each run is
 read from its ``metrics.jsonl`` and ``.hydra/{overrides,config}.yaml``; runs that differ only by
@@ -121,8 +121,8 @@ def lineage(run_dir, limit: Optional[int] = 20, branch: Optional[str] = None):
 
 def plot_run(run_dir, out: Optional[Path] = None):
     """Held-out accuracy per round and the easy/hard flow of one run (a matplotlib figure): the
-    picture the tracker writes as ``rounds.png`` (fdd.plots)."""
-    from fdd.plots import rounds_figure
+    picture the tracker writes as ``rounds.png`` (fdd.reporting.plots)."""
+    from fdd.reporting.plots import rounds_figure
 
     fig = rounds_figure([RoundMetrics.from_row(r) for r in read_rows(run_dir)])
     if out is not None:
@@ -518,7 +518,7 @@ def missing_markdown(rep: Report) -> str:
 
 def plot_report(rep: Report, out: Path) -> List[Path]:
     """accuracy.png (per round per variant, one panel per set) and easy_hard.png (easy ratio per round)."""
-    from fdd.plots import plot_variants
+    from fdd.reporting.plots import plot_variants
 
     return plot_variants(rep.table, rep.flow, rep.sets, out)
 
@@ -553,17 +553,17 @@ def write_report(rep: Report, out: Path) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fdd.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fdd.reporting.report", description=__doc__.split("\n\n")[0])
     p.add_argument("dir", type=Path, help="a run directory or a multirun directory")
     p.add_argument("--out", type=Path, default=None, help="where to write the report (default DIR/report)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.dir.is_dir():
-        print(f"fdd.report: error: {args.dir} is not a directory")
+        print(f"fdd.reporting.report: error: {args.dir} is not a directory")
         return 2
     rep = build_report(args.dir)
     if not rep.runs:
-        print(f"fdd.report: no run directories under {args.dir}")
+        print(f"fdd.reporting.report: no run directories under {args.dir}")
         return 1
     out = args.out or args.dir / "report"
     md = write_report(rep, out)

@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from fdd.io import read_jsonl, write_jsonl
-from fdd.stages import StageRunner
+from fdd.runtime.io import read_jsonl, write_jsonl
+from fdd.runtime.stages import StageRunner
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Buying rationales for a new problem until its answer is settled (adaptive agreement sampling).
 
 A new problem is accepted when ``min_agree`` of up to ``samples`` teacher rationales agree on
-its answer (``fdd.verify.accept_by_agreement``). Asking for all ``samples`` up front pays for
+its answer (``fdd.method.verify.accept_by_agreement``). Asking for all ``samples`` up front pays for
 rationales whose vote cannot change the outcome. Here each problem first gets ``min_agree``
 rationales; more are asked only while no answer has ``min_agree`` votes and one still can
 reach it with the samples left, and only as many as the leading answer still needs.
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from fdd.method.verify import vote
 from fdd.types import Problem
-from fdd.verify import vote
 
 Extract = Callable[[List[List]], List[List]]
 
@@ -35,7 +35,7 @@ def collect_rationales(
 ) -> Tuple[List[List], List[List]]:
     """``(replies, answers)`` per problem, as ``write`` (a teacher's ``write_rationales`` or
     ``write_new_rationales``) and ``extract`` give them. With ``adaptive`` off every problem gets
-    ``samples`` rationales in one batch. ``distinct``: votes as ``fdd.verify.vote`` counts them."""
+    ``samples`` rationales in one batch. ``distinct``: votes as ``fdd.method.verify.vote`` counts them."""
     if not problems:
         return [], []
     if not adaptive or min_agree >= samples:

@@ -27,7 +27,7 @@ import os
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
-from fdd.modeling import ModelUnavailableError
+from fdd.runtime.modeling import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from fdd.io import read_json, read_jsonl, write_jsonl
-from fdd.plots import plot_rounds
+from fdd.reporting.plots import plot_rounds
+from fdd.runtime.io import read_json, read_jsonl, write_jsonl
 from fdd.types import RoundMetrics
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def curve_loggers(round_idx: int) -> List:
         return []
     if wandb.run is None or not _CURVES["enabled"]:
         return []
-    from fdd.curves import WandbCurves  # imports Lightning: only when a fit asks
+    from fdd.reporting.curves import WandbCurves  # imports Lightning: only when a fit asks
 
     return [WandbCurves(wandb.run, round_idx)]
 
@@ -203,7 +203,7 @@ class Tracker:
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
-        from fdd.run_identity import mask_secrets  # API keys and tokens never reach wandb
+        from fdd.runtime.identity import mask_secrets  # API keys and tokens never reach wandb
 
         argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
         try:
@@ -315,7 +315,7 @@ class Tracker:
             return set()
 
     def _mark_logged(self, r: int) -> None:
-        from fdd.io import write_json
+        from fdd.runtime.io import write_json
 
         write_json(
             self.run_dir / "wandb_rounds.json", {"id": self.run.id, "rounds": sorted(self._wandb_logged() | {r})}

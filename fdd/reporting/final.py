@@ -21,8 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from fdd.io import read_json, read_jsonl, write_json
-from fdd.model_card import dataset_card, model_card
+from fdd.reporting.model_card import dataset_card, model_card
+from fdd.runtime.io import read_json, read_jsonl, write_json
 from fdd.types import RoundMetrics
 
 log = logging.getLogger(__name__)

@@ -22,18 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from fdd import gpu_plan
-from fdd.agreement import collect_rationales, collect_seed_rationales
-from fdd.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
-from fdd.feedback import probe_ids
-from fdd.feedback import split as feedback_split
-from fdd.grading import grade
-from fdd.io import read_json, read_jsonl, write_json, write_jsonl
-from fdd.reasoning.sandbox import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
-from fdd.seeding import rng
-from fdd.stages import StageRunner
+from fdd.method.agreement import collect_rationales, collect_seed_rationales
+from fdd.method.feedback import probe_ids
+from fdd.method.feedback import split as feedback_split
+from fdd.method.grading import grade
+from fdd.method.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, conventions, screen, verify_seed
+from fdd.reporting.tracking import curve_loggers
+from fdd.runtime import gpu_plan
+from fdd.runtime.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
+from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.runtime.seeding import rng
+from fdd.runtime.stages import StageRunner
+from fdd.sandbox.pool import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection, RoundMetrics
-from fdd.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, conventions, screen, verify_seed
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +199,14 @@ class FDDLoop:
             )
         prev = self.run_dir / f"round_{r - 1}" / "checkpoint"
         init_from = str(prev) if self.cfg.student.continue_from_previous and prev.is_dir() else None
-        gpu_plan.release_all(f"round {r} fit")  # the fit has the GPU to itself (fdd/gpu_plan.py)
+        gpu_plan.release_all(f"round {r} fit")  # the fit has the GPU to itself (fdd/runtime/gpu_plan.py)
         info = self.student.fit(
-            items, out_dir=str(out / "checkpoint"), state_dir=str(out / "train_state"), init_from=init_from, round_idx=r
+            items,
+            out_dir=str(out / "checkpoint"),
+            state_dir=str(out / "train_state"),
+            init_from=init_from,
+            round_idx=r,
+            loggers=curve_loggers(r),  # per-step loss and lr into the run's wandb run, when there is one
         )
         gpu_plan.free_device_cache()  # the fit's cached blocks back to the driver, for the engines that follow
         for ckpt in (out / "train_state").glob("*.ckpt"):  # the resumable state is no longer needed
@@ -238,7 +244,7 @@ class FDDLoop:
         return {"accuracy": acc}
 
     def feedback(self, r: int, out: Path) -> Dict:
-        """The student answers the pool: solved = easy, unsolved = hard (fdd/feedback.py says which
+        """The student answers the pool: solved = easy, unsolved = hard (fdd/method/feedback.py says which
         problems it answers, and how many times)."""
         fb = self.cfg.feedback
         pool = self.feedback_pool(r)
@@ -373,7 +379,7 @@ class FDDLoop:
     @property
     def distinct_votes(self) -> bool:
         """augmentation.distinct_votes, where null: on unless the new problems' rationales are
-        written by rule (fdd.verify.vote)."""
+        written by rule (fdd.method.verify.vote)."""
         if self.aug.distinct_votes is not None:
             return bool(self.aug.distinct_votes)
         return not self.teacher.by_rule("new_rationale")
@@ -381,7 +387,7 @@ class FDDLoop:
     @property
     def screen_problems(self) -> bool:
         """augmentation.screen_problems, where null: on unless the problems are written by rule
-        (fdd.verify.problem_defect)."""
+        (fdd.method.verify.problem_defect)."""
         if self.aug.screen_problems is not None:
             return bool(self.aug.screen_problems)
         return not (self.teacher.by_rule("harder") and self.teacher.by_rule("similar"))

@@ -1,5 +1,5 @@
 """The plots of FDD's per-round numbers, one implementation for every picture: ``rounds.png`` of a
-run (written by the tracker each round, drawn by ``fdd.report.plot_run`` in the notebook) and the
+run (written by the tracker each round, drawn by ``fdd.reporting.report.plot_run`` in the notebook) and the
 report's ``accuracy.png`` / ``easy_hard.png`` over variants. Rows come as RoundMetrics.
 """
 
@@ -94,7 +94,7 @@ def plot_rounds(rows: Sequence[RoundMetrics], path) -> Optional[Path]:
 def plot_variants(table, flow, sets: Sequence[str], out: Path) -> List[Path]:
     """The report's pictures: ``accuracy.png`` (mean ± std over seeds per variant, one panel per
     held-out set) from ``table`` and ``easy_hard.png`` (easy share and distillation set size per
-    variant) from ``flow`` (DataFrames of fdd.report.Report)."""
+    variant) from ``flow`` (DataFrames of fdd.reporting.report.Report)."""
     plt = _pyplot(headless=True)
     paths = []
     if sets:

@@ -25,7 +25,7 @@ RUN_PROGRAMS = {
         "The student writes a **Python program** (Program-of-Thought), not the answer itself. Its answer is "
         "the value the program computes: a `solution()` function's return value, else a top-level "
         "`answer = ...`, else the last number it prints. Run programs in a sandbox (untrusted code): "
-        "`fdd solve` does it with `fdd.reasoning.sandbox`."
+        "`fdd solve` does it with `fdd.sandbox.pool`."
     ),
     "cot": (
         "The student writes a **Chain-of-Thought** explanation that ends in `The answer is N.`; the answer is "

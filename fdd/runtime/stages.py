@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from fdd.io import MalformedFileError, read_json, write_json
+from fdd.runtime.io import MalformedFileError, read_json, write_json
 
 log = logging.getLogger(__name__)
 

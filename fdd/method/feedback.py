@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Sequence, Set, Tuple
 
-from fdd.seeding import rng
+from fdd.runtime.seeding import rng
 from fdd.types import Prediction, Problem
 
 

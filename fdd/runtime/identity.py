@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from fdd.io import read_json, write_json
+from fdd.runtime.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ COSMETIC_KEYS = (
     "teacher.retry_failed",  # how to treat failed teacher requests: rerunning with them resumes the run
     "teacher.max_failed_share",
     "teacher.cache_on_corrupt",
-    "final",  # final/ is rebuilt when its selection rule changes (fdd/final.py)
+    "final",  # final/ is rebuilt when its selection rule changes (fdd/reporting/final.py)
     # Not cosmetic, but a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 as they are
     # (each stage depends only on earlier rounds), so extending a run is not a changed config.
     "rounds",
@@ -249,7 +249,7 @@ def mask_file(path: Path, secrets: Sequence[str]) -> bool:
     for value in sorted(set(secrets), key=len, reverse=True):
         masked_text = masked_text.replace(value, MASK)
     if masked_text != text:
-        from fdd.io import atomic_write_text
+        from fdd.runtime.io import atomic_write_text
 
         atomic_write_text(path, masked_text)
         return True
