@@ -1,7 +1,8 @@
 """Throughput of the Sandbox vs. one fresh ``python -c`` process per program.
 
 Runs the same ~300 programs (gold SVAMP programs when ../shared/data exists, synthetic
-arithmetic programs otherwise) through (a) ``Sandbox.run_many`` and (b) one
+arithmetic programs otherwise) through (a) the sandbox as the PoT format runs them
+(``fdd.reasoning.programs.run_programs``: ``Sandbox.run_many`` with the PoT answer reader) and (b) one
 ``subprocess.run([sys.executable, "-c", code])`` per program, with the same parallelism, and
 prints programs/s for each and the ratio.
 
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fdd.reasoning.answer import answers_match, parse_number  # noqa: E402
-from fdd.sandbox.pool import Sandbox  # noqa: E402
+from fdd.reasoning.programs import run_programs  # noqa: E402
+from fdd.sandbox import Sandbox, SandboxLimits  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -63,10 +65,10 @@ def main() -> None:
     progs, kind = programs(args.n)
     codes = [c for c, _ in progs]
 
-    with Sandbox(workers=args.workers) as sb:
-        sb.run_many(codes[: args.workers * 2])  # start the workers: steady-state throughput is what we report
+    with Sandbox(SandboxLimits(workers=args.workers)) as sb:
+        run_programs(sb, codes[: args.workers * 2])  # start the workers: steady-state throughput is what we report
         t0 = time.perf_counter()
-        sres = sb.run_many(codes)
+        sres = run_programs(sb, codes)
         t_sb = time.perf_counter() - t0
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.workers) as ex:
@@ -78,7 +80,7 @@ def main() -> None:
     n = len(codes)
     print(f"{n} {kind}, {args.workers} parallel workers each, Python {sys.version.split()[0]}")
     print(f"{'method':<34}{'seconds':>9}{'programs/s':>12}{'correct':>10}")
-    print(f"{'Sandbox.run_many':<34}{t_sb:>9.2f}{n / t_sb:>12.1f}{ok_sb:>10}")
+    print(f"{'Sandbox (run_programs)':<34}{t_sb:>9.2f}{n / t_sb:>12.1f}{ok_sb:>10}")
     print(f"{'subprocess python -c per program':<34}{t_sp:>9.2f}{n / t_sp:>12.1f}{ok_sp:>10}")
     print(f"ratio (sandbox / subprocess): {t_sp / t_sb:.1f}x")
 

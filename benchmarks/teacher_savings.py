@@ -86,7 +86,7 @@ def time_screen(index_cls, questions, cands) -> Tuple[float, List[str]]:
 def agreement_rows():
     from fdd.method.agreement import collect_rationales
     from fdd.reasoning.formats import get_format
-    from fdd.sandbox.pool import Sandbox
+    from fdd.sandbox import Sandbox
     from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 

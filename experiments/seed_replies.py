@@ -27,7 +27,7 @@ from fdd.data import load_problems
 from fdd.method.verify import verify_seed
 from fdd.reasoning.answer import answers_match
 from fdd.reasoning.formats import get_format
-from fdd.sandbox.pool import Sandbox
+from fdd.sandbox import Sandbox
 from fdd.teachers import build_teacher
 
 REPO = Path(__file__).resolve().parents[1]

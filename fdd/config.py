@@ -9,14 +9,17 @@ teacher backends, loaders and rationale formats come from ``fdd.runtime.registri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING as NO_DEFAULT
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, flag_override
 
 from fdd.runtime import registries
+from fdd.runtime.identity import COSMETIC, DEFINES, EXTENDS, REPLICATE
 
 # the registries are the one source of these names
 RATIONALE_FORMATS = tuple(registries.RATIONALE_FORMATS)
@@ -30,6 +33,15 @@ FEEDBACK_SIGNALS = ("trained", "probe")
 
 class ConfigError(ValueError):
     """A configuration value that composes but cannot be run."""
+
+
+ROLE = "role"  # field metadata: the key's role in a run's identity (fdd/runtime/identity.py)
+
+
+def _cosmetic(default=NO_DEFAULT, **kw):
+    """A field that changes how a run looks, where it lives or how fast it goes, not what it
+    computes: out of the fingerprint, the run folder's name, the wandb group and the report's variants."""
+    return field(default=default, metadata={ROLE: COSMETIC}, **kw)
 
 
 @dataclass
@@ -59,7 +71,37 @@ class DatasetConfig:
     name: str = MISSING
     path: Optional[str] = None  # root folder of original files (e.g. ../shared/data)
     train: SourceConfig = field(default_factory=SourceConfig)
-    eval: Dict[str, SourceConfig] = field(default_factory=dict)
+    # Held-out sets: name -> a SourceConfig mapping. Typed as Any, not SourceConfig, because
+    # OmegaConf refuses to assign a plain mapping to a Dict[str, <dataclass>] entry, which is what
+    # Hydra does for ``+dataset.eval.mine='{loader: local, path: ...}'``; a misspelled key of a
+    # file's entry still fails at composition (struct), and ``validate`` types every entry as a
+    # SourceConfig in place (typos and wrong types of a new entry fail there, before any work).
+    eval: Dict[str, Any] = field(default_factory=dict)
+
+
+def typed_sources(cfg: DictConfig) -> None:
+    """Each ``cfg.dataset.eval`` entry as a SourceConfig node, in place: the schema's defaults
+    filled in (the resolved config, and so a run's fingerprint, holds every field) and unknown
+    keys or ill-typed values refused with a ConfigError naming the entry."""
+    evals = OmegaConf.select(cfg, "dataset.eval")
+    if evals is None:
+        return
+    _check(OmegaConf.is_dict(evals), f"dataset.eval must be a mapping of name -> source, got {evals!r}")
+    for name in list(evals.keys()):
+        node = evals._get_node(name)
+        if OmegaConf.is_dict(node) and OmegaConf.get_type(node) is SourceConfig:
+            continue
+        _check(
+            OmegaConf.is_dict(node),
+            f"dataset.eval.{name} must be a mapping like {{loader: local, path: FILE}}, got {node!r}",
+        )
+        try:
+            typed = OmegaConf.merge(OmegaConf.structured(SourceConfig), node)
+        except Exception as e:  # noqa: BLE001 -- OmegaConf's errors: unknown key, wrong type
+            msg = str(e).splitlines()[0]
+            raise ConfigError(f"dataset.eval.{name}: {msg} (the keys of a source are SourceConfig's)") from None
+        with flag_override(evals, ["struct", "readonly"], False):
+            evals[name] = typed
 
 
 @dataclass
@@ -121,7 +163,7 @@ class StudentConfig:
     pack_max_tokens: int = 1024
     lora: LoraConfig = field(default_factory=LoraConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    num_workers: int = 0
+    num_workers: int = _cosmetic(0)
     # Tokenizer fidelity (fdd/students/fidelity.py): escape what the tokenizer loses with added
     # tokens; items still lost are dropped and counted, and more than this share fails the fit.
     fidelity: bool = True
@@ -178,13 +220,14 @@ class TeacherConfig:
     max_tokens: int = 512
     # cache of every call: on | off | readonly
     cache: str = "on"
-    cache_dir: Optional[str] = None
+    cache_dir: Optional[str] = _cosmetic(None)
     prompts: Dict[str, str] = field(default_factory=dict)
     roles: TeacherRoles = field(default_factory=TeacherRoles)  # jobs on other backends (fdd/teachers/roles.py)
-    # failures (README "Teacher failures and cache health")
-    max_failed_share: float = 0.1  # a stage with more failed requests than this share is not marked done
-    retry_failed: bool = False  # reopen finished stages that recorded failed requests (and what depends on them)
-    cache_on_corrupt: str = "recreate"  # recreate (move the damaged file aside, start afresh) | error
+    # failures (docs/guide.md "Teacher failures and cache health")
+    max_failed_share: float = _cosmetic(0.1)  # a stage with more failed requests than this share is not marked done
+    # reopen finished stages that recorded failed requests (and what depends on them)
+    retry_failed: bool = _cosmetic(False)
+    cache_on_corrupt: str = _cosmetic("recreate")  # recreate (move the damaged file aside, start afresh) | error
     price: PriceConfig = field(default_factory=PriceConfig)  # for dry_run's cost estimate
 
     def __new__(cls, *args, **kwargs):
@@ -214,16 +257,17 @@ class OpenAITeacherConfig(TeacherConfig):
     """Any OpenAI-compatible chat endpoint (fdd/teachers/openai.py)."""
 
     backend: str = "openai"
-    base_urls: List[str] = field(default_factory=list)  # several are shared out
+    # several are shared out; the same model may be served from elsewhere (so not part of the run)
+    base_urls: List[str] = _cosmetic(default_factory=list)
     api_key: Optional[str] = None  # default: $OPENAI_API_KEY
     # requests in flight over all endpoints; null: the sum of the servers' parallel slots where
     # they tell (llama.cpp's /props), else DEFAULT_CONCURRENCY
-    concurrency: Optional[int] = 16
+    concurrency: Optional[int] = _cosmetic(16)  # every reply is cached per request
     # With stream, timeout_s bounds the wait for each piece of a reply (the first one included),
     # not the whole reply: a server still writing is never cut off. Without, the whole reply.
-    stream: bool = False
-    timeout_s: float = 60.0
-    max_retries: int = 6
+    stream: bool = _cosmetic(False)  # how a reply travels, not what it says
+    timeout_s: float = _cosmetic(60.0)
+    max_retries: int = _cosmetic(6)
 
 
 @dataclass
@@ -253,14 +297,8 @@ class VLLMTeacherConfig(LocalModelTeacherConfig):
     engine_release: str = "release"
 
 
-# backend -> its config class; a test keeps these keys equal to fdd.runtime.registries.TEACHER_BACKENDS
-TEACHER_CONFIGS: Dict[str, type] = {
-    "oracle": OracleTeacherConfig,
-    "gold": GoldTeacherConfig,
-    "openai": OpenAITeacherConfig,
-    "hf": HFTeacherConfig,
-    "vllm": VLLMTeacherConfig,
-}
+# backend -> its config class, from the backend's one entry in fdd.runtime.registries
+TEACHER_CONFIGS: Dict[str, type] = {name: globals()[b.config] for name, b in registries.TEACHER_BACKENDS.items()}
 
 
 def teacher_config_class(backend: str) -> type:
@@ -307,9 +345,9 @@ class TrainerConfig(Mapping):
     val_check_interval: Optional[Any] = None
     check_val_every_n_epoch: Optional[int] = None
     num_sanity_val_steps: Optional[int] = None
-    log_every_n_steps: Optional[int] = None
-    enable_progress_bar: Optional[bool] = None
-    enable_model_summary: Optional[bool] = None
+    log_every_n_steps: Optional[int] = _cosmetic(None)
+    enable_progress_bar: Optional[bool] = _cosmetic(None)
+    enable_model_summary: Optional[bool] = _cosmetic(None)
     accumulate_grad_batches: Optional[int] = None
     gradient_clip_val: Optional[float] = None
     gradient_clip_algorithm: Optional[str] = None
@@ -397,20 +435,24 @@ class PathsConfig:
 
 @dataclass
 class SandboxConfig:
-    workers: int = 2
+    workers: int = _cosmetic(2)  # program-running processes
     timeout_s: float = 2.0
     memory_mb: int = 512
     cpu_s: int = 2  # CPU seconds per program (RLIMIT_CPU; reported as cpu_limit)
-    os_layer: str = "auto"  # auto | require | off: Landlock + network namespace (see fdd/sandbox/pool.py)
+    # auto | require | off: Landlock + network namespace (fdd/sandbox/confine.py); a safety layer:
+    # honest programs answer the same with or without it
+    os_layer: str = _cosmetic("auto")
 
 
 def check_sandbox(s: SandboxConfig) -> None:
-    """Refuse sandbox settings under which no program could run (every one would 'time out')."""
-    _check(s.timeout_s > 0, f"sandbox.timeout_s must be > 0 seconds, got {s.timeout_s}")
-    _check(s.workers >= 1, f"sandbox.workers must be >= 1, got {s.workers}")
-    _check(s.cpu_s >= 1, f"sandbox.cpu_s must be >= 1 second, got {s.cpu_s}")
-    _check(s.memory_mb >= 16, f"sandbox.memory_mb must be >= 16, got {s.memory_mb}")
-    _check(s.os_layer in ("auto", "require", "off"), f"sandbox.os_layer must be auto|require|off, got {s.os_layer!r}")
+    """Refuse sandbox settings under which no program could run (every one would 'time out'):
+    fdd.sandbox.SandboxLimits, which the run builds from this section, is the one place that checks them."""
+    from fdd.sandbox.limits import SandboxLimits  # the sandbox package only where a config is validated
+
+    try:
+        SandboxLimits.from_config(s)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -446,11 +488,12 @@ class FeedbackConfig:
 
 @dataclass
 class FDDConfig:
-    rounds: int = 3
-    seed: int = 0
+    # a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 (each stage depends only on earlier ones)
+    rounds: int = field(default=3, metadata={ROLE: EXTENDS})
+    seed: int = field(default=0, metadata={ROLE: REPLICATE})  # seeds of a variant group together
     rationale: str = "pot"  # pot | cot
     train_subset: Optional[int] = None  # answer at most N problems of the pool per round for the split
-    dry_run: bool = False  # print how many teacher calls the config would make, then exit
+    dry_run: bool = _cosmetic(False)  # print how many teacher calls the config would make, then exit
     task_name: str = "fdd"
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -458,16 +501,17 @@ class FDDConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # lightning.Trainer arguments
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
+    logger: LoggerConfig = _cosmetic(default_factory=LoggerConfig)  # tracking only
+    paths: PathsConfig = _cosmetic(default_factory=PathsConfig)  # where the run, the cache and the logs live
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     extras: Dict[str, Any] = field(default_factory=dict)
     # Resuming a run directory (fdd/runtime/identity.py, fdd/runtime/stages.py): auto resumes a run whose
     # config fingerprint matches and refuses another; force resumes anyway; never refuses any
     # existing run. recompute_from=round_<r>/<stage> reruns that stage and every later one.
-    resume: str = "auto"
-    recompute_from: Optional[str] = None
-    final: FinalConfig = field(default_factory=FinalConfig)
+    resume: str = _cosmetic("auto")
+    recompute_from: Optional[str] = _cosmetic(None)
+    # final/ is rebuilt when its selection rule changes (fdd/reporting/final.py)
+    final: FinalConfig = _cosmetic(default_factory=FinalConfig)
 
 
 GROUP_SCHEMAS = {
@@ -481,6 +525,42 @@ GROUP_SCHEMAS = {
 }
 
 
+# Keys outside the schema: Hydra's own settings and the sweeper's search space.
+OUTSIDE_SCHEMA_ROLES = {"hydra": COSMETIC, "hparams_search": COSMETIC}
+
+
+@functools.lru_cache(maxsize=1)
+def key_roles() -> Dict[str, str]:
+    """Every marked key (a dotted prefix) -> its role, read from the schema's field metadata,
+    with each teacher backend's own fields under ``teacher.``."""
+    out = dict(OUTSIDE_SCHEMA_ROLES)
+
+    def walk(cls: type, prefix: str) -> None:
+        for f in fields(cls):
+            key = prefix + f.name
+            if ROLE in f.metadata:
+                out[key] = f.metadata[ROLE]
+            elif f.default_factory is not NO_DEFAULT and is_dataclass(f.default_factory):
+                walk(f.default_factory, key + ".")
+
+    walk(FDDConfig, "")
+    for cls in TEACHER_CONFIGS.values():
+        walk(cls, "teacher.")
+    return out
+
+
+def key_role(key: str) -> str:
+    """The role of a dotted config key or a command-line override's key (``+teacher.base_urls``,
+    ``hydra/launcher``): that of its longest marked prefix, else ``defines``."""
+    key = str(key).lstrip("+~").replace("/", ".")
+    roles = key_roles()
+    while key:
+        if key in roles:
+            return roles[key]
+        key = key.rpartition(".")[0]
+    return DEFINES
+
+
 def register_configs() -> None:
     """The schemas as top-level ConfigStore entries (``<group>_schema``, ``teacher_<backend>_schema``),
     not inside the groups, so they are not offered as options; each group file starts from its
@@ -489,6 +569,9 @@ def register_configs() -> None:
     cs.store(name="fdd_schema", node=FDDConfig)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(name=f"{group}_schema", node=node)
+    # one held-out source: a dataset file types each of its eval entries with
+    # ``defaults: [/dataset_schema@_here_, /source_schema@eval.<name>]``
+    cs.store(name="source_schema", node=SourceConfig)
     for backend, node in TEACHER_CONFIGS.items():
         cs.store(name=f"teacher_{backend}_schema", node=node)
 
@@ -513,7 +596,9 @@ MAX_ROUNDS = 1000
 
 
 def validate(cfg: DictConfig) -> FDDConfig:
-    """Refuse values that compose but cannot run; returns the typed config."""
+    """Refuse values that compose but cannot run; returns the typed config. Types the held-out
+    sources of ``cfg`` in place (``typed_sources``)."""
+    typed_sources(cfg)
     obj: FDDConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     _check(0 <= obj.rounds <= MAX_ROUNDS, f"rounds must be in [0, {MAX_ROUNDS}], got {obj.rounds}")
     _check(obj.rationale in RATIONALE_FORMATS, f"rationale must be one of {RATIONALE_FORMATS}, got {obj.rationale!r}")

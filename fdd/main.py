@@ -16,17 +16,32 @@ from typing import Any, Callable, Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fdd.config import ConfigError, register_configs, validate
-from fdd.data import load_problems  # noqa: F401 - where callers of fdd.main found it
+from fdd.config import ConfigError, key_role, register_configs, validate
+from fdd.data import load_problems
+from fdd.runtime.cpu import prefer_passive_wait
 from fdd.runtime.identity import check_fingerprint, remove_if_empty, run_name
+from fdd.runtime.io import check_writable_dir, disk_error_message
+from fdd.runtime.secrets import mask_hydra_job_lines
 from fdd.types import RoundMetrics
 
 log = logging.getLogger("fdd")
 
+# Nothing above imports torch (tests/test_cpu_threads.py checks), so OpenMP still reads this.
+prefer_passive_wait()
 register_configs()
 # The run directory is named by the command's overrides, so rerunning a command resumes its run;
 # the name is one sanitised, bounded folder without secrets (fdd/runtime/identity.py).
-OmegaConf.register_new_resolver("fdd.run_name", run_name, replace=True)
+# Cosmetic keys (fdd.config.key_role) leave the name alone: another server or more sandbox workers
+# resume the same run.
+OmegaConf.register_new_resolver("fdd.run_name", lambda overrides: run_name(overrides, key_role), replace=True)
+# A sweep's folder is named by the sweep's own overrides (augmentation=fdd,none). Hydra resolves
+# hydra.sweep.dir again in every job, whose hydra.overrides.task are that job's overrides; cached,
+# the name the sweep resolved is what each job gets (load_sweep_config copies the cache, as for ${now:}).
+OmegaConf.register_new_resolver(
+    "fdd.sweep_name", lambda overrides: run_name(overrides, key_role), replace=True, use_cache=True
+)
+# Hydra's launchers log each sweep job's overrides (``#0 : teacher.api_key=...``): secrets masked.
+mask_hydra_job_lines()
 
 
 class UserError(RuntimeError):
@@ -36,11 +51,13 @@ class UserError(RuntimeError):
 def _user_errors():
     import sqlite3
 
-    from fdd.method.loop import EmptyDistillationSetError, SandboxUnavailableError, TeacherUnavailableError
+    from fdd.method.loop import EmptyDistillationSetError
+    from fdd.runtime.failures import TeacherUnavailableError
     from fdd.runtime.identity import FingerprintMismatch
     from fdd.runtime.io import MalformedFileError
     from fdd.runtime.modeling import ModelUnavailableError
     from fdd.runtime.stages import StageOutputError
+    from fdd.sandbox import SandboxUnavailableError
 
     errors = [
         ConfigError,
@@ -133,9 +150,9 @@ def run(cfg: DictConfig) -> list:
         dry_run(obj, train, evals)
         return []
     preflight(obj)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(run_dir)  # a file in its place or a read-only folder: one line, before any work
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    check_fingerprint(run_dir, resolved, obj.resume)  # a run is its config: refuses a changed one
+    check_fingerprint(run_dir, resolved, obj.resume, key_role)  # a run is its config: refuses a changed one
     if obj.recompute_from:
         from fdd.runtime.stages import recompute_from
 
@@ -144,7 +161,7 @@ def run(cfg: DictConfig) -> list:
     from fdd.method.loop import FDDLoop
     from fdd.reasoning.formats import get_format
     from fdd.reporting.tracking import Tracker
-    from fdd.sandbox.pool import Sandbox
+    from fdd.sandbox import Sandbox, SandboxLimits
     from fdd.students.student import Student
     from fdd.teachers import build_teacher
 
@@ -154,13 +171,7 @@ def run(cfg: DictConfig) -> list:
     status = 1
     try:
         with (
-            Sandbox(
-                workers=obj.sandbox.workers,
-                timeout_s=obj.sandbox.timeout_s,
-                memory_mb=obj.sandbox.memory_mb,
-                cpu_s=obj.sandbox.cpu_s,
-                os_layer=obj.sandbox.os_layer,
-            ) as sandbox,
+            Sandbox(SandboxLimits.from_config(obj.sandbox)) as sandbox,
             build_teacher(
                 obj.teacher, cache_dir=obj.teacher.cache_dir or obj.paths.cache_dir, seed=obj.seed
             ) as teacher,
@@ -214,14 +225,32 @@ def task_wrapper(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             status = 0
             return result
         except _user_errors() as exc:
-            log.debug("%s", exc, exc_info=True)  # the log file keeps the traceback; the console gets one line
-            print(f"fdd: error: {exc}", file=sys.stderr)
-            _drop_empty_run_dir(cfg)
-            sys.exit(2)
+            _fail(cfg, exc, str(exc))
+        except Exception as exc:  # disk full, read-only run directory: the user's to fix, not a bug
+            message = disk_error_message(exc, _run_dir(cfg))
+            if message is None:
+                raise
+            _fail(cfg, exc, message)
         finally:
             _finish_logging(status)
 
     return wrapped
+
+
+def _fail(cfg: DictConfig, exc: BaseException, message: str) -> None:
+    """One ``fdd: error:`` line on stderr and exit status 2; the traceback goes to the log file only,
+    and a run directory holding no work is removed (one holding work is kept as it is)."""
+    log.debug("%s", exc, exc_info=True)  # the log file keeps the traceback; the console gets one line
+    print(f"fdd: error: {message}", file=sys.stderr)
+    _drop_empty_run_dir(cfg)
+    sys.exit(2)
+
+
+def _run_dir(cfg: DictConfig) -> Optional[str]:
+    try:
+        return str(cfg.paths.output_dir)
+    except Exception:  # noqa: BLE001 -- an unresolvable or missing key: the error names no folder
+        return None
 
 
 def _finish_logging(status: int) -> None:

@@ -57,7 +57,7 @@ def solve(
     """For each question: the student's rationale, its answer (or the reason there is none)."""
     from fdd.reasoning.formats import get_format
     from fdd.runtime.modeling import ModelUnavailableError, model_class
-    from fdd.sandbox.pool import Sandbox
+    from fdd.sandbox import Sandbox, SandboxLimits
     from fdd.students.generate import generate
 
     student_dir = Path(student_dir)
@@ -70,7 +70,9 @@ def solve(
     if info.get("prompt_template"):
         fmt.prompt_template = info["prompt_template"]  # exactly what this student was trained on
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a local folder loads in a blink: its bar would only clutter the answer
     tok = AutoTokenizer.from_pretrained(student_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -86,7 +88,7 @@ def solve(
         stop_rule=fmt.stop_rule,
     )
     if sandbox is None and fmt.name == "pot":
-        with Sandbox(workers=1) as sb:
+        with Sandbox(SandboxLimits(workers=1)) as sb:
             results = fmt.extract(texts, sb)
     else:
         results = fmt.extract(texts, sandbox)

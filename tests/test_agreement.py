@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fdd.method.agreement import collect_rationales
 from fdd.method.verify import Candidate, accept_by_agreement
-from fdd.sandbox.pool import ExecResult
+from fdd.sandbox import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
 
@@ -118,7 +118,7 @@ def test_oracle_world_saves_requests(error_rate, saving):
     fixed samples=3 (>= 25% at the simulator's 10% error rate; the saving shrinks as more first
     pairs disagree) and accepts the same items."""
     from fdd.reasoning.formats import get_format
-    from fdd.sandbox.pool import Sandbox
+    from fdd.sandbox import Sandbox
     from fdd.sim import world as synthetic
     from fdd.sim.oracle import OracleTeacher
 

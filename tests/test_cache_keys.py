@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from fdd.config import TeacherConfig
 from fdd.teachers.cache import cache_key
 from fdd.teachers.llm import Completion, LLMTeacher
 
@@ -16,9 +15,7 @@ class Echo(LLMTeacher):
 
 
 def teacher(model="m1", request_seeds=True):
-    cfg = SimpleNamespace(
-        model=model, prompts={}, cache="off", cache_dir=None, temperature=0.7, top_p=0.95, max_tokens=64
-    )
+    cfg = TeacherConfig(backend="openai", model=model, cache="off", temperature=0.7, top_p=0.95, max_tokens=64)
     t = Echo(cfg)
     t.request_seeds = request_seeds
     return t

@@ -123,13 +123,15 @@ def test_registries_are_the_one_source_of_names():
     import fdd.teachers
     from fdd.reasoning.formats import FORMATS
 
-    assert fdd.teachers.REGISTRY is registries.TEACHER_BACKENDS and fdd.data.LOADERS is registries.DATA_LOADERS
+    assert fdd.data.LOADERS is registries.DATA_LOADERS
     assert set(TEACHER_CONFIGS) == set(registries.TEACHER_BACKENDS) == set(config.TEACHER_BACKENDS)
     assert set(config.LOADERS) == set(registries.DATA_LOADERS)
     assert set(config.RATIONALE_FORMATS) == set(FORMATS) == set(registries.RATIONALE_FORMATS)
     for name, target in registries.RATIONALE_FORMATS.items():
         assert registries.resolve(target)().name == name
-    for target in [*registries.DATA_LOADERS.values(), registries.TEACHER_BACKENDS["oracle"]]:
+    for name, backend in registries.TEACHER_BACKENDS.items():  # one entry: config class + implementation
+        assert TEACHER_CONFIGS[name].__name__ == backend.config and TEACHER_CONFIGS[name]().backend == name
+    for target in [*registries.DATA_LOADERS.values(), registries.TEACHER_BACKENDS["oracle"].teacher]:
         assert callable(registries.resolve(target)), target
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fdd.config import validate
-from fdd.main import dry_run, load_problems
+from fdd.data import load_problems
+from fdd.main import dry_run
 from tests.conftest import CONF, compose_cfg
 
 PAPER = sorted(p.stem for p in (CONF / "experiment").glob("paper_*.yaml"))

@@ -12,7 +12,7 @@ from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
 from fdd.runtime.stages import StageRunner
 from tests.conftest import TINY, compose_cfg
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.test_fdd_faults import competent_teacher, sums_run_overrides
+from tests.test_item_accounting_and_outages import competent_teacher, sums_run_overrides
 
 SUMS = [(2, 3), (4, 4), (7, 1), (5, 6), (9, 2), (3, 8), (6, 6), (1, 9)]
 FLAKY = ("What is 2 plus 3", "What is 4 plus 4")  # the teacher fails these until it is healed

@@ -11,7 +11,7 @@ from fdd.method.feedback import probe_ids, split
 from fdd.method.loop import FDDLoop
 from fdd.reasoning.formats import get_format
 from fdd.runtime.io import read_json, read_jsonl
-from fdd.sandbox.pool import Sandbox
+from fdd.sandbox import Sandbox
 from fdd.sim import world as synthetic
 from fdd.teachers import build_teacher
 from fdd.types import Prediction, Problem
@@ -56,7 +56,7 @@ class FakeStudent:
     def __init__(self):
         self.trained, self.asked, self.sampling = {}, {}, {}
 
-    def fit(self, items, out_dir, state_dir, init_from=None, round_idx=1):
+    def fit(self, items, out_dir, state_dir, init_from=None, round_idx=1, loggers=()):
         self.trained[round_idx] = [it.problem_id for it in items]
         return {"train_loss": 1.0}
 
@@ -78,7 +78,7 @@ class FakeTracker:
 
 def run_loop(tiny_cfg, tmp_path, *overrides):
     obj = validate(tiny_cfg("augmentation.budget=10", *overrides))
-    from fdd.main import load_problems
+    from fdd.data import load_problems
 
     train, evals = load_problems(obj)
     student = FakeStudent()
@@ -143,7 +143,7 @@ def test_unknown_family_is_a_config_error():
 
 
 def test_imbalanced_scenario_composes(tiny_cfg):
-    from fdd.main import load_problems
+    from fdd.data import load_problems
 
     obj = validate(
         tiny_cfg(

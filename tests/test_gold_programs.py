@@ -26,7 +26,7 @@ from fdd.config import SourceConfig
 from fdd.data import load_source
 from fdd.reasoning.answer import answers_match, parse_number
 from fdd.reasoning.gold_programs import gold_program, gsm8k_program, multiarith_program, svamp_program
-from fdd.sandbox.pool import Sandbox
+from fdd.sandbox import Sandbox
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FAILURES = Path(__file__).resolve().parent / "fixtures" / "gold_program_failures.json"

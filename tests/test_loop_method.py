@@ -12,7 +12,7 @@ from fdd.config import AugmentationConfig
 from fdd.method.loop import FDDLoop
 from fdd.reasoning.formats import RationaleFormat
 from fdd.runtime.io import read_json, read_jsonl, write_jsonl
-from fdd.sandbox.pool import ExecResult
+from fdd.sandbox import ExecResult
 from fdd.teachers.base import Reply, Teacher
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Problem
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fdd.reasoning.formats import cot_answer, get_format
-from fdd.reasoning.programs import normalize_program, program_fingerprint
-from fdd.sandbox.pool import Sandbox
+from fdd.reasoning.programs import ANSWER_READER, normalize_program, program_fingerprint, read_answer, read_result
+from fdd.sandbox import ExecResult, Sandbox, SandboxLimits
 from fdd.teachers.llm import parse_program
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_replies.jsonl"
@@ -110,7 +110,7 @@ total_pencils = pencils_monday + pencils_tuesday + pencils_wednesday
 
 @pytest.fixture(scope="module")
 def pot():
-    with Sandbox(workers=1, timeout_s=2.0) as sb:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=2.0)) as sb:
         fmt = get_format("pot")
         yield lambda text: fmt.extract([parse_program(text)], sb)[0]
 
@@ -284,3 +284,40 @@ def test_a_huge_exponent_is_refused_too():
     from fdd.reasoning.answer import last_number, parse_number
 
     assert parse_number("1e" + "9" * 5000) is None and last_number("x = 1e" + "9" * 5000) is None
+
+
+# ---------------------------------------------------------------------------- the convention's two halves
+def test_read_answer_applies_rules_1_to_3_in_order():
+    """read_answer, the half that runs in the sandbox worker, on namespaces as a program leaves them."""
+    said = lambda text: lambda: text  # printed(): what the program printed (None: nothing)
+    assert read_answer({"solution": lambda: 5, "answer": 9}, said("1\n")) == ("solution", 5)
+    assert read_answer({"solution": 3, "answer": 9}, said(None)) == ("answer", 9)  # not callable: not rule 1
+    assert read_answer({"answer": None}, said("x 12\n")) == ("print", "x 12\n")
+    assert read_answer({"solution": lambda: None}, said(None)) == ("solution", None)  # None: not a number, later
+    assert read_answer({"solution": lambda: None}, said("7\n")) == ("print", "7\n")
+    assert read_answer({}, said("")) == ("print", "")  # print(end="") still printed
+    assert read_answer({}, said(None)) == (None, "no solution(), no top-level answer and nothing printed")
+    assert read_answer({}, said("9" * 3000))[1] == "9" * 2000  # the end of what was printed
+    out = []
+    assert read_answer({"solution": lambda: out.append("6\n")}, lambda: "".join(out) or None) == ("print", "6\n")
+
+
+def test_the_answer_reader_is_self_contained_source():
+    """The worker gets ANSWER_READER as text and runs it with builtins only (fdd/sandbox/worker.py)."""
+    namespace: dict = {"__builtins__": __builtins__}
+    exec(compile(ANSWER_READER, "<answer reader>", "exec"), namespace)
+    assert set(namespace) == {"__builtins__", "read_answer"}
+    assert namespace["read_answer"]({"answer": 4}, lambda: None) == ("answer", 4)
+
+
+def test_read_result_reads_numbers_out_of_text_answers():
+    """read_result, the half in the parent: what the sandbox reports as text becomes a number here."""
+    text = lambda t, conv: ExecResult(None, "non_numeric", f"string {t[:80]!r}", conv, answer_text=t)
+    assert read_result(text("$1,200", "answer")) == ExecResult(1200.0, None, convention="answer")
+    assert read_result(text("step 1\nresult: 42\n", "print")) == ExecResult(42.0, None, convention="print")
+    assert read_result(text("twelve", "solution")) == ExecResult(None, "non_numeric", "string 'twelve'", "solution")
+    assert read_result(text("done\n", "print")) == ExecResult(
+        None, "no_answer", "printed no number: 'done\\n'", "print"
+    )
+    number = ExecResult(3.0, None, convention="answer")
+    assert read_result(number) is number

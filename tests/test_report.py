@@ -16,10 +16,8 @@ from tests.conftest import ROOT, TINY
 MODES = ("fdd", "none", "random")
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """A 3-job multirun (fdd, none, random; seed 0; 2 rounds) made by ``python -m fdd.main -m``."""
-    root = tmp_path_factory.mktemp("sweep")
+def _sweep_command(root):
+    """A 3-job multirun (fdd, none, random; seed 0; 2 rounds) by ``python -m fdd.main -m``, under ``root``."""
     env = {**os.environ, "FDD_ROOT": str(root)}
     env.pop("WANDB_API_KEY", None)
     tiny = [o for o in TINY if not o.startswith("logger=")]
@@ -34,11 +32,23 @@ def sweep(tmp_path_factory):
         f"augmentation={','.join(MODES)}",
         "seed=0",
     ]
+    return cmd, env
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The sweep's folder: outputs/fdd/multirun/<the sweep's overrides>/ with multirun.yaml and a run
+    directory per job."""
+    root = tmp_path_factory.mktemp("sweep")
+    cmd, env = _sweep_command(root)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     multirun = root / "outputs" / "fdd" / "multirun"
-    assert (multirun / "multirun.yaml").is_file()
-    return multirun
+    (folder,) = [p.parent for p in multirun.glob("*/multirun.yaml")]  # the sweep's own folder
+    # named by the sweep's overrides as a run is by its own (logger keys are cosmetic: left out)
+    assert folder.name.startswith("augmentation=fdd,none,random,dataset.eval.synthetic.n=20,"), folder.name
+    assert "logger" not in folder.name and "seed=0" in folder.name
+    return folder
 
 
 def _job(multirun, mode):
@@ -113,3 +123,30 @@ def test_report_on_one_run_and_on_nothing(sweep, tmp_path, capsys):
     assert len(lin) and set(lin["branch"]) <= {"easy-harder", "hard-similar"} and lin["parent_question"].notna().all()
     assert report.main([str(tmp_path)]) == 1 and "no run directories" in capsys.readouterr().out
     assert json.loads((one / "metrics.jsonl").read_text().splitlines()[-1])["round"] == 2
+
+
+def test_report_on_the_folder_of_one_sweep_reports_that_sweep(sweep, tmp_path, capsys):
+    rep = report.build_report(sweep.parent)  # outputs/fdd/multirun with one sweep in it
+    assert rep.root == sweep and rep.sweep and sorted(r.variant for r in rep.runs) == sorted(MODES)
+    assert "augmentation=fdd,none,random" in " ".join(rep.overrides) and rep.missing == []
+    assert report.main([str(sweep.parent), "--out", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    assert f"# FDD report: {sweep}" in printed and "sweep: `" in printed
+
+
+def _folders(root):
+    return {p for p in root.rglob("*") if p.is_dir() and "wandb" not in p.relative_to(root).parts}
+
+
+def test_the_same_sweep_command_resumes_its_sweep(sweep):
+    """Rerunning the sweep's command finds its folder and jobs: every stage is skipped, no new folder."""
+    root = sweep.parents[3]
+    before = _folders(root / "outputs")
+    cmd, env = _sweep_command(root)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("round 2: evaluate already done, skipping") == len(MODES)
+    for mode in MODES:
+        assert f"run directory: {_job(sweep, mode)}" in log
+    assert _folders(root / "outputs") == before  # nothing new but wandb's offline runs

@@ -130,7 +130,8 @@ def test_call_plan_counts_the_growing_pool_and_the_caps():
 
 def test_dry_run_prints_the_plan_and_the_cost_uses_it(tmp_path, capsys):
     from fdd.config import validate
-    from fdd.main import dry_run, load_problems
+    from fdd.data import load_problems
+    from fdd.main import dry_run
     from tests.conftest import compose_cfg
 
     cfg = validate(compose_cfg(["dataset.train.n=20", "dataset.eval.synthetic.n=5", "rounds=3"], tmp_path))

@@ -12,10 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from fdd.config import ConfigError, validate
+from fdd.config import ConfigError, key_role, key_roles, validate
 from fdd.main import run
-from fdd.runtime.identity import MASK, FingerprintMismatch, is_secret, mask_secrets, run_name, safe_name
+from fdd.runtime.identity import (
+    COSMETIC,
+    EXTENDS,
+    IN_VARIANT,
+    REPLICATE,
+    FingerprintMismatch,
+    fingerprint,
+    run_name,
+    safe_name,
+)
 from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.runtime.secrets import MASK, is_secret, mask_secrets
 from fdd.runtime.stages import StageOutputError, StageRunner
 from tests.conftest import CONF, ROOT, TINY, compose_cfg
 
@@ -51,14 +61,51 @@ def test_run_names_are_one_bounded_folder_without_secrets():
             "teacher.base_urls=[http://h:8000/v1]",
             "logger=none",
         ],
-        exclude_keys=["logger"],
+        key_role,
     )
     assert KEY not in name and "/" not in name and ":" not in name and "logger" not in name
-    assert name.startswith("dataset.path=_data_gsm8k,seed=1,teacher.base_urls=")
+    assert name.startswith("dataset.path=_data_gsm8k,seed=1") and "base_urls" not in name
     assert run_name([]) == "default" and run_name(["seed=1", "rounds=2"]) == "rounds=2,seed=1"  # unchanged when safe
     long = [f"dataset.eval.set{i}.path=/very/long/path/number/{i}" for i in range(20)]
     assert len(run_name(long)) <= 120 and run_name(long) != run_name(long[:-1])
     assert safe_name("a/b") != safe_name("a:b")  # sanitised alike, still two folders
+
+
+# ---------------------------------------------------------------------- one mark per key
+def test_each_marked_key_is_left_out_of_the_fingerprint_the_name_the_group_and_the_variants():
+    """A key's role is marked once in the schema; the four places that skip keys derive from it."""
+    from fdd.reporting.report import Run, label_variants
+    from fdd.reporting.tracking import variant_group
+
+    roles = key_roles()
+    assert roles["teacher.base_urls"] == roles["sandbox.workers"] == roles["logger"] == COSMETIC
+    assert roles["rounds"] == EXTENDS and roles["seed"] == REPLICATE
+    for key, role in roles.items():
+        override = f"{key}=x"
+        named = run_name([override], key_role) != "default"
+        grouped = variant_group("fdd", [override]) != "fdd"
+        printed = fingerprint({key: "x", "student.lr": 1}, key_role)["config"]
+        assert named == (role != COSMETIC), key
+        assert grouped == (role in IN_VARIANT), key
+        assert (key in printed) == (role == REPLICATE), key
+        runs = [Run(Path(f"r{v}"), {key: v, "student.lr": "1"}, mode="fdd", seed=0, rounds=1) for v in ("a", "b")]
+        label_variants(runs)
+        assert (runs[0].variant != runs[1].variant) == (role in IN_VARIANT), key
+    # unmarked keys define the run everywhere
+    assert key_role("student.lr") == "defines" and run_name(["student.lr=1"], key_role) == "student.lr=1"
+
+
+def test_moving_to_another_server_resumes_the_same_run():
+    """teacher.base_urls / sandbox.workers: same folder, same fingerprint, same wandb group."""
+    from fdd.reporting.tracking import variant_group
+
+    a = ["teacher=openai", "teacher.base_urls=[http://a:8000/v1]", "sandbox.workers=2"]
+    b = ["teacher=openai", "teacher.base_urls=[http://b:9000/v1,http://c:9000/v1]", "sandbox.workers=8"]
+    assert run_name(a, key_role) == run_name(b, key_role) == "teacher=openai"
+    assert variant_group("fdd", a) == variant_group("fdd", b) == "fdd/teacher=openai"
+    cfg = {"teacher": {"backend": "openai", "base_urls": ["http://a"]}, "sandbox": {"workers": 2}}
+    moved = {"teacher": {"backend": "openai", "base_urls": ["http://b"]}, "sandbox": {"workers": 8}}
+    assert fingerprint(cfg, key_role)["sha256"] == fingerprint(moved, key_role)["sha256"]
 
 
 # ---------------------------------------------------------------------- fingerprint

@@ -11,15 +11,24 @@ import time
 
 import pytest
 
-from fdd.sandbox.pool import ERRORS, ExecResult, Sandbox, strip_fences
+from fdd.reasoning.fences import strip_fences
+from fdd.reasoning.programs import run_programs
+from fdd.sandbox import ERRORS, ExecResult, Sandbox, SandboxLimits
 
 OK = "answer = 6 * 7"
 
 
 @pytest.fixture(scope="module")
 def sb():
-    with Sandbox(workers=2, timeout_s=1.0, memory_mb=256, cpu_s=2) as s:
+    with Sandbox(SandboxLimits(workers=2, timeout_s=1.0, memory_mb=256, cpu_s=2)) as s:
         yield s
+
+
+def pot(sb: Sandbox, text: str) -> ExecResult:
+    """A PoT rationale's answer, read as the run reads it (fences, the convention of fdd/reasoning/programs.py)."""
+    from fdd.reasoning.formats import get_format
+
+    return get_format("pot").extract([text], sb)[0]
 
 
 def assert_usable(sb: Sandbox) -> None:
@@ -52,7 +61,7 @@ def assert_usable(sb: Sandbox) -> None:
     ],
 )
 def test_normal_programs(sb, code, value):
-    r = sb.run(code)
+    r = pot(sb, code)
     assert r.error is None and r.value == pytest.approx(value), r
 
 
@@ -75,7 +84,7 @@ def test_normal_programs(sb, code, value):
     ],
 )
 def test_failures_have_reasons(sb, code, error):
-    r = sb.run(code)
+    r = pot(sb, code)
     assert r.value is None and r.error == error and r.detail, r
     assert r.error in ERRORS
 
@@ -126,7 +135,7 @@ def test_adversarial_contained(sb, name):
     t0 = time.monotonic()
     r = sb.run(code)
     assert r.value is None and r.error in allowed, (name, r)
-    assert time.monotonic() - t0 < sb.timeout_s + sb.grace_s + 5
+    assert time.monotonic() - t0 < sb.limits.timeout_s + sb.grace_s + 5
     assert_usable(sb)
 
 
@@ -152,7 +161,7 @@ def test_run_many_preserves_order_and_mixes_failures(sb):
 
 
 def test_dead_worker_is_reported_as_crashed_and_replaced():
-    with Sandbox(workers=1, timeout_s=5.0) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5.0)) as s:
         assert s.run(OK).value == 42.0
         box = {}
         t = threading.Thread(target=lambda: box.setdefault("r", s.run("while True:\n    pass")))
@@ -166,7 +175,7 @@ def test_dead_worker_is_reported_as_crashed_and_replaced():
 
 
 def test_progress_bar_and_closed_sandbox():
-    s = Sandbox(workers=2)
+    s = Sandbox(SandboxLimits(workers=2))
     assert [r.value for r in s.run_many(["answer = 1", "answer = 2", "answer = 3"], progress=True)] == [1.0, 2.0, 3.0]
     s.close()
     s.close()  # idempotent
@@ -176,15 +185,15 @@ def test_progress_bar_and_closed_sandbox():
 
 def test_throughput_is_well_above_one_process_per_program(sb):
     codes = [f"def solution():\n    return {i} * 3 + 1" for i in range(400)]
-    sb.run_many(codes[:10])  # warm up
+    run_programs(sb, codes[:10])  # warm up
     t0 = time.perf_counter()
-    res = sb.run_many(codes)
+    res = run_programs(sb, codes)
     dt = time.perf_counter() - t0
     assert [r.value for r in res] == [float(i * 3 + 1) for i in range(400)]
     assert dt < 4.0, f"{400 / dt:.0f} programs/s"  # ~>1000/s in practice; a process each is ~30/s
 
 
-def test_strip_fences():
+def test_strip_fences():  # the PoT format strips them; the sandbox runs what it is given
     assert strip_fences("```python\nanswer = 1\n```") == "answer = 1\n"
     assert strip_fences("answer = 2") == "answer = 2"
     assert strip_fences("text\n```\nanswer = 3\n```\nmore") == "answer = 3\n"
@@ -198,17 +207,46 @@ def test_pot_format_uses_the_sandbox(sb):
     assert [r.error for r in res] == [None, "error", "no_answer"]
 
 
+def test_the_sandbox_reads_no_convention_of_its_own(sb):
+    """Without an answer reader a program's answer is its variable ``answer``, and text stays text:
+    solution(), printed numbers and numbers in strings are the PoT convention's (fdd/reasoning/programs.py)."""
+    assert sb.run("def solution():\n    return 5\n").error == "no_answer"
+    assert sb.run("print(3)").error == "no_answer"
+    text = sb.run("answer = '$1,200'")
+    assert (text.value, text.error, text.answer_text, text.convention) == (None, "non_numeric", "$1,200", "answer")
+    assert pot(sb, "answer = '$1,200'") == ExecResult(1200.0, None, convention="answer")
+    fenced = sb.run("```python\nanswer = 1\n```")
+    assert fenced.error == "error" and "SyntaxError" in fenced.detail, fenced
+
+
 # ---------------------------------------------------------------------------- each layer on its own
-def test_timeout_must_be_positive():
+def test_limits_are_checked_in_one_place():
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError, match="timeout_s must be > 0"):
-            Sandbox(timeout_s=bad)
+            SandboxLimits(timeout_s=bad)
+        with pytest.raises(ValueError, match="timeout_s must be > 0"):
+            Sandbox(timeout_s=bad)  # keyword overrides of the limits go through the same check
     with pytest.raises(ValueError, match="os_layer"):
-        Sandbox(os_layer="maybe")
+        SandboxLimits(os_layer="maybe")
+    with pytest.raises(ValueError, match="sandbox.workers"):
+        SandboxLimits(workers=0)
+    with pytest.raises(TypeError):
+        Sandbox(wrokers=2)  # a typo is not silently ignored
+    assert SandboxLimits(timeout_s="3", cpu_s=2.0) == SandboxLimits(timeout_s=3.0, cpu_s=2)
+
+
+def test_limits_come_from_the_config_section(tmp_path):
+    from fdd.config import validate
+    from tests.conftest import compose_cfg
+
+    obj = validate(compose_cfg(["sandbox.workers=3", "sandbox.os_layer=off"], tmp_path))
+    limits = SandboxLimits.from_config(obj.sandbox)
+    assert limits == SandboxLimits(workers=3, timeout_s=obj.sandbox.timeout_s, os_layer="off")
+    assert SandboxLimits.from_config(compose_cfg([], tmp_path).sandbox) == SandboxLimits()  # a DictConfig too
 
 
 def test_in_worker_timer_fires_before_the_parent_kill():
-    with Sandbox(workers=1, timeout_s=0.5, cpu_s=60) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=0.5, cpu_s=60)) as s:
         t0 = time.monotonic()
         r = s.run("while True:\n    pass")
         assert r.error == "timeout" and "in-worker timer" in r.detail, r
@@ -217,7 +255,7 @@ def test_in_worker_timer_fires_before_the_parent_kill():
 
 
 def test_parent_kills_a_program_that_swallows_the_timer():
-    with Sandbox(workers=1, timeout_s=0.5, cpu_s=60) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=0.5, cpu_s=60)) as s:
         r = s.run(ADVERSARIAL["loop swallowing the timer"][0])
         assert r.error == "timeout" and "parent" in r.detail, r
         assert s.stats["restarts"] == 1
@@ -225,7 +263,7 @@ def test_parent_kills_a_program_that_swallows_the_timer():
 
 
 def test_cpu_limit_is_named_not_called_a_timeout():
-    with Sandbox(workers=1, timeout_s=60, cpu_s=1) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=60, cpu_s=1)) as s:
         r = s.run("while True:\n    pass")
         assert r.error == "cpu_limit" and "CPU" in r.detail, r
         assert_usable(s)
@@ -233,7 +271,7 @@ def test_cpu_limit_is_named_not_called_a_timeout():
 
 def test_memory_limit_on_its_own():
     # bytearray is calloc'ed: without RLIMIT_AS the pages are never touched and this succeeds.
-    with Sandbox(workers=1, timeout_s=5, memory_mb=64) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5, memory_mb=64)) as s:
         r = s.run("x = bytearray(400 * 2**20)\nanswer = 1")
         assert r.error == "memory", r
         assert s.run("x = bytearray(8 * 2**20)\nanswer = len(x)").value == 8 * 2**20
@@ -246,7 +284,7 @@ ESCAPE = (
 
 
 def test_process_limit_on_its_own():
-    with Sandbox(workers=1, timeout_s=5, ast_check=False, os_layer="off") as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5, os_layer="off"), ast_check=False) as s:
         r = s.run(ESCAPE + "pid = g['fork']()\nif pid == 0:\n    g['_exit'](0)\nanswer = 1")
         assert r.error == "error" and "BlockingIOError" in r.detail, r
 
@@ -293,7 +331,7 @@ def world_writable():
 
 def test_without_the_os_layer_the_escapes_succeed(world_writable, listener):
     """The control: with both the AST check and the OS layer off, these escapes do get out."""
-    with Sandbox(workers=1, timeout_s=5, ast_check=False, os_layer="off") as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5, os_layer="off"), ast_check=False) as s:
         write, connect = _escapes(s, str(world_writable / "escape.txt"), listener.getsockname()[1])
     assert write.ok and (world_writable / "escape.txt").read_bytes() == b"escaped", write
     assert connect.ok, connect
@@ -303,9 +341,9 @@ def test_without_the_os_layer_the_escapes_succeed(world_writable, listener):
 def test_os_layer_stops_escapes_with_the_ast_check_off(world_writable, listener):
     import socket
 
-    from fdd.sandbox.pool import landlock_abi
+    from fdd.sandbox import landlock_abi
 
-    with Sandbox(workers=1, timeout_s=5, ast_check=False) as s:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5), ast_check=False) as s:
         layers = s.os_layers()
         write, connect = _escapes(s, str(world_writable / "escape.txt"), listener.getsockname()[1])
         inside = s.run(
@@ -342,7 +380,7 @@ def _in_child(code: str) -> str:
 
 
 def test_landlock_on_its_own(world_writable, listener):
-    from fdd.sandbox.pool import landlock_abi
+    from fdd.sandbox import landlock_abi
 
     if landlock_abi() < 1:
         pytest.skip("Landlock not available on this kernel")
@@ -350,8 +388,8 @@ def test_landlock_on_its_own(world_writable, listener):
     own.mkdir()
     res = _in_child(f"""
 import socket
-from fdd.sandbox.pool import _apply_landlock
-print(_apply_landlock({str(own)!r}))
+from fdd.sandbox.confine import apply_landlock
+print(apply_landlock({str(own)!r}))
 open({str(own / "a.txt")!r}, 'w').write('ok')
 for what, fn in [('write', lambda: open({str(world_writable / "b.txt")!r}, 'w')),
                  ('connect', lambda: socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 2))]:
@@ -370,9 +408,9 @@ def _netns_probe(port: int = 9) -> str:
     """'refused ...' where this process may create a network namespace and it has no network."""
     return _in_child(f"""
 import socket
-from fdd.sandbox.pool import _unshare_network
+from fdd.sandbox.confine import unshare_network
 try:
-    _unshare_network()
+    unshare_network()
 except OSError as e:
     print('unavailable', e)
     raise SystemExit(0)
@@ -398,13 +436,13 @@ def test_a_batch_of_bad_programs_is_not_an_outage(sb):
 
 
 def test_workers_that_cannot_start_are_an_outage(monkeypatch):
-    from fdd.reasoning import sandbox as mod
+    from fdd.sandbox import pool as mod
 
-    def no_fork(self, ctx, args):
+    def no_fork(self, spec):
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(mod._Worker, "__init__", no_fork)
-    with Sandbox(workers=2) as s:
+    with Sandbox(SandboxLimits(workers=2)) as s:
         with pytest.raises(mod.SandboxUnavailableError, match="all 3 programs failed with crashed.*trivial program"):
             s.run_many([OK, OK, OK])
 
@@ -412,9 +450,9 @@ def test_workers_that_cannot_start_are_an_outage(monkeypatch):
 def test_a_sandbox_that_fails_every_program_is_an_outage():
     import shutil
 
-    from fdd.sandbox.pool import SandboxUnavailableError
+    from fdd.sandbox import SandboxUnavailableError
 
-    with Sandbox(workers=1) as s:
+    with Sandbox(SandboxLimits(workers=1)) as s:
         shutil.rmtree(s._tmp_root)  # no program can get a working directory any more
         with pytest.raises(SandboxUnavailableError) as e:
             s.run_many([OK, "answer = 1"])
@@ -424,7 +462,7 @@ def test_a_sandbox_that_fails_every_program_is_an_outage():
 def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_values(tmp_path):
     from fdd.config import ConfigError, validate
     from fdd.main import _user_errors
-    from fdd.sandbox.pool import SandboxUnavailableError
+    from fdd.sandbox import SandboxUnavailableError
     from tests.conftest import compose_cfg
 
     assert SandboxUnavailableError in _user_errors()
@@ -432,6 +470,8 @@ def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_val
         ("sandbox.timeout_s=-1", "sandbox.timeout_s must be > 0"),
         ("sandbox.timeout_s=0", "sandbox.timeout_s must be > 0"),
         ("sandbox.cpu_s=0", "sandbox.cpu_s"),
+        ("sandbox.workers=0", "sandbox.workers must be >= 1"),
+        ("sandbox.memory_mb=8", "sandbox.memory_mb must be >= 16"),
         ("sandbox.os_layer=maybe", "sandbox.os_layer"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -440,12 +480,79 @@ def test_outage_is_one_error_line_for_the_cli_and_config_refuses_bad_sandbox_val
 
 
 def test_require_mode_runs_only_with_landlock():
-    from fdd.sandbox.pool import SandboxUnavailableError, landlock_abi
+    from fdd.sandbox import SandboxUnavailableError, landlock_abi
 
     if landlock_abi() < 1:
         with pytest.raises(SandboxUnavailableError, match="Landlock is not available"):
-            Sandbox(os_layer="require")
+            Sandbox(SandboxLimits(os_layer="require"))
         return
-    with Sandbox(workers=1, os_layer="require") as s:
+    with Sandbox(SandboxLimits(workers=1, os_layer="require")) as s:
         assert_usable(s)
         assert s.os_layers()["landlock_fs"]
+
+
+# ---------------------------------------------------------------------------- a clean start
+SECRET = "sk-fdd-test-not-a-real-key-0123456789"
+# What a worker's environment may hold (fdd.sandbox.pool.WORKER_ENV, and what Python sets itself).
+WORKER_ENV = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "PYTHONHASHSEED", "OPENBLAS_NUM_THREADS"}
+
+
+def test_workers_cannot_see_the_parents_environment(monkeypatch):
+    """A program past every Python-level check (here: the AST check off, ``os`` reached through
+    ``__subclasses__``) finds no API key of the parent: not in os.environ, and not in
+    /proc/self/environ (the environment the worker was started with)."""
+    for name in ("OPENAI_API_KEY", "WANDB_API_KEY", "FDD_TEST_SECRET"):
+        monkeypatch.setenv(name, SECRET)
+    # drop_privileges=False: a worker that dropped root may not read its own /proc/self/environ at all
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5), ast_check=False, drop_privileges=False) as s:
+        names = s.run(ESCAPE + "answer = ' '.join(sorted(g['environ']))")
+        leaked = s.run(ESCAPE + f"answer = sum({SECRET!r} in v for v in g['environ'].values())")
+        initial = s.run(
+            ESCAPE + "fd = g['open']('/proc/self/environ', g['O_RDONLY'])\n"
+            f"answer = g['read'](fd, 1 << 20).count({SECRET.encode()!r})"
+        )
+        pid = s._pool[0].proc.pid
+        from_outside = None
+        if os.path.exists(f"/proc/{pid}/environ"):
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                from_outside = f.read()
+    assert names.answer_text is not None and set(names.answer_text.split()) <= WORKER_ENV, names
+    assert leaked.value == 0.0, leaked
+    if from_outside is None:
+        pytest.skip("no /proc here: only os.environ was checked")
+    assert initial.value == 0.0, initial  # the worker's own view of its start
+    assert SECRET.encode() not in from_outside  # the parent's view of the same
+    assert {v.split(b"=", 1)[0].decode() for v in from_outside.split(b"\0") if v} <= WORKER_ENV, from_outside
+
+
+def test_worker_env_keeps_only_locale_path_and_hash_seed(monkeypatch):
+    from fdd.sandbox.pool import worker_env
+
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    env = worker_env()
+    assert set(env) <= WORKER_ENV and env["PYTHONHASHSEED"] == "7" and SECRET not in env.values()
+
+
+def test_a_taken_over_worker_cannot_make_the_parent_run_code(tmp_path):
+    """Results come back as JSON, never pickle: a pickle that would run a shell command in the
+    parent, written straight to the worker's socket, is a malformed message and nothing more."""
+    marker = tmp_path / "parent-ran-it"
+    payload = f"cposix\nsystem\n(S'touch {marker}'\ntR.".encode()
+    inject = (
+        ESCAPE
+        + f"msg = len({payload!r}).to_bytes(4, 'big') + {payload!r}\n"
+        + "for fd in range(3, 64):\n"
+        + "    try:\n"
+        + "        if g['st'].S_ISSOCK(g['fstat'](fd).st_mode):\n"
+        + "            g['write'](fd, msg)\n"
+        + "    except OSError:\n"
+        + "        pass\n"
+        + "answer = 1\n"
+    )
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5), ast_check=False) as s:
+        r = s.run(inject)
+        time.sleep(0.2)
+        assert not marker.exists()
+        assert r.error == "crashed" and "malformed" in r.detail, r
+        assert_usable(s)  # a fresh worker took its place

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 
-from fdd.sandbox.pool import Sandbox
+from fdd.sandbox import Sandbox, SandboxLimits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_the_in_worker_timer_stops_a_loop_without_the_parent_killing_the_worker():
     # cpu_s is high so only the timer can fire before the parent's wall clock (timeout + grace).
-    with Sandbox(workers=1, timeout_s=0.3, cpu_s=30) as sb:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=0.3, cpu_s=30)) as sb:
         assert sb.run("answer = 1").value == 1.0  # the worker is up: only the program is timed below
         t0 = time.monotonic()
         res = sb.run("while True:\n    pass\n")
@@ -29,7 +29,7 @@ def test_the_in_worker_timer_stops_a_loop_without_the_parent_killing_the_worker(
 
 def test_the_cpu_limit_stops_a_loop_long_before_the_wall_clock():
     # The wall-clock budget is far away, so only RLIMIT_CPU (re-armed per program) can end it early.
-    with Sandbox(workers=1, timeout_s=60, cpu_s=1) as sb:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=60, cpu_s=1)) as sb:
         t0 = time.monotonic()
         res = sb.run("while True:\n    pass\n")
         assert res.error == "cpu_limit" and time.monotonic() - t0 < 40
@@ -38,9 +38,9 @@ def test_the_cpu_limit_stops_a_loop_long_before_the_wall_clock():
 
 _LIMITS_PROBE = """
 import os, resource
-from fdd.sandbox.pool import _drop_privileges, _set_limits
-_drop_privileges()
-_set_limits(256)
+from fdd.sandbox.confine import drop_privileges, set_limits
+drop_privileges()
+set_limits(256)
 print(resource.getrlimit(resource.RLIMIT_NPROC)[0], flush=True)
 try:
     pid = os.fork()
@@ -78,28 +78,44 @@ def test_the_worker_limits_forbid_new_processes_and_big_files():
 def test_workers_import_nothing_after_dropping_privileges():
     """A worker drops to an unprivileged user that may not read the interpreter's library folder
     (a Python under /root, mode 0700): every module it needs is imported at module level, so no
-    function of the sandbox imports lazily (``builtins`` is always loaded)."""
+    function of the worker's modules imports lazily (``builtins`` is always loaded)."""
     import ast
     from pathlib import Path
 
-    import fdd.sandbox.pool as sb
+    import fdd.sandbox.confine
+    import fdd.sandbox.limits
+    import fdd.sandbox.policy
+    import fdd.sandbox.result
+    import fdd.sandbox.worker
 
-    tree = ast.parse(Path(sb.__file__).read_text(encoding="utf-8"))
-    lazy = [
-        (node.lineno, alias.name)
-        for fn in ast.walk(tree)
-        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
-        for node in ast.walk(fn)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-        if alias.name != "builtins"
-    ]
+    lazy = []
+    for mod in (fdd.sandbox.worker, fdd.sandbox.confine, fdd.sandbox.policy, fdd.sandbox.result, fdd.sandbox.limits):
+        tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+        lazy += [
+            (mod.__name__, node.lineno, alias.name)
+            for fn in ast.walk(tree)
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(fn)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+            if alias.name != "builtins"
+        ]
     assert lazy == []
+
+
+def test_a_worker_is_a_fresh_interpreter_that_imports_the_parents_modules():
+    """Workers are started with ``subprocess`` (a clean environment, fdd/sandbox/pool.py) and find
+    fdd on the parent's sys.path, so the code they run is the parent's (a scratch copy's included)."""
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5), ast_check=False) as sb:
+        esc = "g = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0].__init__.__globals__\n"
+        res = sb.run(esc + "answer = g['sys'].modules['fdd.sandbox.worker'].__file__")
+        assert res.answer_text == sys.modules["fdd.sandbox.worker"].__file__, res
+        assert sb.run(esc + "answer = g['getppid']()").value == os.getpid()
 
 
 def test_the_module_whitelist_on_its_own():
     """With the AST check off, the import hook alone refuses a module outside the whitelist."""
-    with Sandbox(workers=1, timeout_s=5, ast_check=False) as sb:
+    with Sandbox(SandboxLimits(workers=1, timeout_s=5), ast_check=False) as sb:
         assert sb.run("import math\nanswer = math.floor(2.5)").value == 2.0
         res = sb.run("import os\nanswer = 1")
         assert res.value is None and res.error == "forbidden", res

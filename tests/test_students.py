@@ -190,3 +190,29 @@ def test_vllm_backend_is_imported_only_when_chosen(tmp_path):
             st.generate_texts(["Question: 1 + 1?\nProgram:"], str(tmp_path / "no-ckpt"))
     else:
         pytest.skip("vllm is installed here")
+
+
+def test_a_launched_rank_rebuilds_the_generator_from_the_spec_alone(tmp_path):
+    """What a launched rank receives is the pickled ``GenerationSpec``; from it alone (no
+    ``Student``) it loads the saved tokenizer and answers as the student does, stop rule included."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+
+    from fdd.students import backends
+    from fdd.students.generate import encode_prompts
+
+    cfg = compose_cfg(["student=tiny-llama", "student.generation.stop_at_answer=true", "logger=none"], tmp_path)
+    st = Student(OmegaConf.to_object(cfg.student), CPU, get_format("pot"), 0, str(tmp_path / "tok"))
+    assert st.spec.stop_rule is answer_line_end and st.spec.trainer_cfg == CPU
+    prompts = [f"Question: what is {i} + 2?\nProgram:" for i in range(3)]
+    ckpt = st._base_folder()
+    want = st.generate_texts(prompts, ckpt)
+    enc = encode_prompts(st.tokenizer(), prompts, "causal", st.cfg.max_source_len)
+    out = tmp_path / "texts.json"
+    backends._generate_worker(pickle.loads(pickle.dumps(st.spec)), enc, ckpt, str(out))
+    assert json.loads(out.read_text()) == want
+    # the generation side never imports the student back
+    code = "import sys, fdd.students.backends; assert 'fdd.students.student' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

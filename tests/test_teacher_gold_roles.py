@@ -46,7 +46,7 @@ def test_gold_programs_answer_the_first_gsm8k_train_problems(shared_data):
     from fdd.data import load_source
     from fdd.reasoning.answer import answers_match
     from fdd.reasoning.formats import get_format
-    from fdd.sandbox.pool import Sandbox
+    from fdd.sandbox import Sandbox
     from fdd.teachers.gold import GoldTeacher
 
     problems = load_source(SourceConfig(loader="gsm8k", split="train", path=str(shared_data), limit=100)).problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fdd.method.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, ngrams, screen, verify_seed
-from fdd.sandbox.pool import ExecResult
+from fdd.sandbox import ExecResult
 from fdd.teachers.base import Reply
 from fdd.types import Problem
 

@@ -79,14 +79,55 @@ def resolve_file(path: str | Path, candidates: Sequence[str], dataset: str) -> P
     )
 
 
+# Leading bytes of files that are not text: a compressed or archived copy of a data file
+# (a .jsonl.gz renamed .jsonl, a zip downloaded in place of the file) is named, not parsed.
+_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed data; decompress it first (gunzip)",
+    b"PK\x03\x04": "a zip archive; extract the file from it",
+    b"BZh": "bzip2-compressed data; decompress it first (bunzip2)",
+    b"\xfd7zXZ\x00": "xz-compressed data; decompress it first (unxz)",
+    b"(\xb5/\xfd": "zstd-compressed data; decompress it first (unzstd)",
+    b"PAR1": "a Parquet file; convert it to JSON lines or CSV",
+    b"SQLite format 3\x00": "an SQLite database",
+}
+
+
+def check_text(path: Path, fmt: str) -> None:
+    """Raise ``DataFormatError`` naming ``path`` when it is not a UTF-8 text file (compressed,
+    archived or other binary data), before a parser fails on it with an error naming no file."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    why = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
+    nul = head.find(b"\x00")
+    if why is None and nul >= 0:
+        why = f"binary data: a NUL byte at offset {nul}"
+    if why is None:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.end < len(head) - 3:  # not a multi-byte character cut by the 64 KiB window
+                why = f"not UTF-8: byte 0x{head[e.start]:02x} at offset {e.start}; save it as UTF-8"
+    if why:
+        raise DataFormatError(f"{path}: not a text {fmt} file ({why})")
+
+
+def _decode_error(path: Path, fmt: str, e: UnicodeDecodeError) -> DataFormatError:
+    """A byte that is not UTF-8 past the part ``check_text`` looked at."""
+    return DataFormatError(
+        f"{path}: not a text {fmt} file (not UTF-8 after the first 64 KiB: {e.reason}); save it as UTF-8"
+    )
+
+
 def read_json(path: Path) -> Any:
+    check_text(path, "JSON")
     try:
         return io.read_json(path)
-    except ValueError as e:  # names the file; loaders report it as a data-format error
+    except ValueError as e:  # names the file (bytes past check_text's look too); a data-format error
         raise DataFormatError(str(e)) from e
 
 
 def read_jsonl(path: Path) -> List[dict]:
+    check_text(path, "JSON lines")
     try:
         return io.read_jsonl(path)
     except ValueError as e:  # names the file and line
@@ -94,8 +135,14 @@ def read_jsonl(path: Path) -> List[dict]:
 
 
 def read_csv(path: Path) -> List[dict]:
-    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: Excel writes a BOM
-        return [dict(r) for r in csv.DictReader(f)]
+    check_text(path, "CSV")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: Excel writes a BOM
+            return [dict(r) for r in csv.DictReader(f)]
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, "CSV", e) from e
+    except csv.Error as e:  # e.g. a NUL byte past the bytes check_text looked at
+        raise DataFormatError(f"{path}: not a valid CSV file ({e})") from e
 
 
 def read_xml(path: Path) -> ET.Element:

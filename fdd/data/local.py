@@ -2,7 +2,9 @@
 
 ``question_field`` / ``answer_field`` / ``id_field`` name the columns; answers go through the
 project's one normaliser (``parse_number``), and a GSM8K-style rationale ending in ``#### N`` is
-accepted as an answer. Without ``id_field``, ids are content hashes of the question.
+accepted as an answer, and so is a one-element list (AddSub / SingleEq / MultiArith keep their
+answer in ``lSolutions: [N]``); a list of several answers is skipped and counted, as it names no one
+answer. Without ``id_field``, ids are content hashes of the question.
 """
 
 from __future__ import annotations
@@ -17,9 +19,20 @@ from fdd.types import content_id
 
 
 def _answer(raw: Any) -> float | None:
+    if isinstance(raw, (list, tuple)) and len(raw) == 1:  # lSolutions: [39.0]
+        raw = raw[0]
     if isinstance(raw, str) and "####" in raw:
         raw = raw.rsplit("####", 1)[1]
     return parse_number(raw)
+
+
+def _list_defect(raw: Any, field: str) -> str | None:
+    """Why a list-valued answer names no one answer (None: not a list, or one element)."""
+    if not isinstance(raw, (list, tuple)) or len(raw) == 1:
+        return None
+    if not raw:
+        return f"empty {field} list (expected one answer)"
+    return f"{field} is a list of several answers (expected one)"
 
 
 def load(spec: Any, seed: int = 0) -> LoadResult:
@@ -42,6 +55,10 @@ def load(spec: Any, seed: int = 0) -> LoadResult:
             pid = content_id(question, prefix=f"{source}-")
         if not question:
             result.skip("empty question", pid)
+            continue
+        defect = _list_defect(raw, af)
+        if defect:
+            result.skip(defect, pid)
             continue
         meta = {k: v for k, v in row.items() if k not in (qf, af, idf)}
         result.add(pid, question, _answer(raw), source, meta)

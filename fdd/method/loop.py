@@ -29,11 +29,11 @@ from fdd.method.grading import grade
 from fdd.method.verify import Candidate, DedupIndex, NgramIndex, accept_by_agreement, conventions, screen, verify_seed
 from fdd.reporting.tracking import curve_loggers
 from fdd.runtime import gpu_plan
-from fdd.runtime.failures import FailedRequests, TeacherUnavailableError, reopen_failed  # noqa: F401 - re-exported
+from fdd.runtime.failures import FailedRequests, reopen_failed
 from fdd.runtime.io import read_json, read_jsonl, write_json, write_jsonl
+from fdd.runtime.progress import StagePlan
 from fdd.runtime.seeding import rng
 from fdd.runtime.stages import StageRunner
-from fdd.sandbox.pool import SandboxUnavailableError  # noqa: F401 - re-exported next to TeacherUnavailableError
 from fdd.types import BRANCH_HARDER, BRANCH_SIMILAR, Item, Prediction, Problem, Rejection, RoundMetrics
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,19 @@ class FDDLoop:
         self.plan = plan_calls(cfg, len(self.train_problems))
 
     # ------------------------------------------------------------------ the algorithm
+    @staticmethod
+    def stage_order(cfg) -> List[Tuple[int, str]]:
+        """Every stage ``run`` goes through, in order (the progress lines count them)."""
+        order = [(0, "init")] + ([(0, "evaluate")] if cfg.student.evaluates_base() else [])
+        for r in range(1, cfg.rounds + 1):
+            order += [(r, "train"), (r, "evaluate"), (r, "feedback")]
+            order += [(r, "augment")] if r < cfg.rounds else []
+            order.append((r, "metrics"))
+        return order
+
     def run(self) -> List[Dict]:
-        if getattr(self.cfg.teacher, "retry_failed", False):
+        self.stages.plan = StagePlan(self.stage_order(self.cfg))  # a progress line per stage, with the time left
+        if self.cfg.teacher.retry_failed:
             reopen_failed(self.run_dir, self.stages)
         init = self.stages.run(0, "init", self.initialize)
         round0 = {"init": init}
@@ -455,7 +466,7 @@ class FDDLoop:
             log.info("round %d: %d of at most %d planned teacher requests", r, used, most)
 
     def _failures(self, out: Path, stage: str) -> FailedRequests:
-        return FailedRequests(out, stage, float(getattr(self.cfg.teacher, "max_failed_share", 0.1)))
+        return FailedRequests(out, stage, float(self.cfg.teacher.max_failed_share))
 
     def distill_set(self, r: int) -> List[Item]:
         """D_r: round r's distill.jsonl, or D_{r-1} where round r did not augment."""

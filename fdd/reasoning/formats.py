@@ -15,9 +15,9 @@ from typing import Callable, List, Optional
 
 from fdd.reasoning.answer import answer_phrase_tail, boxed_content, last_number, parse_number
 from fdd.reasoning.fences import strip_fences
-from fdd.reasoning.programs import normalize_program
+from fdd.reasoning.programs import normalize_program, run_programs
 from fdd.runtime.registries import RATIONALE_FORMATS
-from fdd.sandbox.pool import ExecResult, Sandbox
+from fdd.sandbox import ExecResult, Sandbox
 
 __all__ = [
     "RationaleFormat",
@@ -112,7 +112,7 @@ class PoTFormat(RationaleFormat):
         # Fences first (a reply may hold prose around its block), then the documented convention
         # (fdd/reasoning/programs.py): what runs is what the student would learn.
         programs = [normalize_program(strip_fences(t or "")) for t in texts]
-        results = sandbox.run_many([p.code for p in programs], progress=progress)
+        results = run_programs(sandbox, [p.code for p in programs], progress=progress)
         for t, p, res in zip(texts, programs, results):
             if p.wrapped and res.convention == "solution":
                 res.convention = "module_return"

@@ -5,7 +5,7 @@ Qwen2.5-Coder-1.5B-Instruct behind llama.cpp, issue 22): a plain script that pri
 a script whose last line is a module-level ``return`` (a SyntaxError as Python), or a correct
 ``solution()`` followed by "example usage" (``print(solution())``, ``if __name__ == "__main__":``).
 Rejecting them threw away correct rationales; keeping the example usage taught the student to
-write it. The one documented convention (README "Program-of-Thought answers"):
+write it. The one documented convention (docs/reference.md "Program-of-Thought answers"):
 
 1. ``solution()`` is defined: its return value is the answer (``solution``). Example usage after
    it is stripped from the program the student learns.
@@ -15,18 +15,33 @@ write it. The one documented convention (README "Program-of-Thought answers"):
    indented as written), so it is rule 1 with the convention ``module_return``.
 
 :func:`normalize_program` does the text side (1's stripping and 4's wrapping) in the parent, before
-the sandbox runs the program; the sandbox applies rules 1-3 to what it returns or prints
-(``fdd.sandbox.pool``). Both are pure and idempotent: a normalized program normalizes to itself.
+the sandbox runs the program; it is pure and idempotent: a normalized program normalizes to itself.
+:func:`read_answer` applies rules 1-3 inside the sandbox worker, which gets its source
+(:data:`ANSWER_READER`), and :func:`read_result` reads a number out of a text answer (a string, or
+what was printed) in the parent; :func:`run_programs` does both around ``Sandbox.run_many``.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
-__all__ = ["NormalizedProgram", "normalize_program", "program_fingerprint", "CONVENTIONS"]
+from fdd.reasoning.answer import last_number, parse_number
+from fdd.sandbox import ExecResult, Sandbox
+
+__all__ = [
+    "NormalizedProgram",
+    "normalize_program",
+    "program_fingerprint",
+    "CONVENTIONS",
+    "read_answer",
+    "ANSWER_READER",
+    "read_result",
+    "run_programs",
+]
 
 # Every answer convention a PoT result can carry (ExecResult.convention), in the order above.
 CONVENTIONS = ("solution", "answer", "print", "module_return")
@@ -215,3 +230,51 @@ def program_fingerprint(code: str) -> Tuple[str, str]:
     bound |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
     bound |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     return ("ast", ast.dump(_Canonical(bound).visit(tree), annotate_fields=False))
+
+
+# -------------------------------------------------------------------------------------------- answers
+def read_answer(namespace, printed):
+    """Rules 1-3 on a program that has run: ``(convention, value)``, or ``(None, why)`` where it
+    states no answer. ``namespace`` is its globals; ``printed()`` what it has printed so far
+    (None: nothing), asked after ``solution()`` ran, since that may be what prints.
+
+    This runs inside the sandbox worker, which gets its source (:data:`ANSWER_READER`): it may use
+    builtins only, and no annotations, imports or module-level names."""
+    if callable(namespace.get("solution")):
+        convention, value = "solution", namespace["solution"]()
+    elif "answer" in namespace:
+        convention, value = "answer", namespace["answer"]
+    else:
+        convention, value = None, None
+    if value is None and printed() is not None:
+        return "print", printed()[-2000:]  # its last number is the answer (read_result)
+    if convention is None:
+        return None, "no solution(), no top-level answer and nothing printed"
+    return convention, value
+
+
+# The answer reader the sandbox runs after each PoT program (fdd/sandbox/worker.py).
+ANSWER_READER = inspect.getsource(read_answer)
+
+
+def read_result(res: ExecResult) -> ExecResult:
+    """The result with a number read out of a text answer: the last number of what a program
+    printed (``print``), a string that states a number (``"$1,200"``) otherwise."""
+    text = res.answer_text
+    if text is None:
+        return res
+    if res.convention == "print":
+        v = last_number(text)
+        if v is None:
+            return ExecResult(None, "no_answer", f"printed no number: {text[-80:]!r}", res.convention)
+        return ExecResult(v, None, convention=res.convention)
+    v = parse_number(text[:1000])
+    if v is None:
+        return ExecResult(None, "non_numeric", f"string {text[:80]!r}", res.convention)
+    return ExecResult(v, None, convention=res.convention)
+
+
+def run_programs(sandbox: Sandbox, codes: Sequence[str], progress: bool = False) -> List[ExecResult]:
+    """Run programs as they are (normalize them first) and read each one's answer by rules 1-3."""
+    results = sandbox.run_many(codes, progress=progress, answer_reader=ANSWER_READER)
+    return [read_result(r) for r in results]

@@ -133,16 +133,16 @@ def run_summary(rows: List[Dict]) -> Dict[str, float]:
     return out
 
 
-# Overrides that do not make a variant: the seed (what a group averages over) and where/how it logs.
-NOT_VARIANT = ("seed", "logger", "paths", "hydra", "dry_run", "teacher.cache_dir", "hparams_search", "debug")
-
-
 def variant_group(group: Optional[str], overrides) -> str:
-    """``<group>/<overrides without seed>`` (``<group>`` alone for the default variant)."""
+    """``<group>/<overrides that make a variant>`` (``<group>`` alone for the default variant):
+    seeds, cosmetic keys (fdd.config.key_role) and secrets left out."""
+    from fdd.config import key_role
+    from fdd.runtime.identity import IN_VARIANT
+    from fdd.runtime.secrets import is_secret, override_key
 
     def is_variant(o: str) -> bool:
-        key = o.lstrip("+~").split("=", 1)[0]
-        return not any(key == k or key.startswith((k + ".", k + "/")) for k in NOT_VARIANT)
+        key = override_key(o) or o.lstrip("+~")
+        return key_role(key) in IN_VARIANT and not is_secret(key)
 
     keep = sorted(o for o in overrides if is_variant(o))
     base = group or "fdd"
@@ -203,7 +203,7 @@ class Tracker:
         run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
         id_file.write_text(run_id)
         os.environ.setdefault("WANDB_SILENT", "true")
-        from fdd.runtime.identity import mask_secrets  # API keys and tokens never reach wandb
+        from fdd.runtime.secrets import mask_secrets  # API keys and tokens never reach wandb
 
         argv, sys.argv = sys.argv, [sys.argv[0], *mask_secrets(sys.argv[1:])]  # wandb records the command line
         try:

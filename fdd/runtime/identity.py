@@ -2,11 +2,12 @@
 
 * ``run_name`` names the run directory from the command's overrides: one folder (no ``/`` or
   ``:``), bounded in length (a hash suffix keeps long names distinct), and without secrets.
-* ``check_fingerprint`` hashes the resolved config, minus the keys in ``COSMETIC_KEYS``, into
+* ``check_fingerprint`` hashes the resolved config, minus the keys not in ``IN_FINGERPRINT``, into
   ``<run_dir>/fingerprint.json``; resuming a run whose fingerprint differs refuses and names the
   keys that changed, unless ``resume=force``.
-* ``mask_secrets`` / ``MaskSecretsCallback`` keep any key named like an API key, token, secret
-  or password out of ``.hydra/*.yaml``, ``multirun.yaml``, the fingerprint and wandb's config.
+* Each key's role (``DEFINES``, ``COSMETIC``, ``EXTENDS``, ``REPLICATE``) is marked once in the
+  schema and passed in as ``role_of`` (``fdd.config.key_role``).
+* Secrets are masked by fdd/runtime/secrets.py.
 """
 
 from __future__ import annotations
@@ -16,115 +17,47 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from fdd.runtime.io import read_json, write_json
+from fdd.runtime.secrets import is_secret, override_key
 
 log = logging.getLogger(__name__)
 
-MASK = "***"
-# The last segment of a key (``teacher.api_key`` -> ``api_key``) names a secret when one of its
-# ``_``-separated words is one of these (``max_tokens`` and ``tokenizer`` are not secrets).
-SECRET_NAME = re.compile(r"(?:^|_)(?:api_?key|apikey|token|secret|password|passwd|credentials?)(?:$|_)", re.I)
+# What a config key is to a run's identity. The schema marks each key once, in its field's
+# metadata (fdd/config.py: ``key_role``); the fingerprint, the folder name, the wandb group and the
+# report's variants all derive from that one mark, so they cannot disagree.
+DEFINES = "defines"  # what the run computes: in the fingerprint, the folder name and the variant
+COSMETIC = "cosmetic"  # how a run looks, where it lives, how fast it goes, which server answers: in none
+EXTENDS = "extends"  # rounds: a run may grow (rounds=3 after 2 reuses rounds 0-2), so out of the fingerprint only
+REPLICATE = "replicate"  # seed: a run of its own (fingerprint, folder) but the same variant (wandb group, report)
+ROLES = (DEFINES, COSMETIC, EXTENDS, REPLICATE)
+IN_FINGERPRINT = frozenset({DEFINES, REPLICATE})
+IN_NAME = frozenset({DEFINES, EXTENDS, REPLICATE})
+IN_VARIANT = frozenset({DEFINES, EXTENDS})
 
-# Keys (dotted prefixes) that change how a run looks or how fast it goes, not what it computes:
-# they are left out of the fingerprint, so changing them never blocks a resume.
-COSMETIC_KEYS = (
-    "dry_run",
-    "resume",  # how to resume is not what is computed
-    "recompute_from",
-    "logger",  # wandb on/off, mode, project, tags: tracking only
-    "paths",  # where the run, the cache and the logs live
-    "teacher.cache_dir",
-    "teacher.concurrency",  # requests in flight; every reply is cached per request
-    "teacher.timeout_s",
-    "teacher.stream",  # how a reply travels, not what it says
-    "teacher.max_retries",
-    "teacher.base_urls",  # the same model may be served from elsewhere
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "student.num_workers",  # data-loader processes
-    "sandbox.workers",  # program-running processes
-    "sandbox.os_layer",  # a safety layer: honest programs give the same answers with or without it
-    "teacher.retry_failed",  # how to treat failed teacher requests: rerunning with them resumes the run
-    "teacher.max_failed_share",
-    "teacher.cache_on_corrupt",
-    "final",  # final/ is rebuilt when its selection rule changes (fdd/reporting/final.py)
-    # Not cosmetic, but a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 as they are
-    # (each stage depends only on earlier rounds), so extending a run is not a changed config.
-    "rounds",
-)
+RoleOf = Callable[[str], str]
 
-_OVERRIDE_KEY = re.compile(r"^[+~]{0,2}([^=]+)=")
+
+def everything_defines(key: str) -> str:
+    """The role function that marks nothing (every key defines the run)."""
+    return DEFINES
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+@%-]+")  # everything else becomes "_" in a folder name
 MAX_NAME = 120
 
 
-def is_secret(key: str) -> bool:
-    """Whether a (dotted) config key names a secret."""
-    return bool(SECRET_NAME.search(str(key).rsplit(".", 1)[-1].lstrip("+~")))
-
-
-def _override_key(line: str) -> Optional[str]:
-    m = _OVERRIDE_KEY.match(str(line))
-    return m.group(1) if m else None
-
-
-def mask_secrets(obj: Any) -> Any:
-    """A copy of a plain config (dicts, lists, scalars) with secret values and ``key=value``
-    override strings of secret keys replaced by ``***``."""
-    if isinstance(obj, dict):
-        return {k: (MASK if is_secret(k) and obj[k] not in (None, "") else mask_secrets(v)) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [mask_secrets(v) for v in obj]
-    if isinstance(obj, str):
-        return _mask_override_text(obj)
-    return obj
-
-
-def _mask_override_text(text: str) -> str:
-    """``teacher.api_key=sk-1,seed=0`` -> ``teacher.api_key=***,seed=0``."""
-    return re.sub(
-        r"([\w.+~-]*)=([^,\s]*)",
-        lambda m: f"{m.group(1)}={MASK}" if is_secret(m.group(1)) and m.group(2) else m.group(0),
-        text,
-    )
-
-
-def secret_values(obj: Any) -> List[str]:
-    """Every secret value in a plain config (for masking them wherever else they were copied)."""
-    out: List[str] = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if is_secret(k) and isinstance(v, (str, int)) and str(v) not in ("", MASK):
-                out.append(str(v))
-            else:
-                out.extend(secret_values(v))
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            out.extend(secret_values(v))
-    elif isinstance(obj, str):
-        for line in obj.split(","):
-            key = _override_key(line)
-            if key and is_secret(key):
-                value = line.split("=", 1)[1].strip("'\"")
-                if value:
-                    out.append(value)
-    return out
-
-
 # ---------------------------------------------------------------------- the run directory's name
-def run_name(overrides: Optional[Sequence[str]] = None, exclude_keys: Optional[Sequence[str]] = None) -> str:
+def run_name(overrides: Optional[Sequence[str]] = None, role_of: RoleOf = everything_defines) -> str:
     """One safe folder name from the command's overrides (Hydra's ``override_dirname`` rule:
-    sorted, ``,``-joined), without excluded or secret keys; ``default`` when none are left."""
-    exclude = set(exclude_keys or ())
-    lines = sorted(
-        str(o)
-        for o in (overrides or ())
-        if (_override_key(o) or "").lstrip("+~") not in exclude and not is_secret(_override_key(o) or "")
-    )
-    raw = ",".join(lines)
+    sorted, ``,``-joined), without cosmetic or secret keys; ``default`` when none are left."""
+    lines = []
+    for o in overrides or ():
+        key = override_key(o) or ""
+        if role_of(key) in IN_NAME and not is_secret(key):
+            lines.append(str(o))
+    raw = ",".join(sorted(lines))
     return safe_name(raw) if raw else "default"
 
 
@@ -157,15 +90,10 @@ def flatten(cfg: Any, prefix: str = "") -> Dict[str, Any]:
     return {prefix: cfg}
 
 
-def _cosmetic(key: str, cosmetic: Iterable[str]) -> bool:
-    return any(key == c or key.startswith(c + ".") for c in cosmetic)
-
-
-def fingerprint(resolved: Dict, cosmetic: Iterable[str] = COSMETIC_KEYS) -> Dict:
-    """``{"sha256": ..., "config": {key: value}}`` of a resolved plain config, without cosmetic
-    and secret keys."""
-    cosmetic = tuple(cosmetic)
-    values = {k: v for k, v in sorted(flatten(resolved).items()) if not _cosmetic(k, cosmetic) and not is_secret(k)}
+def fingerprint(resolved: Dict, role_of: RoleOf = everything_defines) -> Dict:
+    """``{"sha256": ..., "config": {key: value}}`` of a resolved plain config, with the keys that
+    define the run (``IN_FINGERPRINT``) and no secret."""
+    values = {k: v for k, v in sorted(flatten(resolved).items()) if role_of(k) in IN_FINGERPRINT and not is_secret(k)}
     blob = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
     return {"sha256": hashlib.sha256(blob.encode()).hexdigest(), "config": json.loads(blob)}
 
@@ -195,7 +123,7 @@ def has_work(run_dir: Path) -> bool:
     return any(Path(run_dir).glob("round_*/DONE.*"))
 
 
-def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto") -> Dict:
+def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto", role_of: RoleOf = everything_defines) -> Dict:
     """Write (first run) or compare (resume) ``<run_dir>/fingerprint.json``.
 
     ``resume``: ``auto`` resumes a run with the same fingerprint and refuses another;
@@ -204,7 +132,7 @@ def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto") -> Dict:
     """
     run_dir = Path(run_dir)
     path = run_dir / FINGERPRINT_FILE
-    new = fingerprint(resolved)
+    new = fingerprint(resolved, role_of)
     started = has_work(run_dir)
     if resume == "never" and started:
         raise FingerprintMismatch(
@@ -230,73 +158,6 @@ def check_fingerprint(run_dir, resolved: Dict, resume: str = "auto") -> Dict:
         log.warning("%s has no %s (made by an older fdd); recording the current config's", run_dir, FINGERPRINT_FILE)
     write_json(path, new)
     return new
-
-
-# ---------------------------------------------------------------------- Hydra's own files
-def mask_file(path: Path, secrets: Sequence[str]) -> bool:
-    """Mask secrets in one YAML file Hydra wrote (structure first, then any copy of a value)."""
-    from omegaconf import OmegaConf
-
-    path = Path(path)
-    if not path.is_file():
-        return False
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        masked_text = OmegaConf.to_yaml(OmegaConf.create(mask_secrets(data)))
-    except Exception:  # noqa: BLE001 -- unparsable: fall back to masking the text
-        masked_text = text
-    for value in sorted(set(secrets), key=len, reverse=True):
-        masked_text = masked_text.replace(value, MASK)
-    if masked_text != text:
-        from fdd.runtime.io import atomic_write_text
-
-        atomic_write_text(path, masked_text)
-        return True
-    return False
-
-
-def _secrets_of(config) -> List[str]:
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(config, resolve=False)
-    values = secret_values(plain)
-    try:  # a secret may come through an interpolation; its resolved value must not be copied either
-        values += secret_values(OmegaConf.to_container(config, resolve=True))
-    except Exception:  # noqa: BLE001 -- unresolvable outside a job: the plain values suffice
-        pass
-    return [v for v in values if not v.startswith("${")]
-
-
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover -- Hydra is a dependency; keeps this module importable alone
-    _HydraCallback = object  # type: ignore[misc,assignment]
-
-
-class MaskSecretsCallback(_HydraCallback):
-    """Rewrites ``.hydra/{config,hydra,overrides}.yaml`` (and a sweep's ``multirun.yaml``) with
-    secrets masked, right after Hydra wrote them and before the job starts."""
-
-    def on_job_start(self, config, **kwargs: Any) -> None:
-        secrets = _secrets_of(config)
-        h = config.hydra
-        if h.output_subdir is not None:
-            folder = Path(h.runtime.output_dir) / str(h.output_subdir)
-            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-                mask_file(folder / name, secrets)
-        self._mask_sweep(config, secrets)
-
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        self._mask_sweep(config, _secrets_of(config))
-
-    @staticmethod
-    def _mask_sweep(config, secrets) -> None:
-        try:
-            sweep_dir = Path(str(config.hydra.sweep.dir))
-        except Exception:  # noqa: BLE001 -- no sweep dir outside a multirun
-            return
-        mask_file(sweep_dir / "multirun.yaml", secrets)
 
 
 def _no_work(p: Path) -> bool:

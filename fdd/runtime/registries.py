@@ -1,19 +1,26 @@
-"""The names of the pluggable parts, in one place: teacher backends, data loaders and rationale
-formats, each a name -> ``"module:attribute"`` string so that reading the names (``fdd.config``
+"""The names of the pluggable parts, in one place: teacher backends (implementation + config
+class), data loaders and rationale formats, each a name -> ``"module:attribute"`` string so that reading the names (``fdd.config``
 validates against them) imports nothing heavy. The packages import their part from here."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Dict
+from typing import Dict, NamedTuple
 
-# every class takes (cfg, *, cache_dir, seed)
-TEACHER_BACKENDS: Dict[str, str] = {
-    "oracle": "fdd.sim.oracle:OracleTeacher",
-    "openai": "fdd.teachers.openai:OpenAITeacher",
-    "vllm": "fdd.teachers.vllm:VLLMTeacher",
-    "hf": "fdd.teachers.hf:HFTeacher",
-    "gold": "fdd.teachers.gold:GoldTeacher",
+
+class Backend(NamedTuple):
+    """One teacher backend: its implementation and the name of its config class in fdd.config."""
+
+    teacher: str  # "module:Class"; every class takes (cfg, *, cache_dir, seed)
+    config: str  # a TeacherConfig subclass defined in fdd/config.py
+
+
+TEACHER_BACKENDS: Dict[str, Backend] = {
+    "oracle": Backend("fdd.sim.oracle:OracleTeacher", "OracleTeacherConfig"),
+    "openai": Backend("fdd.teachers.openai:OpenAITeacher", "OpenAITeacherConfig"),
+    "vllm": Backend("fdd.teachers.vllm:VLLMTeacher", "VLLMTeacherConfig"),
+    "hf": Backend("fdd.teachers.hf:HFTeacher", "HFTeacherConfig"),
+    "gold": Backend("fdd.teachers.gold:GoldTeacher", "GoldTeacherConfig"),
 }
 
 # every function is load(spec, seed) -> LoadResult

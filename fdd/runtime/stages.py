@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from fdd.runtime.io import MalformedFileError, read_json, write_json
+from fdd.runtime.progress import StagePlan
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,9 @@ def recompute_from(run_dir, spec: str) -> List[Path]:
 
 
 class StageRunner:
-    def __init__(self, run_dir) -> None:
+    def __init__(self, run_dir, plan: Optional[StagePlan] = None) -> None:
         self.run_dir = Path(run_dir)
+        self.plan = plan  # when given, each finished stage logs a progress line with the time left
 
     def round_dir(self, r: int) -> Path:
         d = self.run_dir / f"round_{r}"
@@ -148,6 +150,8 @@ class StageRunner:
             self.verify(r, stage, summary)
             log.info("round %d: %s already done, skipping", r, stage)
             summary.pop(OUTPUTS, None)
+            if self.plan is not None:
+                self.plan.record(r, stage, summary.get("seconds"))
             return summary
         log.info("round %d: %s ...", r, stage)
         d = self.round_dir(r)
@@ -157,4 +161,7 @@ class StageRunner:
         summary["seconds"] = round(time.time() - t0, 2)
         written = [rel for rel, st in _snapshot(d).items() if before.get(rel) != st]
         write_json(m, {**summary, OUTPUTS: {rel: file_record(d / rel) for rel in sorted(written)}})
+        if self.plan is not None:
+            self.plan.record(r, stage, summary["seconds"])
+            log.info(self.plan.line(r, stage, summary["seconds"]))
         return summary

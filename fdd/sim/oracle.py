@@ -24,7 +24,7 @@ class OracleTeacher(Teacher):
 
     def __init__(self, cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> None:
         super().__init__()
-        self.error_rate = float(getattr(cfg, "error_rate", 0.0))
+        self.error_rate = float(cfg.error_rate)
         self.seed = seed
 
     def _rng(self, *parts) -> random.Random:

@@ -373,7 +373,7 @@ def generate(
 def load(spec, seed: int = 0) -> LoadResult:
     """Loader entry point for ``dataset=synthetic`` (see ``fdd.data.load_source``)."""
     n = int(spec.n) if spec.n else 200
-    # Overlap with the training problems is removed for every loader in fdd.main.load_problems.
+    # Overlap with the training problems is removed for every loader in fdd.data.load_problems.
     families = {k: float(v) for k, v in dict(getattr(spec, "families", None) or {}).items()}
     return LoadResult(
         problems=generate(n, seed, spec.split, spec.min_steps, spec.max_steps, families),

@@ -200,12 +200,12 @@ class CausalNoMaskCollator(Collator):
 def training_collator(cfg, pad_id: int):
     """The collator ``Student.fit`` uses: padding (default), padding without a mask for causal
     students under ``student.fast_train``, or packing for causal students (``student.packing``)."""
-    if getattr(cfg, "packing", False):
+    if cfg.packing:
         if cfg.arch != "causal":
             log.warning("student.packing applies to causal students only; %s batches are padded", cfg.arch)
         else:
             return PackingCollator(pad_id, int(cfg.pack_max_tokens))
-    if getattr(cfg, "fast_train", False) and cfg.arch == "causal":
+    if cfg.fast_train and cfg.arch == "causal":
         return CausalNoMaskCollator(pad_id)
     return Collator(pad_id)
 

@@ -14,22 +14,20 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from fdd.runtime.ranks import externally_launched, is_main_process
-from fdd.students.backends import Generator, HFGenerator, build_generator
+from fdd.students.backends import GenerationSpec, Generator, HFGenerator, build_generator
 from fdd.students.data import EncodedDataset, LengthGroupedBatchSampler, encode_training_set, training_collator
 from fdd.students.distributed import requested_world_size
 from fdd.students.fidelity import (
-    Codec,
     FaithfulTokenizer,
     UnrepresentableError,
     count,
-    fit_codec,
     init_marker_embeddings,
     percentiles,
     why_lost,
 )
 from fdd.students.generate import encode_prompts
 from fdd.students.model import build_model, save_model
-from fdd.students.tokenizer import build_tokenizer
+from fdd.students.tokenizer import student_tokenizer
 from fdd.types import Item, Problem
 
 log = logging.getLogger(__name__)
@@ -45,32 +43,22 @@ class Student:
         self.trainer_cfg = {k: v for k, v in dict(trainer_cfg).items() if v is not None}
         self.tokenizer_dir = tokenizer_dir
         self._tokenizer = None
-        stop_rule = getattr(fmt, "stop_rule", None) if cfg.generation.stop_at_answer else None
+        # What generation is built from, here and in launched ranks (fdd/students/backends.py).
+        self.spec = GenerationSpec(
+            cfg,
+            self.trainer_cfg,
+            seed,
+            tokenizer_dir,
+            stop_rule=fmt.stop_rule if cfg.generation.stop_at_answer else None,
+        )
         # In-process generation: also what saves the base student for generators that load folders.
-        self._hf = HFGenerator(cfg, self.trainer_cfg, seed, self.tokenizer, stop_rule)
+        self._hf = HFGenerator(self.spec, self.tokenizer)
         self._generator: Optional[Generator] = None
 
     # -- tokenizer -------------------------------------------------------------------------
     def tokenizer(self, corpus: Optional[Sequence[str]] = None):
         if self._tokenizer is None:
-            tok = build_tokenizer(self.cfg, corpus=corpus, saved=self.tokenizer_dir)
-            if tok.pad_token is None:
-                tok.pad_token = tok.eos_token
-            saved = Path(self.tokenizer_dir, "tokenizer_config.json").is_file()
-            # The codec is fitted once, with the tokenizer, and read back with it afterwards.
-            codec = (
-                Codec.load(self.tokenizer_dir)
-                if saved
-                else fit_codec(tok, corpus)
-                if getattr(self.cfg, "fidelity", True)
-                else Codec()
-            )
-            tok = FaithfulTokenizer(tok, codec)
-            if not saved:
-                tmp = self.tokenizer_dir + ".tmp"
-                tok.save_pretrained(tmp)
-                os.replace(tmp, self.tokenizer_dir)
-            self._tokenizer = tok
+            self._tokenizer = student_tokenizer(self.cfg, self.tokenizer_dir, corpus=corpus)
         return self._tokenizer
 
     def _encode(self, items: Sequence[Item]) -> EncodedDataset:
@@ -89,7 +77,7 @@ class Student:
         if items and n_lost > self.cfg.max_unrepresentable * len(items):
             raise UnrepresentableError(
                 f"student {self.cfg.name!r}: {n_lost} of {len(items)} training targets cannot be represented by its "
-                f"tokenizer ({lost}; student.fidelity={getattr(self.cfg, 'fidelity', True)}), more than "
+                f"tokenizer ({lost}; student.fidelity={self.cfg.fidelity}), more than "
                 f"student.max_unrepresentable={self.cfg.max_unrepresentable}"
             )
         if n_lost:
@@ -178,7 +166,7 @@ class Student:
             lr=self.cfg.lr,
             weight_decay=self.cfg.weight_decay,
             warmup_ratio=self.cfg.warmup_ratio,
-            fast=getattr(self.cfg, "fast_train", False),
+            fast=self.cfg.fast_train,
         )
         sampler = LengthGroupedBatchSampler(
             data.lengths(), self.cfg.batch_size, seed=self.seed + round_idx, group_by_length=self.cfg.group_by_length
@@ -278,13 +266,7 @@ class Student:
     def generator(self) -> Generator:
         """The generation path this config chose (fdd/students/backends.py), made at first use."""
         if self._generator is None:
-            self._generator = build_generator(
-                self.cfg,
-                self.trainer_cfg,
-                self._hf,
-                self.tokenizer,
-                (self.cfg, self.trainer_cfg, self.fmt, self.seed, self.tokenizer_dir),
-            )
+            self._generator = build_generator(self.spec, self._hf, self.tokenizer)
         return self._generator
 
     def generate_texts(

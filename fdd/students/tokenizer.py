@@ -1,12 +1,16 @@
 """Student tokenizers: the pretrained one, bytes (ByT5), or a small word-level one trained on
 the run's own corpus (the fast embedded default: numbers split into digits, so any number is
-representable, and spaces kept attached to words so decoding restores programs exactly)."""
+representable, and spaces kept attached to words so decoding restores programs exactly), and
+the student's own: one of those behind its fidelity escape, saved once per run."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
+
+from fdd.students.fidelity import Codec, FaithfulTokenizer, fit_codec
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +52,22 @@ def build_tokenizer(cfg, corpus: Optional[Iterable[str]] = None, saved: Optional
     from fdd.runtime.modeling import load_tokenizer
 
     return load_tokenizer(cfg.pretrained or "", gguf_file=cfg.gguf_file)
+
+
+def student_tokenizer(cfg, tokenizer_dir: str, corpus: Optional[Sequence[str]] = None) -> FaithfulTokenizer:
+    """The student's tokenizer behind its fidelity escape (fdd/students/fidelity.py). The first
+    call of a run builds it (``corpus``: the training texts) and saves it, codec included, to
+    ``tokenizer_dir``; every later call (a later round, a resumed run, a launched rank) reads
+    that folder back, so all of them share one vocabulary and one codec."""
+    tok = build_tokenizer(cfg, corpus=corpus, saved=tokenizer_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    saved = Path(tokenizer_dir, "tokenizer_config.json").is_file()
+    # The codec is fitted once, with the tokenizer, and read back with it afterwards.
+    codec = Codec.load(tokenizer_dir) if saved else fit_codec(tok, corpus) if cfg.fidelity else Codec()
+    tok = FaithfulTokenizer(tok, codec)
+    if not saved:
+        tmp = tokenizer_dir + ".tmp"
+        tok.save_pretrained(tmp)
+        os.replace(tmp, tokenizer_dir)
+    return tok

@@ -4,23 +4,20 @@ or the openai client are needed only by the runs that use them)."""
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional
+from typing import Optional
 
 from fdd.runtime.registries import TEACHER_BACKENDS, resolve
 from fdd.teachers.base import Reply, Teacher, Usage
 
 log = logging.getLogger(__name__)
 
-# backend name -> "module:Class", kept in fdd.runtime.registries (the config validates against it).
-REGISTRY: Dict[str, str] = TEACHER_BACKENDS
-
 
 def teacher_class(backend: str) -> type:
     """The class registered for ``backend`` (imported now)."""
     try:
-        target = REGISTRY[backend]
+        target = TEACHER_BACKENDS[backend].teacher
     except KeyError:
-        raise ValueError(f"unknown teacher backend {backend!r}; choose one of {sorted(REGISTRY)}") from None
+        raise ValueError(f"unknown teacher backend {backend!r}; choose one of {sorted(TEACHER_BACKENDS)}") from None
     return resolve(target)
 
 
@@ -51,4 +48,4 @@ def build_teacher(cfg, *, cache_dir: Optional[str] = None, seed: int = 0) -> Tea
     return cls(cfg, cache_dir=cache_dir, seed=seed)
 
 
-__all__ = ["REGISTRY", "Reply", "Teacher", "Usage", "build_teacher", "teacher_class"]
+__all__ = ["Reply", "Teacher", "Usage", "build_teacher", "teacher_class"]

@@ -147,14 +147,14 @@ class LLMTeacher(Teacher):
         unknown = set(self.prompts) - set(PROMPT_KEYS)
         if unknown:
             log.warning("ignoring unknown teacher prompt keys: %s", sorted(unknown))
-        mode = getattr(cfg, "cache", "on") or "on"
-        cache_dir = getattr(cfg, "cache_dir", None) or cache_dir
+        mode = cfg.cache or "on"
+        cache_dir = cfg.cache_dir or cache_dir
         if mode != "off" and not cache_dir:
             if mode == "readonly":
                 raise ValueError("teacher.cache=readonly needs a cache_dir (teacher.cache_dir or paths.cache_dir)")
             log.warning("teacher cache is on but no cache_dir was given; teacher calls will not be cached")
             mode = "off"
-        self.cache = TeacherCache(cache_dir, mode, on_corrupt=getattr(cfg, "cache_on_corrupt", None) or "recreate")
+        self.cache = TeacherCache(cache_dir, mode, on_corrupt=cfg.cache_on_corrupt or "recreate")
 
     # ---- what backends provide -------------------------------------------------------------
     @property

@@ -145,7 +145,7 @@ class OpenAITeacher(LLMTeacher):
         self._model: Optional[str] = cfg.model or os.environ.get("OPENAI_MODEL")
         # None until known: the servers' own slots are asked for on first use (_setup)
         self.concurrency: Optional[int] = max(1, int(cfg.concurrency)) if cfg.concurrency is not None else None
-        self.stream = bool(getattr(cfg, "stream", False))
+        self.stream = bool(cfg.stream)
         self.timeout_s = float(cfg.timeout_s)
         self.max_retries = max(0, int(cfg.max_retries))
         self._rng = rng(self.seed, "retry-jitter")  # jitter only; never affects what is generated

@@ -108,7 +108,7 @@ def role_config(value):
 
 def given_roles(cfg) -> Dict[str, object]:
     """The roles set in ``cfg.roles`` (a ``TeacherRoles`` or a mapping): role -> value."""
-    roles = getattr(cfg, "roles", None) or {}
+    roles = cfg.roles or {}
     if dataclasses.is_dataclass(roles):
         roles = dataclasses.asdict(roles)
     return {k: v for k, v in dict(roles).items() if v is not None}

@@ -63,8 +63,8 @@ class VLLMTeacher(LLMTeacher):
         if not cfg.model and not cfg.gguf_file:
             raise ValueError("teacher=vllm needs teacher.model (hub id or folder) or teacher.gguf_file")
         self.request_seeds = batch_invariant()
-        self._work_dir = getattr(cfg, "cache_dir", None) or cache_dir or tempfile.gettempdir()
-        self.slot = EngineSlot("teacher vLLM", mode=getattr(cfg, "engine_release", "release") or "release")
+        self._work_dir = cfg.cache_dir or cache_dir or tempfile.gettempdir()
+        self.slot = EngineSlot("teacher vLLM", mode=cfg.engine_release or "release")
 
     @property
     def model_id(self) -> str:

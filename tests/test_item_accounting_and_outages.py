@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from fdd.main import run
-from fdd.method.loop import TeacherUnavailableError
+from fdd.runtime.failures import TeacherUnavailableError
 from fdd.runtime.io import read_json, read_jsonl
 from tests.conftest import TINY, compose_cfg
 from tests.fake_openai_server import FakeOpenAIServer

@@ -18,6 +18,13 @@ from tests.conftest import ROOT, compose_cfg
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
+def _python_m(*args: str, cwd=ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m <args>`` as a user types it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=timeout
+    )
+
+
 def _rows():
     return [
         {"round": 0, "distill_size": 3},
@@ -173,7 +180,8 @@ def test_model_card_lists_hub_datasets_and_base_model():
 
 def test_dry_run_reports_tokens_and_cost(tmp_path, capsys):
     from fdd.config import validate
-    from fdd.main import dry_run, load_problems
+    from fdd.data import load_problems
+    from fdd.main import dry_run
 
     cfg = validate(
         compose_cfg(
@@ -234,7 +242,7 @@ def test_offline_is_detected_by_one_probe(monkeypatch):
 
     from huggingface_hub import constants
 
-    from fdd import modeling
+    from fdd.runtime import modeling
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(modeling, "_HUB_PROBED", None)
@@ -251,7 +259,7 @@ def test_offline_is_detected_by_one_probe(monkeypatch):
 
 
 def test_missing_plugin_names_the_extra(monkeypatch):
-    from fdd import plugins
+    from fdd.runtime import plugins
 
     monkeypatch.setattr(plugins, "_installed", lambda module: False)
     assert ".[slurm]" in plugins.missing_plugin(["hydra/launcher=slurm"])
@@ -288,7 +296,7 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
     """A small run through ``python -m fdd``: final/ exists, ``fdd solve`` answers a held-out
     problem the student got right in its evaluation, ``fdd report`` reads the run."""
     from fdd.config import validate
-    from fdd.main import load_problems
+    from fdd.data import load_problems
 
     run = tmp_path / "run"
     args = [
@@ -299,14 +307,7 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
         "logger=none",
         "trainer.enable_progress_bar=false",
     ]
-    out = subprocess.run(
-        [sys.executable, "-m", "fdd", *args, f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path}/c"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=900,
-    )
+    out = _python_m("fdd", *args, f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path}/c", timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run / "final" / "DONE.json").is_file()
     _, evals = load_problems(validate(compose_cfg(args, run)))
@@ -315,24 +316,10 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
     solved = [p for p in solved if p["correct"]]
     assert solved, "the student solved no held-out problem"
     problem = by_id[solved[0]["id"]]
-    out = subprocess.run(
-        [sys.executable, "-m", "fdd", "solve", str(run / "final"), problem.question],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=300,
-    )
+    out = _python_m("fdd", "solve", str(run / "final"), problem.question)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(problem.answer)
-    out = subprocess.run(
-        [sys.executable, "-m", "fdd", "report", str(run)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=300,
-    )
+    out = _python_m("fdd", "report", str(run))
     assert out.returncode == 0, out.stderr
     assert (run / "report" / "report.md").is_file()
 
@@ -340,26 +327,19 @@ def test_default_like_run_hands_over_a_student_that_solves_held_out_problems(tmp
 @pytest.mark.slow
 def test_optuna_sweep_reports_the_best_value(tmp_path):
     sweep = tmp_path / "multirun"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fdd.main",
-            "-m",
-            "hparams_search=optuna",
-            "hydra.sweeper.n_trials=2",
-            "student.lr=choice(0.001,0.003)",
-            "rounds=1",
-            "student.epochs=1",
-            "dataset.train.n=30",
-            "dataset.eval.synthetic.n=10",
-            "logger=none",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
+    out = _python_m(
+        "fdd.main",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "student.lr=choice(0.001,0.003)",
+        "rounds=1",
+        "student.epochs=1",
+        "dataset.train.n=30",
+        "dataset.eval.synthetic.n=10",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
         timeout=900,
     )
@@ -379,14 +359,7 @@ def test_optuna_sweep_reports_the_best_value(tmp_path):
 
 
 def test_a_user_error_is_printed_once(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "fdd", "rounds=-1", f"hydra.run.dir={tmp_path}/run"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=300,
-    )
+    out = _python_m("fdd", "rounds=-1", f"hydra.run.dir={tmp_path}/run")
     assert out.returncode == 2
     assert (out.stdout + out.stderr).count("rounds must be in [0, 1000]") == 1, out.stdout + out.stderr
 
@@ -429,7 +402,8 @@ def test_debug_fast_composes_a_tiny_run(tmp_path):
 def test_dry_run_without_prices_says_how_to_set_them(tmp_path, capsys):
     """No price is not a price of 0.0 (issue 24): the estimate is null with a note."""
     from fdd.config import validate
-    from fdd.main import dry_run, load_problems
+    from fdd.data import load_problems
+    from fdd.main import dry_run
 
     cfg = validate(compose_cfg(["dataset.train.n=20", "dataset.eval.synthetic.n=5", "rounds=2"], tmp_path))
     train, evals = load_problems(cfg)
