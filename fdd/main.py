@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fdd.config import ConfigError, key_role, register_configs, validate
-from fdd.data import load_problems
+from fdd.data import hub_ids, load_problems
 from fdd.runtime.cpu import prefer_passive_wait
 from fdd.runtime.identity import check_fingerprint, remove_if_empty, run_name
 from fdd.runtime.io import check_writable_dir, disk_error_message
@@ -182,7 +182,7 @@ def run(cfg: DictConfig) -> list:
         if obj.final.enabled:
             from fdd.reporting.final import run_final
 
-            run_final(run_dir, OmegaConf.to_container(cfg, resolve=True), rows)
+            run_final(run_dir, OmegaConf.to_container(cfg, resolve=True), rows, hub_ids(obj.dataset))
         status = 0
         return rows
     finally:

@@ -105,7 +105,7 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
 
     run, cfg = fake_run
     cfg["final"]["select"] = "best"
-    summary = write_final(run, cfg, _rows())
+    summary = write_final(run, cfg, _rows(), hub_datasets=["openai/gsm8k"])
     assert summary["round"] == 1 and summary["dataset_rows"] == 2
     final = run / "final"
     AutoModelForCausalLM.from_pretrained(final)
@@ -125,6 +125,7 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
     assert ds[1]["parent_id"] == "s1" and ds[1]["branch"] == "hard-similar" and ds[1]["round"] == 1
     card = (final / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: transformers" in card
+    assert "datasets:\n- openai/gsm8k\n" in card  # the card's metadata names what the run read
     assert "Question: {question}\nProgram:" in card  # the prompt format the student expects
     assert "| **1** | 0.500 | 0.100 | 0.300 |" in card  # per-set accuracy per round, chosen round in bold
     assert "config_name: default" in (final / "dataset" / "README.md").read_text()
@@ -134,6 +135,17 @@ def test_final_folder_loads_with_transformers_and_datasets(fake_run):
     assert write_final(run, cfg, _rows())["round"] == 1 and (final / "README.md").read_text() == "kept"
     cfg["final"]["select"] = "last"  # another selection rule: rebuilt
     assert write_final(run, cfg, _rows())["round"] == 2 and (final / "README.md").read_text() != "kept"
+
+
+def test_final_follows_a_run_extended_by_more_rounds(fake_run):
+    """rounds=1 first, then the same run extended to rounds=2: final/ moves to the new last round."""
+    from fdd.reporting.final import write_final
+
+    run, cfg = fake_run
+    assert write_final(run, cfg, _rows()[:2])["round"] == 1
+    assert write_final(run, cfg, _rows()[:2])["round"] == 1  # unchanged: skipped
+    assert write_final(run, cfg, _rows())["round"] == 2
+    assert json.loads((run / "final" / "DONE.json").read_text())["round"] == 2
 
 
 def test_push_to_hub_makes_the_exact_calls_once(fake_run):
@@ -170,10 +182,15 @@ def test_push_to_hub_makes_the_exact_calls_once(fake_run):
 
 
 def test_model_card_lists_hub_datasets_and_base_model():
-    from fdd.reporting.model_card import base_model, dataset_ids
+    from fdd.data import hub_ids
+    from fdd.reporting.model_card import base_model
 
-    ds = {"train": {"loader": "gsm8k"}, "eval": {"svamp": {"loader": "svamp"}, "x": {"loader": "local", "path": "a"}}}
-    assert dataset_ids(ds) == ["openai/gsm8k", "ChilleD/SVAMP"]
+    ds = {
+        "train": {"loader": "gsm8k"},
+        "eval": {"svamp": {"loader": "svamp"}, "x": {"loader": "local", "path": "a"}, "s": {"loader": "synthetic"}},
+    }
+    assert hub_ids(ds) == ["openai/gsm8k", "ChilleD/SVAMP"]  # each loader's own HUB_NAME
+    assert hub_ids({"train": {"loader": "gsm8k", "hub_name": "me/gsm8k-fixed"}}) == ["me/gsm8k-fixed"]
     assert base_model({"pretrained": "google/flan-t5-base"}) == "google/flan-t5-base"
     assert base_model({"pretrained": "/models/x"}) is None and base_model({"pretrained": None}) is None
 

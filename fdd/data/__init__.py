@@ -7,6 +7,7 @@ synthetic world, and a missing optional dependency only hurts the loader that ne
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Callable, Dict, List, Tuple
 
 from fdd.data.base import LoadResult
@@ -17,7 +18,7 @@ from fdd.types import Problem
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOADERS", "get_loader", "load_source", "load_problems", "drop_overlap", "LoadResult"]
+__all__ = ["LOADERS", "get_loader", "load_source", "load_problems", "drop_overlap", "hub_ids", "LoadResult"]
 
 # loader name -> "module:function", kept in fdd.runtime.registries (the config validates against it).
 LOADERS: Dict[str, str] = DATA_LOADERS
@@ -28,6 +29,20 @@ def get_loader(name: str) -> Callable[..., LoadResult]:
     if name not in LOADERS:
         raise ValueError(f"unknown loader {name!r}; known: {sorted(LOADERS)}")
     return resolve(LOADERS[name])
+
+
+def hub_ids(dataset) -> List[str]:
+    """The Hub ids a run's sources read (train first, no repeats): a source's ``hub_name``, else its
+    loader module's ``HUB_NAME``; a source read from a local ``path`` (or synthetic) has none."""
+    ids: List[str] = []
+    for spec in [spec_get(dataset, "train"), *dict(spec_get(dataset, "eval") or {}).values()]:
+        hub = spec_get(spec, "hub_name")
+        if not hub and not spec_get(spec, "path"):
+            module = sys.modules[get_loader(spec_get(spec, "loader")).__module__]
+            hub = getattr(module, "HUB_NAME", None)
+        if hub and hub not in ids:
+            ids.append(hub)
+    return ids
 
 
 def load_source(spec: Any, seed: int = 0) -> LoadResult:

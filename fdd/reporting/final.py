@@ -19,7 +19,7 @@ import logging
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from fdd.reporting.model_card import dataset_card, model_card
 from fdd.runtime.io import read_json, read_jsonl, write_json
@@ -96,19 +96,24 @@ def write_dataset(items: List[Dict], out: Path, cfg: Dict, model_id: Optional[st
     return len(rows)
 
 
-def write_final(run_dir, cfg: Dict, rows: List[Dict]) -> Optional[Dict]:
-    """Build ``run_dir/final`` once (skipped when its DONE.json exists); returns the selection."""
+def write_final(run_dir, cfg: Dict, rows: List[Dict], hub_datasets: Sequence[str] = ()) -> Optional[Dict]:
+    """Build ``run_dir/final`` once per choice (skipped while its DONE.json holds the same rule and
+    round); returns the selection. A run extended by more rounds, or a changed rule, rebuilds it."""
     run_dir = Path(run_dir)
     final, tmp = run_dir / "final", run_dir / "final.tmp"
     done = final / "DONE.json"
     fc = cfg.get("final", {})
+    rule = (fc.get("select", "last"), fc.get("metric", "mean_accuracy"))
+    chosen = choose_round(rows, *rule)
     if done.is_file():
         prev = read_json(done)
-        if (prev.get("select"), prev.get("metric")) == (fc.get("select", "last"), fc.get("metric", "mean_accuracy")):
+        if (prev.get("select"), prev.get("metric")) != rule:
+            log.info("final/: the selection rule changed since it was written, rebuilding it")
+        elif chosen is not None and prev.get("round") != chosen["round"]:
+            log.info("final/: round %s is chosen now (was round %s), rebuilding it", chosen["round"], prev.get("round"))
+        else:
             log.info("final/ already written, skipping")
             return prev
-        log.info("final/: the selection rule changed since it was written, rebuilding it")
-    chosen = choose_round(rows, fc.get("select", "last"), fc.get("metric", "mean_accuracy"))
     if chosen is None:
         log.warning("final/: no evaluated round, so no student to hand over (rounds=%s)", cfg.get("rounds"))
         return None
@@ -132,7 +137,7 @@ def write_final(run_dir, cfg: Dict, rows: List[Dict]) -> Optional[Dict]:
             "round": chosen["round"],
         },
     )
-    (tmp / "README.md").write_text(model_card(cfg, rows, chosen, hub.get("dataset_id")), encoding="utf-8")
+    (tmp / "README.md").write_text(model_card(cfg, rows, chosen, hub_datasets, hub.get("dataset_id")), encoding="utf-8")
     n = write_dataset(final_items(run_dir, cfg["rounds"]), tmp / "dataset", cfg, hub.get("model_id"))
     summary = {**chosen, "dataset_rows": n}
     write_json(tmp / "DONE.json", summary)
@@ -183,9 +188,10 @@ def push_to_hub(final_dir, hub: Dict, api=None) -> Dict[str, str]:
     return out
 
 
-def run_final(run_dir, cfg: Dict, rows: List[Dict], api=None) -> Optional[Dict]:
-    """The stage after the loop: write ``final/`` and, when configured, push it (once per ids)."""
-    summary = write_final(run_dir, cfg, rows)
+def run_final(run_dir, cfg: Dict, rows: List[Dict], hub_datasets: Sequence[str] = (), api=None) -> Optional[Dict]:
+    """The stage after the loop: write ``final/`` and, when configured, push it (once per ids).
+    ``hub_datasets``: the Hub ids the run read (``fdd.data.hub_ids``), for the model card."""
+    summary = write_final(run_dir, cfg, rows, hub_datasets)
     fc = cfg.get("final", {})
     if summary is None or not fc.get("push_to_hub"):
         return summary

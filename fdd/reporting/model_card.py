@@ -7,18 +7,10 @@ output is and how to run it, how it scored per round, and the FDD config that ma
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from fdd.reasoning.formats import get_format
 from fdd.types import RoundMetrics
-
-# The Hub ids the data loaders read by default (fdd/data/*.py); synthetic data has none.
-HUB_DATASETS = {
-    "gsm8k": "openai/gsm8k",
-    "svamp": "ChilleD/SVAMP",
-    "asdiv": "EleutherAI/asdiv",
-    "multiarith": "ChilleD/MultiArith",
-}
 
 RUN_PROGRAMS = {
     "pot": (
@@ -32,16 +24,6 @@ RUN_PROGRAMS = {
         "the number after the last `The answer is`, else in the last `\\boxed{}`, else the last number in the text."
     ),
 }
-
-
-def dataset_ids(dataset_cfg) -> List[str]:
-    """Hub ids of the datasets a run trained and evaluated on (custom hub_name wins)."""
-    ids = []
-    for src in [dataset_cfg["train"], *dataset_cfg.get("eval", {}).values()]:
-        hub = src.get("hub_name") or (HUB_DATASETS.get(src["loader"]) if not src.get("path") else None)
-        if hub and hub not in ids:
-            ids.append(hub)
-    return ids
 
 
 def base_model(student_cfg) -> Optional[str]:
@@ -67,14 +49,17 @@ def accuracy_table(rows: List[Dict], chosen_round: int) -> str:
     return "\n".join(lines)
 
 
-def model_card(cfg: Dict, rows: List[Dict], chosen: Dict, dataset_id: Optional[str] = None) -> str:
+def model_card(
+    cfg: Dict, rows: List[Dict], chosen: Dict, hub_datasets: Sequence[str] = (), dataset_id: Optional[str] = None
+) -> str:
     """The student's README.md. ``cfg`` is the resolved run config (a plain dict), ``chosen`` the
-    selection (``round``, ``select``, ``metric``, ``value``)."""
+    selection (``round``, ``select``, ``metric``, ``value``), ``hub_datasets`` the Hub ids the run's
+    sources read (``fdd.data.hub_ids``), ``dataset_id`` where the distillation set is pushed."""
     import yaml
     from huggingface_hub import ModelCard, ModelCardData
 
     student, fmt = cfg["student"], get_format(cfg["rationale"])
-    datasets = dataset_ids(cfg["dataset"]) + ([dataset_id] if dataset_id else [])
+    datasets = list(hub_datasets) + ([dataset_id] if dataset_id else [])
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="text2text-generation" if student["arch"] == "seq2seq" else "text-generation",
