@@ -13,7 +13,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, flag_override
@@ -38,17 +38,44 @@ class ConfigError(ValueError):
 ROLE = "role"  # field metadata: the key's role in a run's identity (fdd/runtime/identity.py)
 
 
-def _cosmetic(default=NO_DEFAULT, **kw):
+CHOICES = "choices"  # field metadata: the closed set of values a string field takes (_one_of)
+
+
+def _cosmetic(default=NO_DEFAULT, choices: Sequence[str] = (), **kw):
     """A field that changes how a run looks, where it lives or how fast it goes, not what it
     computes: out of the fingerprint, the run folder's name, the wandb group and the report's variants."""
-    return field(default=default, metadata={ROLE: COSMETIC}, **kw)
+    return field(default=default, metadata={ROLE: COSMETIC, **({CHOICES: tuple(choices)} if choices else {})}, **kw)
+
+
+def _one_of(choices: Sequence[str], default=NO_DEFAULT):
+    """A string field with a closed set of values, declared with the field: ``validate`` refuses
+    any other value in one place (``check_choices``), named with the allowed ones. (OmegaConf has
+    no Literal fields, and its Enum fields would put enum members into every saved config and
+    fingerprint, so the choices live in the field's metadata.)"""
+    return field(default=default, metadata={CHOICES: tuple(choices)})
+
+
+def check_choices(obj: Any, prefix: str = "") -> None:
+    """``ConfigError`` for the first field, anywhere under the dataclass ``obj``, whose value is
+    not one of its declared choices (``_one_of``); dicts of dataclasses (held-out sources) are walked too."""
+    for f in fields(obj):
+        value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        allowed = f.metadata.get(CHOICES)
+        if allowed and value not in allowed:
+            raise ConfigError(f"{key} must be one of {'|'.join(allowed)}, got {value!r}")
+        if is_dataclass(value):
+            check_choices(value, f"{key}.")
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if is_dataclass(v):
+                    check_choices(v, f"{key}.{k}.")
 
 
 @dataclass
 class SourceConfig:
     """Where one set of problems comes from."""
 
-    loader: str = MISSING  # one of LOADERS
+    loader: str = _one_of(LOADERS, MISSING)
     split: str = "train"
     path: Optional[str] = None  # original file, or a folder holding it; None = the Hugging Face Hub
     hub_name: Optional[str] = None  # overrides the loader's default hub id
@@ -117,7 +144,7 @@ class LoraConfig:
 class GenerationConfig:
     batch_size: int = 64
     max_new_tokens: int = 128
-    backend: str = "hf"  # hf | vllm (causal students on GPU)
+    backend: str = _one_of(("hf", "vllm"), "hf")  # vllm: causal students on GPU
     # also stop a row once the format's stop_rule sees a whole answer (pot: a complete `answer = ...` line)
     stop_at_answer: bool = False
     # backend=vllm: passed to vllm.LLM(...) (null values left out = vLLM's default); the engine
@@ -128,10 +155,11 @@ class GenerationConfig:
 @dataclass
 class StudentConfig:
     name: str = MISSING
-    arch: str = MISSING  # causal | seq2seq
+    arch: str = _one_of(ARCHS, MISSING)
     pretrained: Optional[str] = None  # hub id or local folder; None = random init from model_config
     gguf_file: Optional[str] = None  # a .gguf file (or "pkg:<module>/<file>") to load weights from
-    tokenizer: str = "auto"  # auto (from pretrained) | byt5 | wordlevel (trained on the run's corpus)
+    # auto (from pretrained) | byt5 | wordlevel (trained on the run's corpus)
+    tokenizer: str = _one_of(("auto", "byt5", "wordlevel"), "auto")
     model_config: Dict[str, Any] = field(default_factory=dict)  # random init: config kwargs
     max_source_len: int = 256
     max_target_len: int = 256
@@ -168,7 +196,8 @@ class StudentConfig:
     # tokens; items still lost are dropped and counted, and more than this share fails the fit.
     fidelity: bool = True
     max_unrepresentable: float = 0.5
-    overlong: str = "drop"  # drop | truncate | error: items longer than max_source_len/max_target_len
+    # items longer than max_source_len/max_target_len
+    overlong: str = _one_of(("drop", "truncate", "error"), "drop")
     # Answer the held-out sets with the base student before round 1 (reported as round 0):
     # auto = on for pretrained students (a zero-shot starting point), off for random-init ones.
     eval_before_training: str = "auto"  # auto | true | false
@@ -219,7 +248,7 @@ class TeacherConfig:
     top_p: float = 0.95
     max_tokens: int = 512
     # cache of every call: on | off | readonly
-    cache: str = "on"
+    cache: str = _one_of(("on", "off", "readonly"), "on")
     cache_dir: Optional[str] = _cosmetic(None)
     prompts: Dict[str, str] = field(default_factory=dict)
     roles: TeacherRoles = field(default_factory=TeacherRoles)  # jobs on other backends (fdd/teachers/roles.py)
@@ -227,7 +256,8 @@ class TeacherConfig:
     max_failed_share: float = _cosmetic(0.1)  # a stage with more failed requests than this share is not marked done
     # reopen finished stages that recorded failed requests (and what depends on them)
     retry_failed: bool = _cosmetic(False)
-    cache_on_corrupt: str = _cosmetic("recreate")  # recreate (move the damaged file aside, start afresh) | error
+    # recreate (move the damaged file aside, start afresh) | error
+    cache_on_corrupt: str = _cosmetic("recreate", choices=("recreate", "error"))
     price: PriceConfig = field(default_factory=PriceConfig)  # for dry_run's cost estimate
 
     def __new__(cls, *args, **kwargs):
@@ -294,7 +324,7 @@ class VLLMTeacherConfig(LocalModelTeacherConfig):
     vllm: Dict[str, Any] = field(default_factory=dict)  # vllm.LLM(...) arguments
     # how the engine leaves the GPU before a fit: release (shut down, rebuilt at the next
     # teacher stage) | sleep (vLLM sleep mode: weights parked in host memory, woken up next time)
-    engine_release: str = "release"
+    engine_release: str = _one_of(("release", "sleep"), "release")
 
 
 # backend -> its config class, from the backend's one entry in fdd.runtime.registries
@@ -386,7 +416,7 @@ class TrainerConfig(Mapping):
 
 @dataclass
 class AugmentationConfig:
-    mode: str = "fdd"  # fdd | none | easy_only | hard_only | random
+    mode: str = _one_of(AUGMENTATION_MODES, "fdd")
     per_easy: int = 1  # harder variations per easy problem
     per_hard: int = 1  # similar problems per hard problem
     budget: Optional[int] = None  # max new problems asked for per round (None = no cap)
@@ -412,7 +442,8 @@ class AugmentationConfig:
 @dataclass
 class LoggerConfig:
     wandb: bool = True
-    mode: str = "auto"  # auto (online when WANDB_API_KEY is set, else offline) | offline | online | disabled
+    # auto: online when WANDB_API_KEY is set, else offline
+    mode: str = _one_of(("auto", "offline", "online", "disabled"), "auto")
     project: str = "fdd"
     entity: Optional[str] = None
     group: Optional[str] = None
@@ -468,7 +499,7 @@ class FinalConfig:
     """What leaves the run in ``final/``: the chosen student, its card and the distillation set."""
 
     enabled: bool = True
-    select: str = "last"  # last | best
+    select: str = _one_of(("last", "best"), "last")
     metric: str = "mean_accuracy"  # mean_accuracy | <held-out set name> (for select=best)
     push_to_hub: bool = False
     hub: HubConfig = field(default_factory=HubConfig)
@@ -479,7 +510,8 @@ class FinalConfig:
 class FeedbackConfig:
     """How the student's answers split the pool into easy and hard (fdd/method/feedback.py)."""
 
-    signal: str = "trained"  # trained (the paper: answers on problems it was trained on) | probe
+    # trained (the paper: answers on problems it was trained on) | probe
+    signal: str = _one_of(FEEDBACK_SIGNALS, "trained")
     probe_fraction: float = 0.2  # probe: share of the pool held out of each round's training and answered
     samples: int = 1  # 1 = one greedy answer; k > 1 = k sampled answers, easy when the solve rate >= threshold
     temperature: float = 0.7  # sampling temperature when samples > 1
@@ -491,7 +523,7 @@ class FDDConfig:
     # a run may grow: rounds=3 after rounds=2 reuses rounds 0-2 (each stage depends only on earlier ones)
     rounds: int = field(default=3, metadata={ROLE: EXTENDS})
     seed: int = field(default=0, metadata={ROLE: REPLICATE})  # seeds of a variant group together
-    rationale: str = "pot"  # pot | cot
+    rationale: str = _one_of(RATIONALE_FORMATS, "pot")
     train_subset: Optional[int] = None  # answer at most N problems of the pool per round for the split
     dry_run: bool = _cosmetic(False)  # print how many teacher calls the config would make, then exit
     task_name: str = "fdd"
@@ -508,7 +540,7 @@ class FDDConfig:
     # Resuming a run directory (fdd/runtime/identity.py, fdd/runtime/stages.py): auto resumes a run whose
     # config fingerprint matches and refuses another; force resumes anyway; never refuses any
     # existing run. recompute_from=round_<r>/<stage> reruns that stage and every later one.
-    resume: str = _cosmetic("auto")
+    resume: str = _cosmetic("auto", choices=RESUME_MODES)
     recompute_from: Optional[str] = _cosmetic(None)
     # final/ is rebuilt when its selection rule changes (fdd/reporting/final.py)
     final: FinalConfig = _cosmetic(default_factory=FinalConfig)
@@ -600,28 +632,22 @@ def validate(cfg: DictConfig) -> FDDConfig:
     sources of ``cfg`` in place (``typed_sources``)."""
     typed_sources(cfg)
     obj: FDDConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    check_choices(obj)  # every field declared with _one_of
     _check(0 <= obj.rounds <= MAX_ROUNDS, f"rounds must be in [0, {MAX_ROUNDS}], got {obj.rounds}")
-    _check(obj.rationale in RATIONALE_FORMATS, f"rationale must be one of {RATIONALE_FORMATS}, got {obj.rationale!r}")
     s = obj.student
-    _check(s.arch in ARCHS, f"student.arch must be one of {ARCHS}, got {s.arch!r}")
     _check(
         s.pretrained is not None or s.gguf_file is not None or bool(s.model_config),
         f"student {s.name!r} needs pretrained, gguf_file or model_config",
     )
-    _check(s.tokenizer in ("auto", "byt5", "wordlevel"), f"student.tokenizer: unknown {s.tokenizer!r}")
     _check(s.lr > 0, f"student.lr must be > 0, got {s.lr}")
     _check(s.batch_size > 0 and s.epochs >= 0, "student.batch_size must be > 0 and student.epochs >= 0")
     _check(
         str(s.eval_before_training).lower() in ("auto", "true", "false"),
         f"student.eval_before_training must be auto|true|false, got {s.eval_before_training!r}",
     )
-    _check(s.generation.backend in ("hf", "vllm"), f"student.generation.backend: unknown {s.generation.backend!r}")
     _check(
         not (s.generation.backend == "vllm" and s.arch != "causal"),
         "student.generation.backend=vllm serves causal students only",
-    )
-    _check(
-        s.overlong in ("drop", "truncate", "error"), f"student.overlong must be drop|truncate|error, got {s.overlong!r}"
     )
     _check(
         0.0 <= s.max_unrepresentable <= 1.0,
@@ -637,18 +663,8 @@ def validate(cfg: DictConfig) -> FDDConfig:
     )
     if isinstance(t, VLLMTeacherConfig):
         _check_engine_args("teacher.vllm", t.vllm)
-        _check(
-            t.engine_release in ("release", "sleep"),
-            f"teacher.engine_release must be release|sleep, got {t.engine_release!r}",
-        )
-    _check(t.cache in ("on", "off", "readonly"), f"teacher.cache must be on|off|readonly, got {t.cache!r}")
     _check(0.0 <= t.max_failed_share <= 1.0, f"teacher.max_failed_share must be in [0, 1], got {t.max_failed_share}")
-    _check(
-        t.cache_on_corrupt in ("recreate", "error"),
-        f"teacher.cache_on_corrupt must be recreate|error, got {t.cache_on_corrupt!r}",
-    )
     a = obj.augmentation
-    _check(a.mode in AUGMENTATION_MODES, f"augmentation.mode must be one of {AUGMENTATION_MODES}, got {a.mode!r}")
     _check(
         a.samples >= 1 and 1 <= a.min_agree <= a.samples,
         f"augmentation needs 1 <= min_agree ({a.min_agree}) <= samples ({a.samples})",
@@ -661,7 +677,6 @@ def validate(cfg: DictConfig) -> FDDConfig:
     _check(a.decontam_ngram >= 1, f"augmentation.decontam_ngram must be >= 1, got {a.decontam_ngram}")
     _check(0 < a.dedup_threshold <= 1, f"augmentation.dedup_threshold must be in (0, 1], got {a.dedup_threshold}")
     f = obj.feedback
-    _check(f.signal in FEEDBACK_SIGNALS, f"feedback.signal must be one of {FEEDBACK_SIGNALS}, got {f.signal!r}")
     _check(0 < f.probe_fraction < 1, f"feedback.probe_fraction must be in (0, 1), got {f.probe_fraction}")
     _check(f.samples >= 1, f"feedback.samples must be >= 1, got {f.samples}")
     _check(f.temperature > 0, f"feedback.temperature must be > 0, got {f.temperature}")
@@ -674,15 +689,11 @@ def validate(cfg: DictConfig) -> FDDConfig:
         obj.train_subset is None or obj.train_subset > 0, f"train_subset must be > 0 or null, got {obj.train_subset}"
     )
     d = obj.dataset
-    for name, src in [("train", d.train), *d.eval.items()]:
-        _check(src.loader in LOADERS, f"dataset source {name!r}: loader must be one of {LOADERS}, got {src.loader!r}")
     for key in TRAINER_ARGS_SET_BY_STUDENT:
         _check(key not in obj.trainer, f"trainer.{key} is set by {TRAINER_ARGS_SET_BY_STUDENT[key]}; set that instead")
-    _check(obj.logger.mode in ("auto", "offline", "online", "disabled"), f"logger.mode: unknown {obj.logger.mode!r}")
     _check_ranges(obj)
     check_sandbox(obj.sandbox)
     f = obj.final
-    _check(f.select in ("last", "best"), f"final.select must be last|best, got {f.select!r}")
     _check(
         f.metric == "mean_accuracy" or f.metric in d.eval,
         f"final.metric must be mean_accuracy or a held-out set ({sorted(d.eval)}), got {f.metric!r}",
@@ -753,7 +764,6 @@ def _check_ranges(obj: FDDConfig) -> None:
             _in(src.min_steps, 1) and _in(src.max_steps, src.min_steps),
             f"dataset source {name!r}: need 1 <= min_steps ({src.min_steps}) <= max_steps ({src.max_steps})",
         )
-    _check(obj.resume in RESUME_MODES, f"resume must be one of {RESUME_MODES}, got {obj.resume!r}")
     if obj.recompute_from is not None:
         from fdd.runtime.stages import parse_stage
 

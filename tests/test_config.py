@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -63,6 +64,64 @@ def test_cfg_job_from_the_command_line():
 def test_bad_values_are_refused(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         validate(compose_cfg([override], tmp_path))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("student.overlong=clip", "student.overlong must be one of drop|truncate|error, got 'clip'"),
+        ("student.generation.backend=tgi", "student.generation.backend must be one of hf|vllm, got 'tgi'"),
+        ("feedback.signal=oracle", "feedback.signal must be one of trained|probe, got 'oracle'"),
+        ("final.select=first", "final.select must be one of last|best, got 'first'"),
+        ("logger.mode=cloud", "logger.mode must be one of auto|offline|online|disabled, got 'cloud'"),
+        ("resume=maybe", "resume must be one of auto|force|never, got 'maybe'"),
+        ("+dataset.eval.mine={loader: csv, path: a.csv}", "dataset.eval.mine.loader must be one of gsm8k|"),
+    ],
+)
+def test_a_value_outside_a_fields_choices_is_named_with_the_choices(override, message, tmp_path):
+    """The choices are declared with the field (fdd.config._one_of) and checked in one place."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_cfg([override], tmp_path))
+
+
+def test_every_closed_string_field_declares_its_choices():
+    from dataclasses import fields
+
+    from fdd import config
+
+    declared = {
+        (cls.__name__, f.name)
+        for cls in (
+            config.FDDConfig,
+            config.StudentConfig,
+            config.GenerationConfig,
+            config.TeacherConfig,
+            config.VLLMTeacherConfig,
+            config.AugmentationConfig,
+            config.FeedbackConfig,
+            config.LoggerConfig,
+            config.FinalConfig,
+            config.SourceConfig,
+        )
+        for f in fields(cls)
+        if f.metadata.get(config.CHOICES)
+    }
+    assert {
+        ("FDDConfig", "rationale"),
+        ("FDDConfig", "resume"),
+        ("StudentConfig", "arch"),
+        ("StudentConfig", "tokenizer"),
+        ("StudentConfig", "overlong"),
+        ("GenerationConfig", "backend"),
+        ("TeacherConfig", "cache"),
+        ("TeacherConfig", "cache_on_corrupt"),
+        ("VLLMTeacherConfig", "engine_release"),
+        ("AugmentationConfig", "mode"),
+        ("FeedbackConfig", "signal"),
+        ("LoggerConfig", "mode"),
+        ("FinalConfig", "select"),
+        ("SourceConfig", "loader"),
+    } <= declared
 
 
 def test_typo_and_wrong_type_fail_at_composition(tmp_path):
