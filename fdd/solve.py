@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from fdd.reporting.final import STUDENT_INFO
+from fdd.runtime.cpu import prefer_passive_wait
+
+prefer_passive_wait()  # fdd-solve and python -m fdd.solve start here, before torch loads (fdd/runtime/cpu.py)
 
 
 def student_info(student_dir: Path, rationale: Optional[str] = None) -> Dict:

@@ -33,7 +33,19 @@ from typing import Dict, List, Sequence, Tuple
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ("fdd", "tests", "setup.cfg", "pyproject.toml")
+# what the fast tests read besides the package: scripts, experiments and docs they check
+COPY = (
+    "fdd",
+    "tests",
+    "scripts",
+    "experiments",
+    "benchmarks",
+    "notebooks",
+    "docs",
+    "README.md",
+    "setup.cfg",
+    "pyproject.toml",
+)
 
 MUTANTS_FILE = ROOT / "scripts" / "mutants.yaml"  # the mutant list is data: edit it, not this script
 

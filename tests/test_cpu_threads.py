@@ -28,7 +28,7 @@ def _probe(module: str, **env: str) -> str:
     return out.stdout.split()
 
 
-@pytest.mark.parametrize("module", ["fdd.main", "fdd.cli"])
+@pytest.mark.parametrize("module", ["fdd.main", "fdd.cli", "fdd.solve"])
 def test_the_entry_points_set_a_passive_wait_before_torch_loads(module):
     assert _probe(module) == ["PASSIVE", "False"]  # torch not loaded yet, so OpenMP will read it
 

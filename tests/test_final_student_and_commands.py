@@ -148,6 +148,22 @@ def test_final_follows_a_run_extended_by_more_rounds(fake_run):
     assert json.loads((run / "final" / "DONE.json").read_text())["round"] == 2
 
 
+def test_final_best_is_rebuilt_when_the_run_grows_even_if_the_same_round_wins(fake_run):
+    """select=best: round 2 is worse, so round 1 stays chosen, but the card and the distillation set grow."""
+    from fdd.reporting.final import write_final
+    from fdd.runtime.io import read_jsonl, write_jsonl
+
+    run, cfg = fake_run
+    cfg["final"]["select"], cfg["rounds"] = "best", 1
+    assert write_final(run, cfg, _rows()[:2])["dataset_rows"] == 2  # round_1/distill.jsonl
+    items = read_jsonl(run / "round_1" / "distill.jsonl")
+    write_jsonl(run / "round_2" / "distill.jsonl", items + [{**items[-1], "id": "c2", "round": 2}])
+    cfg["rounds"] = 2  # the same run, extended
+    done = write_final(run, cfg, _rows())
+    assert (done["round"], done["last_round"], done["dataset_rows"]) == (1, 2, 3)
+    assert "| 2 | 0.200 | 0.200 | 0.200 |" in (run / "final" / "README.md").read_text()
+
+
 def test_push_to_hub_makes_the_exact_calls_once(fake_run):
     from fdd.reporting.final import run_final
 

@@ -169,3 +169,13 @@ def test_a_role_with_an_unknown_backend_is_a_config_error():
 
     with pytest.raises(ConfigError, match="teacher.roles.harder: backend must be one of"):
         resolve_roles(TeacherConfig(backend="oracle", roles={"harder": {"backend": "nope"}}))
+
+
+def test_a_role_config_value_outside_its_choices_is_a_config_error():
+    """The role configs get the same choice checks as the main teacher config (fdd.config.check_choices)."""
+    from fdd.teachers.roles import resolve_roles
+
+    with pytest.raises(
+        ConfigError, match=r"teacher\.roles\.problems\.cache must be one of on\|off\|readonly, got 'nope'"
+    ):
+        resolve_roles(TeacherConfig(backend="oracle", roles={"problems": {"backend": "oracle", "cache": "nope"}}))

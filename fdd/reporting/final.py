@@ -98,19 +98,23 @@ def write_dataset(items: List[Dict], out: Path, cfg: Dict, model_id: Optional[st
 
 def write_final(run_dir, cfg: Dict, rows: List[Dict], hub_datasets: Sequence[str] = ()) -> Optional[Dict]:
     """Build ``run_dir/final`` once per choice (skipped while its DONE.json holds the same rule and
-    round); returns the selection. A run extended by more rounds, or a changed rule, rebuilds it."""
+    the same rounds); returns the selection. A changed rule, or a run extended by more rounds (its
+    distillation set and model card grow even when the chosen round stays), rebuilds it."""
     run_dir = Path(run_dir)
     final, tmp = run_dir / "final", run_dir / "final.tmp"
     done = final / "DONE.json"
     fc = cfg.get("final", {})
     rule = (fc.get("select", "last"), fc.get("metric", "mean_accuracy"))
     chosen = choose_round(rows, *rule)
+    last_round = max((int(r["round"]) for r in rows), default=0)
     if done.is_file():
         prev = read_json(done)
         if (prev.get("select"), prev.get("metric")) != rule:
             log.info("final/: the selection rule changed since it was written, rebuilding it")
-        elif chosen is not None and prev.get("round") != chosen["round"]:
-            log.info("final/: round %s is chosen now (was round %s), rebuilding it", chosen["round"], prev.get("round"))
+        elif chosen is not None and prev.get("last_round", prev.get("round")) != last_round:
+            log.info(
+                "final/: the run has rounds up to %s now, rebuilding it (round %s chosen)", last_round, chosen["round"]
+            )
         else:
             log.info("final/ already written, skipping")
             return prev
@@ -139,7 +143,7 @@ def write_final(run_dir, cfg: Dict, rows: List[Dict], hub_datasets: Sequence[str
     )
     (tmp / "README.md").write_text(model_card(cfg, rows, chosen, hub_datasets, hub.get("dataset_id")), encoding="utf-8")
     n = write_dataset(final_items(run_dir, cfg["rounds"]), tmp / "dataset", cfg, hub.get("model_id"))
-    summary = {**chosen, "dataset_rows": n}
+    summary = {**chosen, "dataset_rows": n, "last_round": last_round}
     write_json(tmp / "DONE.json", summary)
     shutil.rmtree(final, ignore_errors=True)  # a final/ without DONE.json is a killed, stale copy
     tmp.rename(final)

@@ -116,7 +116,7 @@ def given_roles(cfg) -> Dict[str, object]:
 
 def resolve_roles(cfg) -> Dict[str, object]:
     """Role -> ``TeacherConfig`` for each of JOB_ROLES (``cfg`` is the top-level one)."""
-    from fdd.config import TEACHER_BACKENDS, TeacherRoles
+    from fdd.config import TEACHER_BACKENDS, TeacherRoles, check_choices
     from fdd.teachers import teacher_class
 
     roles = given_roles(cfg)
@@ -127,6 +127,7 @@ def resolve_roles(cfg) -> Dict[str, object]:
             raise _config_error(f"teacher.roles.{k}: backend must be one of {TEACHER_BACKENDS}, got {c.backend!r}")
         if given_roles(c):
             raise _config_error(f"teacher.roles.{k}: a role's config cannot have roles of its own")
+        check_choices(c, f"teacher.roles.{k}.")  # validate() walks the main teacher config, not the roles
     out = {"rationale": given.get("rationale", base)}
     if "new_rationale" in given:
         out["new_rationale"] = given["new_rationale"]
