@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from fdd.config import ConfigError, key_role, register_configs, validate
 from fdd.data import hub_ids, load_problems
 from fdd.runtime.cpu import prefer_passive_wait
-from fdd.runtime.identity import check_fingerprint, remove_if_empty, run_name
+from fdd.runtime.identity import DEFINES, check_fingerprint, remove_if_empty, run_name
 from fdd.runtime.io import check_writable_dir, disk_error_message
 from fdd.runtime.secrets import mask_hydra_job_lines
 from fdd.types import RoundMetrics
@@ -34,11 +34,19 @@ register_configs()
 # Cosmetic keys (fdd.config.key_role) leave the name alone: another server or more sandbox workers
 # resume the same run.
 OmegaConf.register_new_resolver("fdd.run_name", lambda overrides: run_name(overrides, key_role), replace=True)
+
+
 # A sweep's folder is named by the sweep's own overrides (augmentation=fdd,none). Hydra resolves
 # hydra.sweep.dir again in every job, whose hydra.overrides.task are that job's overrides; cached,
 # the name the sweep resolved is what each job gets (load_sweep_config copies the cache, as for ${now:}).
+# hparams_search names no run (its trials' own overrides do) but it is what a search sweep is, so
+# it names the sweep: an Optuna search never shares a folder with a plain sweep.
+def sweep_key_role(key: str) -> str:
+    return DEFINES if key == "hparams_search" else key_role(key)
+
+
 OmegaConf.register_new_resolver(
-    "fdd.sweep_name", lambda overrides: run_name(overrides, key_role), replace=True, use_cache=True
+    "fdd.sweep_name", lambda overrides: run_name(overrides, sweep_key_role), replace=True, use_cache=True
 )
 # Hydra's launchers log each sweep job's overrides (``#0 : teacher.api_key=...``): secrets masked.
 mask_hydra_job_lines()

@@ -251,3 +251,15 @@ def test_a_sweep_on_the_submitit_launcher_uses_the_same_folders(tmp_path):
         Path("augmentation=fdd,none", "augmentation=none"),
     ]
     assert (multirun / "augmentation=fdd,none" / "multirun.yaml").is_file()
+
+
+def test_an_optuna_search_names_its_sweep_folder():
+    """hparams_search names no run, but it is what a search sweep is: `fdd -m hparams_search=optuna`
+    gets multirun/hparams_search=optuna/, not the multirun/default a plain sweep could share."""
+    from fdd.config import key_role
+    from fdd.main import sweep_key_role
+    from fdd.runtime.identity import run_name
+
+    assert run_name(["hparams_search=optuna"], sweep_key_role) == "hparams_search=optuna"
+    assert run_name(["hparams_search=optuna", "logger.mode=offline"], sweep_key_role) == "hparams_search=optuna"
+    assert run_name(["hparams_search=optuna"], key_role) == "default"  # a trial's run is named by its own overrides
