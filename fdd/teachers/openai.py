@@ -36,6 +36,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from fdd.runtime.modeling import ModelUnavailableError
+from fdd.runtime.progress import duration
 from fdd.runtime.seeding import rng
 from fdd.teachers.base import failure_kind
 from fdd.teachers.llm import Completion, LLMTeacher, OnComplete, Request
@@ -110,14 +111,9 @@ class _ProgressLog:
             self.n,
             self.total,
             f" ({self.failed} failed)" if self.failed else "",
-            _duration(elapsed),
-            f", ETA {_duration(eta)}" if self.n < self.total else "",
+            duration(elapsed),
+            f", ETA {duration(eta)}" if self.n < self.total else "",
         )
-
-
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 async def _within(awaitable, seconds: float):
